@@ -1,0 +1,46 @@
+package v2beta1
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// PoolIPAllocations maps each allocated address of a pool to its holder. Spiderpool stores it JSON-encoded
+// in status.allocatedIPs; ParseAllocations and Encode convert between the two.
+type PoolIPAllocations map[string]PoolIPAllocation
+
+// PoolIPAllocation is the holder of one allocated address.
+type PoolIPAllocation struct {
+	// NIC is the pod interface the address is on, e.g. eth0.
+	NIC string `json:"interface"`
+	// NamespacedName is the pod, "namespace/name".
+	NamespacedName string `json:"pod"`
+	// PodUID is the UID of the pod, so a pod recreated under the same name is told apart.
+	PodUID string `json:"podUid"`
+}
+
+// ParseAllocations decodes status.allocatedIPs. An unset or empty status is an empty map; a status that
+// is not the JSON object Spiderpool writes is an error, so callers never overwrite what they cannot read.
+func ParseAllocations(status IPPoolStatus) (PoolIPAllocations, error) {
+	allocs := PoolIPAllocations{}
+	if status.AllocatedIPs == nil || *status.AllocatedIPs == "" {
+		return allocs, nil
+	}
+	if err := json.Unmarshal([]byte(*status.AllocatedIPs), &allocs); err != nil {
+		return nil, fmt.Errorf("status.allocatedIPs is not a JSON object of address → {interface, pod, podUid}: %w", err)
+	}
+	return allocs, nil
+}
+
+// Encode returns the status.allocatedIPs string for a, or nil when a is empty (Spiderpool omits it).
+func (a PoolIPAllocations) Encode() (*string, error) {
+	if len(a) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(a) // map keys are sorted, so equal maps encode equally
+	if err != nil {
+		return nil, fmt.Errorf("encode status.allocatedIPs: %w", err)
+	}
+	s := string(b)
+	return &s, nil
+}

@@ -1,0 +1,213 @@
+package v2beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MultusCNIConfigSpec is the desired state of a SpiderMultusConfig: which CNI attaches the pod to the
+// underlay, on which host NIC, with which pools, and how the coordinator routes the pod's other traffic.
+type MultusCNIConfigSpec struct {
+	// CniType is the main CNI plugin of the generated network. underlink drives macvlan; the other
+	// values are accepted so Spiderpool objects round-trip.
+	// +kubebuilder:validation:Enum=macvlan;ipvlan;sriov;ovs;ib-sriov;ipoib;custom
+	// +kubebuilder:default=custom
+	// +optional
+	CniType *string `json:"cniType,omitempty"`
+
+	// MacvlanConfig configures the macvlan interface (spec.cniType macvlan).
+	// +optional
+	MacvlanConfig *SpiderMacvlanCniConfig `json:"macvlan,omitempty"`
+
+	// EnableCoordinator chains the coordinator after the main plugin (veth to the host, hijack routes).
+	// +kubebuilder:default=true
+	// +optional
+	EnableCoordinator *bool `json:"enableCoordinator,omitempty"`
+
+	// DisableIPAM leaves the main plugin without IPAM (no pool address). Deprecated by Spiderpool in
+	// favour of spec.ipam.enabled.
+	// +kubebuilder:default=false
+	// +optional
+	DisableIPAM *bool `json:"disableIPAM,omitempty"`
+
+	// CoordinatorConfig configures the coordinator plugin, chiefly spec.coordinator.hijackCIDR.
+	// +optional
+	CoordinatorConfig *CoordinatorSpec `json:"coordinator,omitempty"`
+
+	// ChainCNIJsonData are extra CNI plugin configurations (JSON) appended to the chain.
+	// +optional
+	ChainCNIJsonData []string `json:"chainCNIJsonData,omitempty"`
+
+	// CustomCNIConfig is the whole CNI configuration (JSON) for spec.cniType custom.
+	// +optional
+	CustomCNIConfig *string `json:"customCNI,omitempty"`
+}
+
+// SpiderMacvlanCniConfig configures a macvlan interface on a host NIC.
+type SpiderMacvlanCniConfig struct {
+	// Master are the host NICs macvlan interfaces are made on, e.g. [ens224]. One NIC, or several with
+	// spec.macvlan.bond.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=15
+	Master []string `json:"master"`
+
+	// VlanID, when not 0, puts the macvlan on the VLAN sub-interface <master>.<vlanID>.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	VlanID *int32 `json:"vlanID,omitempty"`
+
+	// MTU of the pod's macvlan interface; 0 or omitted keeps the master's MTU.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	MTU *int32 `json:"mtu,omitempty"`
+
+	// Bond bonds several master NICs into one before the macvlan is made.
+	// +optional
+	Bond *BondConfig `json:"bond,omitempty"`
+
+	// SpiderpoolConfigPools are the pools pods of this network take addresses from, unless a pod's
+	// ipam.spidernet.io/ippool(s) annotation says otherwise.
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// BondConfig describes a bond made of several master NICs.
+type BondConfig struct {
+	// Name of the bond interface.
+	// +kubebuilder:validation:Required
+	Name string `json:"name"`
+
+	// Mode is the Linux bonding mode, 0 to 6.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=6
+	Mode int32 `json:"mode"`
+
+	// Options are extra bonding options, e.g. "primary=ens224".
+	// +optional
+	Options *string `json:"options,omitempty"`
+}
+
+// SpiderpoolPools names the default IPv4 and IPv6 pools of a network.
+type SpiderpoolPools struct {
+	// MatchMasterSubnet picks, among the pools, one whose subnet matches the master NIC's subnet.
+	// +kubebuilder:default=false
+	// +optional
+	MatchMasterSubnet *bool `json:"matchMasterSubnet,omitempty"`
+
+	// IPv4IPPool are SpiderIPPool names the pod's IPv4 address comes from, tried in order.
+	// +optional
+	IPv4IPPool []string `json:"ipv4,omitempty"`
+
+	// IPv6IPPool are SpiderIPPool names the pod's IPv6 address comes from, tried in order.
+	// +optional
+	IPv6IPPool []string `json:"ipv6,omitempty"`
+}
+
+// CoordinatorSpec configures the coordinator, the chained plugin that gives an underlay pod a veth to
+// its node and routes chosen traffic (services, remote clusters) through the node.
+type CoordinatorSpec struct {
+	// Mode is the coordinator's mode: underlay (the pod's default route stays on the underlay NIC and a
+	// veth to the node carries hijacked traffic), overlay, auto or disabled.
+	// +kubebuilder:validation:Enum=auto;underlay;overlay;disabled
+	// +optional
+	Mode *string `json:"mode,omitempty"`
+
+	// PodCIDRType says where the coordinator learns the cluster's pod CIDRs.
+	// +kubebuilder:validation:Enum=auto;cluster;calico;cilium;none
+	// +optional
+	PodCIDRType *string `json:"podCIDRType,omitempty"`
+
+	// HijackCIDR are destinations the pod reaches through its node over veth0 instead of the underlay:
+	// with Submariner, every remote cluster's pod and service CIDR, e.g. [10.243.0.0/18, 172.111.0.0/16].
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="each entry must be a CIDR such as 172.111.0.0/16"
+	// +optional
+	HijackCIDR []string `json:"hijackCIDR,omitempty"`
+
+	// PodMACPrefix fixes the first two bytes of pod MAC addresses, e.g. "0a:1b" (unicast: lowest bit of
+	// the first byte 0).
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F][02468aceACE]:[0-9a-fA-F]{2}$`
+	// +optional
+	PodMACPrefix *string `json:"podMACPrefix,omitempty"`
+
+	// TunePodRoutes tunes the routes of pods with several NICs so replies leave by the NIC requests came in.
+	// +optional
+	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
+
+	// PodDefaultRouteNIC is the pod NIC that carries the default route; empty keeps it on eth0.
+	// +optional
+	PodDefaultRouteNIC *string `json:"podDefaultRouteNIC,omitempty"`
+
+	// HostRuleTable is the routing table number used for pod ↔ node traffic.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	// +optional
+	HostRuleTable *int64 `json:"hostRuleTable,omitempty"`
+
+	// PodRPFilter sets rp_filter in the pod: 0, 1 or 2; a negative value leaves it as it is.
+	// +kubebuilder:validation:Maximum=2
+	// +optional
+	PodRPFilter *int32 `json:"podRPFilter,omitempty"`
+
+	// TxQueueLen sets the pod interfaces' transmit queue length; 0 leaves it as it is.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	TxQueueLen *int32 `json:"txQueueLen,omitempty"`
+
+	// VethLinkAddress is the link-local address given to the host side of the pod's veth.
+	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IP address such as 169.254.100.1"
+	// +optional
+	VethLinkAddress *string `json:"vethLinkAddress,omitempty"`
+}
+
+// SpiderMultusConfigStatus is underlink's additive status of a SpiderMultusConfig.
+type SpiderMultusConfigStatus struct {
+	// Conditions are Aligned (pools and hijack routes agree with Submariner's cluster CIDRs) and Ready
+	// (the NetworkAttachmentDefinition is in place).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SpiderMultusConfig describes an underlay network; underlink generates the Multus
+// NetworkAttachmentDefinition of the same name from it.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories={spiderpool},path="spidermultusconfigs",scope="Namespaced",shortName={smc},singular="spidermultusconfig"
+// +kubebuilder:printcolumn:JSONPath=".spec.cniType",name="CNI",type=string,description="Main CNI plugin"
+// +kubebuilder:printcolumn:JSONPath=".spec.macvlan.master",name="MASTER",type=string,description="Host NICs"
+// +kubebuilder:printcolumn:JSONPath=".status.conditions[?(@.type==\"Aligned\")].status",name="ALIGNED",type=string,description="Whether pools and hijack routes agree with Submariner"
+// +kubebuilder:printcolumn:JSONPath=".metadata.creationTimestamp",name="AGE",type=date
+type SpiderMultusConfig struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired network.
+	// +optional
+	Spec MultusCNIConfigSpec `json:"spec,omitempty"`
+	// Status is written by underlink's controller.
+	// +optional
+	Status SpiderMultusConfigStatus `json:"status,omitempty"`
+}
+
+// SpiderMultusConfigList is a list of SpiderMultusConfigs.
+//
+// +kubebuilder:object:root=true
+type SpiderMultusConfigList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []SpiderMultusConfig `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SpiderMultusConfig{}, &SpiderMultusConfigList{})
+}
