@@ -1,0 +1,72 @@
+// Package cniconf holds the CNI network configuration that underlink's controller writes into a
+// NetworkAttachmentDefinition for each SpiderMultusConfig, and that underlink-ipam and
+// underlink-coordinator read from stdin. It is the contract between admission (writer) and the node
+// datapath (reader), so it lives beside the API types and imports nothing of either side.
+//
+// A generated chain for an underlay (macvlan) config is:
+//
+//	{"cniVersion":"1.1.0","name":"<ns>-<name>","plugins":[
+//	  {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam",...}},
+//	  {"type":"underlink-coordinator","mode":"underlay","hijackCIDR":[...],"serviceCIDR":[...],...}]}
+package cniconf
+
+import "github.com/containernetworking/cni/pkg/types"
+
+const (
+	// CNIVersion is the version of the generated configuration lists.
+	CNIVersion = "1.1.0"
+	// IPAMType is the binary name of underlink's IPAM plugin.
+	IPAMType = "underlink-ipam"
+	// CoordinatorType is the binary name of underlink's chained route-hijacking plugin.
+	CoordinatorType = "underlink-coordinator"
+	// DefaultAgentSocket is where underlink-agent serves IPAM.
+	DefaultAgentSocket = "/run/underlink/agent.sock"
+	// DefaultIPAMTimeoutSeconds bounds one IPAM call from the plugin to the agent.
+	DefaultIPAMTimeoutSeconds = 20
+)
+
+// IPAM is the "ipam" object of the macvlan plugin when underlink allocates.
+type IPAM struct {
+	Type string `json:"type"`
+	// Socket is the agent's unix socket; empty means DefaultAgentSocket.
+	Socket string `json:"socket,omitempty"`
+	// TimeoutSeconds bounds the call to the agent; 0 means DefaultIPAMTimeoutSeconds.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// IPv4Pools and IPv6Pools are the config's spec.macvlan.ippools, tried in order when the pod does not
+	// name pools itself (annotations ipam.spidernet.io/ippool(s)).
+	IPv4Pools []string `json:"ipv4Pools,omitempty"`
+	IPv6Pools []string `json:"ipv6Pools,omitempty"`
+	// MatchMasterSubnet restricts pools to those whose subnet contains an address of the master NIC.
+	MatchMasterSubnet bool `json:"matchMasterSubnet,omitempty"`
+	// Master is the underlay NIC, for MatchMasterSubnet.
+	Master string `json:"master,omitempty"`
+}
+
+// Coordinator is the config of the underlink-coordinator plugin, chained after macvlan.
+type Coordinator struct {
+	types.PluginConf
+	// Mode is "underlay" (veth to the host plus hijack routes) or "disabled".
+	Mode string `json:"mode,omitempty"`
+	// HijackCIDR are the destinations routed via the node over veth0: the remote clusters' pod and
+	// service CIDRs (SpiderMultusConfig spec.coordinator.hijackCIDR).
+	HijackCIDR []string `json:"hijackCIDR,omitempty"`
+	// ServiceCIDR is the local cluster's service CIDR (Submariner Cluster service_cidr or a fallback).
+	ServiceCIDR []string `json:"serviceCIDR,omitempty"`
+	// ClusterCIDR is the local cluster's pod CIDR; informational, routed via the node like ServiceCIDR
+	// only when it does not contain the pod's own subnet.
+	ClusterCIDR []string `json:"clusterCIDR,omitempty"`
+	// PodDefaultRouteNIC is the pod interface that keeps the default route; default "eth0".
+	PodDefaultRouteNIC string `json:"podDefaultRouteNIC,omitempty"`
+	// HostRuleTable is the host routing table for pod routes; 0 means the main table.
+	HostRuleTable int `json:"hostRuleTable,omitempty"`
+	// PodRPFilter is the pod's net.ipv4.conf.*.rp_filter; nil leaves it, default 0 in generated configs.
+	PodRPFilter *int `json:"podRPFilter,omitempty"`
+	// TxQueueLen of the veth pair; 0 leaves the kernel default.
+	TxQueueLen int `json:"txQueueLen,omitempty"`
+	// VethLinkAddress is an optional link-local address for the host veth (Spiderpool's vethLinkAddress).
+	VethLinkAddress string `json:"vethLinkAddress,omitempty"`
+	// PodMACPrefix, when set, rewrites the pod's eth0 MAC to this prefix plus the IP's low bytes.
+	PodMACPrefix string `json:"podMACPrefix,omitempty"`
+	// TunePodRoutes moves routes of other NICs to the default-route NIC's table; kept for schema parity.
+	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
+}

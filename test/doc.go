@@ -1,0 +1,26 @@
+// Package test holds what underlink's tests and its Makefile share: the seed scenario's manifests as
+// test data, the repository's layout, and (in sub-packages) real control planes and network test beds.
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// RepoRoot is the root of the underlink repository this package was compiled from.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// Path joins elements onto the repository root.
+func Path(elem ...string) string {
+	return filepath.Join(append([]string{RepoRoot()}, elem...)...)
+}
+
+// SeedManifest returns a manifest of the seed scenario (test/testdata/seed), byte for byte as the user
+// wrote it in shared/seed/spiderpool-submariner.md.
+func SeedManifest(name string) ([]byte, error) {
+	return os.ReadFile(Path("test", "testdata", "seed", name))
+}

@@ -1,0 +1,41 @@
+package test
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The seed's manifests are the user's own words: the copies under testdata must stay byte for byte
+// what the user's document holds between `cat <<EOF | kubectl ... -f -` and `EOF`.
+func TestSeedManifestsMatchTheUsersDocument(t *testing.T) {
+	doc, err := os.ReadFile(Path("..", "shared", "seed", "spiderpool-submariner.md"))
+	if os.IsNotExist(err) {
+		t.Skip("shared/seed/spiderpool-submariner.md is not beside this checkout; nothing to compare with")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	heredoc := regexp.MustCompile(`(?s)\n([ \t]*)~?#? ?cat <<EOF \| kubectl (?:apply|create) -f -\n(.*?)\n([ \t]*)EOF\n`)
+	blocks := heredoc.FindAllStringSubmatch(string(doc), -1)
+	names := []string{"cluster-a-ippool.yaml", "cluster-b-ippool.yaml", "cluster-a-multusconfig.yaml", "cluster-b-multusconfig.yaml", "deployment-and-service.yaml"}
+	if len(blocks) != len(names) {
+		t.Fatalf("the seed has %d manifests, the test data %d", len(blocks), len(names))
+	}
+	for i, b := range blocks {
+		indent := b[3]
+		var lines []string
+		for _, l := range strings.Split(b[2], "\n") {
+			lines = append(lines, strings.TrimPrefix(l, indent))
+		}
+		want := strings.Join(lines, "\n") + "\n"
+		got, err := SeedManifest(names[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("testdata/seed/%s differs from the seed's manifest #%d:\n--- seed\n%s\n--- testdata\n%s", names[i], i+1, want, got)
+		}
+	}
+}
