@@ -21,17 +21,17 @@ type IPPoolSpec struct {
 
 	// IPs are the addresses pods may be given: single addresses ("172.110.1.10") or inclusive ranges
 	// ("172.110.1.1-172.110.1.200"), all inside spec.subnet.
-	// +kubebuilder:validation:MaxItems=4096
+	// +kubebuilder:validation:MaxItems=512
 	// +kubebuilder:validation:items:MaxLength=81
-	// +kubebuilder:validation:XValidation:rule="self.all(r, r.split('-').size() <= 2 && r.split('-').all(a, isIP(a)))",message="each entry must be an IP address or a range such as 172.110.1.1-172.110.1.200"
+	// +kubebuilder:validation:items:XValidation:rule="self.split('-').size() <= 2 && self.split('-').all(a, isIP(a))",message="each entry must be an IP address or a range such as 172.110.1.1-172.110.1.200"
 	// +optional
 	IPs []string `json:"ips,omitempty"`
 
 	// ExcludeIPs are addresses or ranges inside spec.ips that are never given to a pod, e.g. addresses
 	// used by routers or hosts on the segment.
-	// +kubebuilder:validation:MaxItems=4096
+	// +kubebuilder:validation:MaxItems=512
 	// +kubebuilder:validation:items:MaxLength=81
-	// +kubebuilder:validation:XValidation:rule="self.all(r, r.split('-').size() <= 2 && r.split('-').all(a, isIP(a)))",message="each entry must be an IP address or a range such as 172.110.1.250-172.110.1.254"
+	// +kubebuilder:validation:items:XValidation:rule="self.split('-').size() <= 2 && self.split('-').all(a, isIP(a))",message="each entry must be an IP address or a range such as 172.110.1.250-172.110.1.254"
 	// +optional
 	ExcludeIPs []string `json:"excludeIPs,omitempty"`
 
