@@ -1,7 +1,11 @@
 package controlplane
 
 import (
+	"sync"
 	"testing"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,6 +48,7 @@ func StartEnv(t testing.TB, opts EnvOptions) *Env {
 
 // NewEnv starts a control plane; the caller stops it with Stop (TestMain users).
 func NewEnv(opts EnvOptions) (*Env, error) {
+	quietControllerRuntime()
 	for _, b := range []string{"etcd", "kube-apiserver", "kubectl"} {
 		if _, err := Binary(b); err != nil {
 			return nil, err
@@ -94,4 +99,16 @@ func (e *Env) Kubeconfig(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+var quietOnce sync.Once
+
+// quietControllerRuntime gives controller-runtime a logger when the test has not, so envtest does not
+// print a stack trace about a missing one; tests that want its logs set their own first.
+func quietControllerRuntime() {
+	quietOnce.Do(func() {
+		if !ctrllog.Log.Enabled() {
+			ctrllog.SetLogger(logr.Discard())
+		}
+	})
 }

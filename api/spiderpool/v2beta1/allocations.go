@@ -17,6 +17,11 @@ type PoolIPAllocation struct {
 	NamespacedName string `json:"pod"`
 	// PodUID is the UID of the pod, so a pod recreated under the same name is told apart.
 	PodUID string `json:"podUid"`
+	// ContainerID is the sandbox the address was last given to. It is an additive extension (Spiderpool
+	// keeps it in its SpiderEndpoint and ignores the key here): underlink-agent releases on CNI DEL only
+	// when it matches, so the late DEL of a replaced sandbox does not free the address its successor
+	// (same pod UID and interface) now uses.
+	ContainerID string `json:"containerID,omitempty"`
 }
 
 // ParseAllocations decodes status.allocatedIPs. An unset or empty status is an empty map; a status that
