@@ -34,6 +34,9 @@ func Parse(s string) (Range, error) {
 	if err != nil {
 		return Range{}, fmt.Errorf("%q: range end %q is not an IP address", s, last)
 	}
+	if b.Zone() != "" {
+		return Range{}, fmt.Errorf("%q: zoned addresses are not allowed", s)
+	}
 	b = b.Unmap()
 	if a.Is4() != b.Is4() {
 		return Range{}, fmt.Errorf("%q: range mixes IPv4 and IPv6", s)

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/underlink/underlink/internal/cli/validate"
+)
+
+func init() {
+	register(command{
+		name:    "validate",
+		summary: "check manifests offline with the admission rules (exit 1 when one is denied)",
+		run:     runValidate,
+	})
+}
+
+// pathList is a repeatable -f flag.
+type pathList []string
+
+func (p *pathList) String() string     { return strings.Join(*p, ",") }
+func (p *pathList) Set(v string) error { *p = append(*p, v); return nil }
+
+func runValidate(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("underlink validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var paths pathList
+	var o validate.Options
+	fs.Var(&paths, "f", "manifest file or directory (YAML/JSON, multi-document); - reads stdin; repeatable")
+	fs.Var(&paths, "filename", "same as -f")
+	fs.StringVar(&o.LocalCluster, "local-cluster", "", "the local cluster's Submariner ID (default: inferred from the pools and Cluster objects)")
+	fs.StringVar(&o.DefaultNetwork, "default-network", "", "the network the webhook injects into pods that name none; checked to resolve when set")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: underlink validate -f PATH... [--local-cluster NAME]\n\n"+
+			"Prints one line per object: DENY|WARN|ALLOW <kind>/<namespace>/<name>: <message>.\n"+
+			"Objects are checked in order, as kubectl apply -f would create them. Exit 1 if any is denied.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	paths = append(paths, fs.Args()...)
+	return validate.Run(paths, o, stdin, stdout, stderr)
+}
