@@ -1,0 +1,16 @@
+# Node datapath (cni/): reference CNI plugins for the network test bed, and the CNI ADD benchmark.
+
+# The reference plugins of github.com/containernetworking/plugins v1.9.1 (hack/tools/cni-plugins) that
+# test/netbed chains with underlink's plugins; `make tools` builds them with the rest.
+CNI_REFERENCE_PLUGINS := macvlan host-local bridge loopback static
+TOOLS += $(CNI_REFERENCE_PLUGINS)
+# ADDs per chain in bench-cni.
+BENCH_CNI_N ?= 200
+
+.PHONY: cni-plugins
+cni-plugins: ## build the reference CNI plugins (containernetworking/plugins v1.9.1) into $UNDERLINK_CACHE/bin
+	@hack/build-tools.sh $(CNI_REFERENCE_PLUGINS)
+
+.PHONY: bench-cni
+bench-cni: cni-plugins ## CNI ADD p50/p99 of macvlan+host-local+underlink-coordinator vs the floor macvlan+host-local, one run (root)
+	$(GO) test -tags integration -run '^$$' -bench '^Benchmark(CNIAdd|CoordinatorAddInProcess)$$' -benchtime $(BENCH_CNI_N)x -count 1 ./test/bench/cni/
