@@ -10,7 +10,11 @@
 //	  {"type":"underlink-coordinator","mode":"underlay","hijackCIDR":[...],"serviceCIDR":[...],...}]}
 package cniconf
 
-import "github.com/containernetworking/cni/pkg/types"
+import (
+	"encoding/json"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
 
 const (
 	// CNIVersion is the version of the generated configuration lists.
@@ -69,4 +73,39 @@ type Coordinator struct {
 	PodMACPrefix string `json:"podMACPrefix,omitempty"`
 	// TunePodRoutes moves routes of other NICs to the default-route NIC's table; kept for schema parity.
 	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
+}
+
+// pluginConfKeys are the JSON keys types.PluginConf owns.
+var pluginConfKeys = []string{"cniVersion", "name", "type", "capabilities", "ipam", "dns", "prevResult", "cni.dev/valid-attachments"}
+
+// MarshalJSON writes the plugin's common fields and the coordinator's own. Without it,
+// (*types.PluginConf).MarshalJSON is promoted through the embedding and silently drops every coordinator
+// field whenever a *Coordinator (or an addressable Coordinator) is marshalled.
+func (c Coordinator) MarshalJSON() ([]byte, error) {
+	base, err := c.PluginConf.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]json.RawMessage{}
+	if err := json.Unmarshal(base, &out); err != nil {
+		return nil, err
+	}
+	// A defined type without Coordinator's methods; marshalled as a non-addressable value, the embedded
+	// PluginConf's pointer-receiver MarshalJSON is not used, so every field is written.
+	type ownFields Coordinator
+	all, err := json.Marshal(ownFields(c))
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]json.RawMessage{}
+	if err := json.Unmarshal(all, &own); err != nil {
+		return nil, err
+	}
+	for _, k := range pluginConfKeys {
+		delete(own, k)
+	}
+	for k, v := range own {
+		out[k] = v
+	}
+	return json.Marshal(out)
 }
