@@ -1,0 +1,30 @@
+# Admission (webhook/, cmd/underlink-webhook): fuzzing of the admission handlers and the pod-create
+# latency benchmark through a real apiserver.
+
+# How long each fuzz target runs in fuzz-webhook (part of `make test`) and fuzz-webhook-long (`make fuzz`).
+FUZZ_WEBHOOK_TIME ?= 10s
+FUZZ_WEBHOOK_LONG_TIME ?= 5m
+# Pod creates per second in each stream, and how long, for bench-webhook.
+BENCH_WEBHOOK_RATE ?= 100
+BENCH_WEBHOOK_DURATION ?= 30s
+
+WEBHOOK_FUZZ_TARGETS := FuzzAdmissionReview FuzzAdmissionObject
+
+.PHONY: fuzz-webhook
+fuzz-webhook: ## fuzz the admission handlers (malformed reviews and objects) for $(FUZZ_WEBHOOK_TIME) each
+	@for f in $(WEBHOOK_FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_WEBHOOK_TIME) -fuzzminimizetime 5s ./webhook/admit/ || exit 1; \
+	done
+
+.PHONY: fuzz-webhook-long
+fuzz-webhook-long: ## fuzz the admission handlers for $(FUZZ_WEBHOOK_LONG_TIME) each
+	@$(MAKE) --no-print-directory fuzz-webhook FUZZ_WEBHOOK_TIME=$(FUZZ_WEBHOOK_LONG_TIME)
+
+.PHONY: bench-webhook
+bench-webhook: ## pod-create p50/p99 through a real apiserver with and without the webhook, one interleaved run
+	$(GO) test -tags integration -run '^$$' -bench '^BenchmarkPodCreateLatency$$' -benchtime 1x -count 1 -timeout 10m \
+		./test/bench/webhook/ -args -rate $(BENCH_WEBHOOK_RATE) -duration $(BENCH_WEBHOOK_DURATION)
+
+FUZZ_SHORT += fuzz-webhook
+FUZZ_LONG += fuzz-webhook-long
+BENCH_TARGETS += bench-webhook

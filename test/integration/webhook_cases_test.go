@@ -1,0 +1,118 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/webhook/alignment/cases"
+	"github.com/underlink/underlink/webhook/app"
+	"github.com/underlink/underlink/webhook/snapshot"
+	"github.com/underlink/underlink/webhook/webhooktest"
+)
+
+// TestWebhookVerdictsEqualTheSharedCases applies every case of the shared table
+// (webhook/alignment/testdata/cases, which `underlink validate` is tested on offline) to a real
+// apiserver through the live webhook, object by object in the case's order, and holds each answer to
+// the case's expectation: DENY is a denial by underlink, WARN an admission with warnings, ALLOW a clean
+// admission; the expected lines must appear in the denial's field errors or in the warnings.
+func TestWebhookVerdictsEqualTheSharedCases(t *testing.T) {
+	all, err := cases.Load(cases.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := controlplane.StartEnv(t, controlplane.EnvOptions{ServiceCIDR: "10.233.0.0/18"})
+	c, warnings := warningClient(t, env.Config)
+	createNamespace(t, c, "submariner-operator", nil, nil)
+	for _, cs := range all {
+		t.Run(cs.Name, func(t *testing.T) {
+			if cs.OfflineOnly != "" {
+				t.Skip("offline only: " + cs.OfflineOnly)
+			}
+			opts := app.Options{Snapshot: snapshot.Options{LocalCluster: cs.LocalCluster}, DisableController: true}
+			srv := webhooktest.Start(t, env.Config, env.Client, opts)
+			var created []client.Object
+			defer func() {
+				// Stop this case's webhook first, so clean-up is not judged by it.
+				if err := srv.Unregister(context.Background(), env.Client); err != nil {
+					t.Error(err)
+				}
+				for i := len(created) - 1; i >= 0; i-- {
+					if err := env.Client.Delete(context.Background(), created[i]); err != nil && !apierrors.IsNotFound(err) {
+						t.Errorf("clean up %s: %v", client.ObjectKeyFromObject(created[i]), err)
+					}
+				}
+			}()
+			seen := map[string]int{}
+			for _, o := range cs.Objects {
+				obj := o.Object.DeepCopyObject().(client.Object)
+				if obj.GetNamespace() == "" && namespaced(t, env, obj) {
+					obj.SetNamespace(metav1.NamespaceDefault)
+				}
+				warnings.take()
+				err := apply(c, obj)
+				ws := warnings.take()
+				if err == nil && !isNamespace(obj) {
+					created = append(created, obj)
+				}
+				exps := cs.Expected(o.Ref())
+				n := seen[o.Ref()]
+				seen[o.Ref()]++
+				if n >= len(exps) {
+					if err != nil {
+						t.Fatalf("%s (%s, no expectation): %v", o.Ref(), o.Source, err)
+					}
+					continue
+				}
+				verdict, text := alignment.VerdictAllow, strings.Join(ws, "\n")
+				switch {
+				case err != nil && deniedByUnderlink(err):
+					verdict, text = alignment.VerdictDeny, denialText(err)+text
+				case err != nil:
+					t.Fatalf("%s (%s): refused by something other than underlink: %v", o.Ref(), o.Source, err)
+				case len(ws) > 0:
+					verdict = alignment.VerdictWarn
+				}
+				if err := exps[n].Check(verdict, text); err != nil {
+					t.Errorf("live webhook, %s: %v", o.Source, err)
+				}
+			}
+		})
+	}
+}
+
+// apply creates obj, or updates it when it exists (a case may apply an object twice).
+func apply(c client.Client, obj client.Object) error {
+	ctx := context.Background()
+	err := c.Create(ctx, obj.DeepCopyObject().(client.Object))
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	current := obj.DeepCopyObject().(client.Object)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), current); err != nil {
+		return err
+	}
+	update := obj.DeepCopyObject().(client.Object)
+	update.SetResourceVersion(current.GetResourceVersion())
+	return c.Update(ctx, update)
+}
+
+func namespaced(t *testing.T, env *controlplane.Env, obj client.Object) bool {
+	ok, err := env.Client.IsObjectNamespaced(obj)
+	if err != nil {
+		t.Fatalf("%T: %v", obj, err)
+	}
+	return ok
+}
+
+func isNamespace(obj client.Object) bool {
+	return obj.GetObjectKind().GroupVersionKind().Kind == "Namespace"
+}

@@ -1,0 +1,223 @@
+package admit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/webhook/snapshot"
+)
+
+// Kinds each validating path accepts.
+var (
+	// PoolKinds are served at registration.PathValidateSpiderIPPool.
+	PoolKinds = []schema.GroupKind{{Group: spv2.GroupVersion.Group, Kind: "SpiderIPPool"}}
+	// MultusConfigKinds are served at registration.PathValidateSpiderMultusConfig.
+	MultusConfigKinds = []schema.GroupKind{{Group: spv2.GroupVersion.Group, Kind: "SpiderMultusConfig"}}
+	// WorkloadKinds are served at registration.PathValidateWorkload.
+	WorkloadKinds = []schema.GroupKind{
+		{Kind: "Pod"},
+		{Group: "apps", Kind: "Deployment"}, {Group: "apps", Kind: "ReplicaSet"},
+		{Group: "apps", Kind: "StatefulSet"}, {Group: "apps", Kind: "DaemonSet"},
+		{Group: "batch", Kind: "Job"}, {Group: "batch", Kind: "CronJob"},
+	}
+)
+
+// newObject returns an empty typed object of a kind the rules read.
+func newObject(gk schema.GroupKind) (runtime.Object, bool) {
+	switch gk {
+	case schema.GroupKind{Group: spv2.GroupVersion.Group, Kind: "SpiderIPPool"}:
+		return &spv2.SpiderIPPool{}, true
+	case schema.GroupKind{Group: spv2.GroupVersion.Group, Kind: "SpiderMultusConfig"}:
+		return &spv2.SpiderMultusConfig{}, true
+	case schema.GroupKind{Kind: "Pod"}:
+		return &corev1.Pod{}, true
+	case schema.GroupKind{Group: "apps", Kind: "Deployment"}:
+		return &appsv1.Deployment{}, true
+	case schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}:
+		return &appsv1.ReplicaSet{}, true
+	case schema.GroupKind{Group: "apps", Kind: "StatefulSet"}:
+		return &appsv1.StatefulSet{}, true
+	case schema.GroupKind{Group: "apps", Kind: "DaemonSet"}:
+		return &appsv1.DaemonSet{}, true
+	case schema.GroupKind{Group: "batch", Kind: "Job"}:
+		return &batchv1.Job{}, true
+	case schema.GroupKind{Group: "batch", Kind: "CronJob"}:
+		return &batchv1.CronJob{}, true
+	}
+	return nil, false
+}
+
+// Rules reads the world and applies the rules of webhook/alignment to one object; both handlers use it,
+// so a pod gets the same verdict from the injector as from the validator.
+type Rules struct {
+	// Reader is the manager's cache.
+	Reader client.Reader
+	// LiveReader, when set, reads the apiserver directly. A denial is confirmed through it before it is
+	// answered: the cache may not yet hold a config created a moment earlier by the same
+	// `kubectl apply -f dir/`, and a false denial would stop a correct rollout. Denials are rare, so the
+	// extra reads cost nothing on the common path.
+	LiveReader client.Reader
+	// Snapshot says which cluster is local and the static clusters.
+	Snapshot snapshot.Options
+}
+
+// Check returns the violations of obj (old is the stored object on update, else nil) in namespace ns
+// ("" for cluster-scoped objects). handled is false for kinds no rule reads.
+func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (vs []alignment.Violation, handled bool, err error) {
+	scope := snapshot.Scope{Namespaces: []string{}}
+	if ns != "" {
+		scope.Namespaces = []string{ns}
+	}
+	w, err := snapshot.Read(ctx, r.Reader, r.Snapshot, scope)
+	if err != nil {
+		return nil, false, fmt.Errorf("underlink cannot read the cluster state it validates against: %w", err)
+	}
+	vs, handled = alignment.Check(w, obj, old)
+	if handled && alignment.Denied(vs) && r.LiveReader != nil {
+		live, err := snapshot.Read(ctx, r.LiveReader, r.Snapshot, scope)
+		if err != nil {
+			return nil, false, fmt.Errorf("underlink cannot confirm its verdict against the apiserver: %w", err)
+		}
+		vs, _ = alignment.Check(live, obj, old)
+	}
+	return vs, handled, nil
+}
+
+// Validator is the validating handler: it decodes the object and lets Rules decide. Denying violations
+// become one field error each (apierrors.NewInvalid, which kubectl prints one line per field); warning
+// violations become admission warnings.
+type Validator struct {
+	Rules
+	// Kinds are the kinds this handler accepts; a request of another kind is an error, so a wrong
+	// webhook configuration is noticed instead of silently allowing.
+	Kinds []schema.GroupKind
+}
+
+var _ admission.Handler = &Validator{}
+
+// Handle answers one validation request.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, verdict, rule := v.handle(ctx, req)
+	observe("validate", kindLabel(req.Kind.Kind), start, verdict, rule)
+	log := logf.FromContext(ctx).WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", requestName(req), "operation", req.Operation, "verdict", verdict, "rule", rule)
+	if verdict == VerdictDenied || verdict == VerdictErrored {
+		msg := ""
+		if resp.Result != nil {
+			msg = resp.Result.Message
+		}
+		log.Info("admission decision", "message", msg)
+	} else {
+		log.V(1).Info("admission decision", "warnings", len(resp.Warnings))
+	}
+	return resp
+}
+
+func (v *Validator) handle(ctx context.Context, req admission.Request) (admission.Response, string, string) {
+	if err := checkRequest(req); err != nil {
+		return admission.Errored(http.StatusBadRequest, err), VerdictErrored, RuleError
+	}
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	if !v.accepts(gk) {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("this webhook path does not validate %s; fix the rules of the ValidatingWebhookConfiguration", gvkString(req))), VerdictErrored, RuleError
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return admission.Allowed(fmt.Sprintf("underlink validates create and update, not %s", req.Operation)), VerdictAllowed, RuleNone
+	}
+	obj, _ := newObject(gk)
+	if err := decodeStrict(req.Object.Raw, obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("%s %s does not decode: %w", gvkString(req), objectKey(req), err)), VerdictErrored, RuleError
+	}
+	var old runtime.Object
+	if req.Operation == admissionv1.Update {
+		old, _ = newObject(gk)
+		if err := decodeStrict(req.OldObject.Raw, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("the stored %s %s does not decode: %w", gvkString(req), objectKey(req), err)), VerdictErrored, RuleError
+		}
+	}
+	if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
+		// On create the namespace is often only in the request.
+		m.SetNamespace(req.Namespace)
+	}
+	vs, handled, err := v.Rules.Check(ctx, obj, old, req.Namespace)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("%s %s: %w", gvkString(req), objectKey(req), err)), VerdictErrored, RuleError
+	}
+	if !handled {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("no underlink rule reads %s", gvkString(req))), VerdictErrored, RuleError
+	}
+	return Decide(gk, nameOf(obj, req), vs)
+}
+
+// Decide turns violations into the admission response, its verdict and the deciding rule, and counts the
+// violations. It is the single place where violations become an answer.
+func Decide(gk schema.GroupKind, name string, vs []alignment.Violation) (admission.Response, string, string) {
+	for _, x := range vs {
+		violations.WithLabelValues(kindLabel(gk.Kind), x.Rule, string(x.Severity)).Inc()
+	}
+	warnings := alignment.Warnings(vs)
+	if alignment.Denied(vs) {
+		status := apierrors.NewInvalid(gk, name, alignment.ToErrorList(vs)).Status()
+		resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
+		return resp.WithWarnings(warnings...), VerdictDenied, firstRule(vs, alignment.Deny)
+	}
+	if len(warnings) > 0 {
+		return admission.Allowed("").WithWarnings(warnings...), VerdictWarned, firstRule(vs, alignment.Warn)
+	}
+	return admission.Allowed(""), VerdictAllowed, RuleNone
+}
+
+func firstRule(vs []alignment.Violation, s alignment.Severity) string {
+	for _, x := range vs {
+		if x.Severity == s {
+			return x.Rule
+		}
+	}
+	return RuleNone
+}
+
+func (v *Validator) accepts(gk schema.GroupKind) bool {
+	for _, k := range v.Kinds {
+		if k == gk {
+			return true
+		}
+	}
+	return false
+}
+
+func objectKey(req admission.Request) string {
+	if req.Namespace == "" {
+		return requestName(req)
+	}
+	return req.Namespace + "/" + requestName(req)
+}
+
+func nameOf(obj runtime.Object, req admission.Request) string {
+	if m, ok := obj.(metav1.Object); ok {
+		if m.GetName() != "" {
+			return m.GetName()
+		}
+		if m.GetGenerateName() != "" {
+			return m.GetGenerateName()
+		}
+	}
+	return req.Name
+}

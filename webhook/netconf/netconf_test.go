@@ -1,0 +1,229 @@
+package netconf
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/test"
+)
+
+func seedConfig(t *testing.T) *spv2.SpiderMultusConfig {
+	t.Helper()
+	raw, err := test.SeedManifest("cluster-a-multusconfig.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	smc := &spv2.SpiderMultusConfig{}
+	if err := yaml.UnmarshalStrict(raw, smc); err != nil {
+		t.Fatal(err)
+	}
+	return smc
+}
+
+var clusterA = Local{ServiceCIDR: []string{"10.233.0.0/18"}, ClusterCIDR: []string{"172.110.0.0/16"}}
+
+// The seed's cluster-a config becomes exactly the chain of api/cniconf, and a CNI runtime loads it.
+func TestBuildSeedConfigIsTheMacvlanCoordinatorChain(t *testing.T) {
+	got, err := Build(seedConfig(t), clusterA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","plugins":[` +
+		`{"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","ipv4Pools":["cluster-a"]}},` +
+		`{"clusterCIDR":["172.110.0.0/16"],"hijackCIDR":["10.243.0.0/18","172.111.0.0/16"],"ipam":{},"mode":"underlay","podRPFilter":0,"serviceCIDR":["10.233.0.0/18"],"type":"underlink-coordinator"}]}`
+	if got != want {
+		t.Errorf("config of the seed's macvlan-conf:\n got %s\nwant %s", got, want)
+	}
+	list, err := libcni.ConfListFromBytes([]byte(got))
+	if err != nil {
+		t.Fatalf("a CNI runtime cannot load the generated list: %v", err)
+	}
+	if list.CNIVersion != "1.1.0" || len(list.Plugins) != 2 || list.Plugins[0].Network.Type != "macvlan" || list.Plugins[1].Network.Type != "underlink-coordinator" {
+		t.Errorf("loaded list: version %s, %d plugins", list.CNIVersion, len(list.Plugins))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestBuildVariants(t *testing.T) {
+	base := func(mut func(s *spv2.MultusCNIConfigSpec)) *spv2.SpiderMultusConfig {
+		smc := &spv2.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "net"}}
+		smc.Spec = spv2.MultusCNIConfigSpec{
+			CniType:       ptr("macvlan"),
+			MacvlanConfig: &spv2.SpiderMacvlanCniConfig{Master: []string{"ens224"}, SpiderpoolConfigPools: &spv2.SpiderpoolPools{IPv4IPPool: []string{"p4"}, IPv6IPPool: []string{"p6"}}},
+		}
+		mut(&smc.Spec)
+		return smc
+	}
+	cases := []struct {
+		name    string
+		smc     *spv2.SpiderMultusConfig
+		plugins []map[string]any // a subset of each plugin's keys
+		wantErr string
+		unsupp  bool
+	}{
+		{
+			name: "vlan and mtu: master is the VLAN sub-interface",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.MacvlanConfig.VlanID = ptr(int32(100))
+				s.MacvlanConfig.MTU = ptr(int32(1400))
+			}),
+			plugins: []map[string]any{{"master": "ens224.100", "mtu": float64(1400), "mode": "bridge"}, {"type": "underlink-coordinator"}},
+		},
+		{
+			name:    "dual stack pools",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) {}),
+			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}}}, {}},
+		},
+		{
+			name:    "matchMasterSubnet passes the master to IPAM",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true) }),
+			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}, "matchMasterSubnet": true, "master": "ens224"}}, {}},
+		},
+		{
+			name:    "disableIPAM leaves macvlan without ipam",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.DisableIPAM = ptr(true) }),
+			plugins: []map[string]any{{"type": "macvlan", "ipam": nil}, {}},
+		},
+		{
+			name:    "enableCoordinator false chains no coordinator",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.EnableCoordinator = ptr(false) }),
+			plugins: []map[string]any{{"type": "macvlan"}},
+		},
+		{
+			name:    "coordinator mode disabled chains no coordinator",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.CoordinatorConfig = &spv2.CoordinatorSpec{Mode: ptr("disabled")} }),
+			plugins: []map[string]any{{"type": "macvlan"}},
+		},
+		{
+			name: "coordinator settings are copied, negative rp_filter leaves it",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.CoordinatorConfig = &spv2.CoordinatorSpec{Mode: ptr("auto"), PodRPFilter: ptr(int32(-1)), HostRuleTable: ptr(int64(500)), TxQueueLen: ptr(int32(1000)),
+					VethLinkAddress: ptr("169.254.100.1"), PodMACPrefix: ptr("0a:1b"), PodDefaultRouteNIC: ptr("eth0"), TunePodRoutes: ptr(true)}
+			}),
+			plugins: []map[string]any{{}, {"mode": "underlay", "podRPFilter": nil, "hostRuleTable": float64(500), "txQueueLen": float64(1000),
+				"vethLinkAddress": "169.254.100.1", "podMACPrefix": "0a:1b", "podDefaultRouteNIC": "eth0", "tunePodRoutes": true}},
+		},
+		{
+			name: "bond: macvlan on the bond",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.MacvlanConfig.Master = []string{"ens224", "ens256"}
+				s.MacvlanConfig.Bond = &spv2.BondConfig{Name: "bond0", Mode: 1}
+			}),
+			plugins: []map[string]any{{"master": "bond0"}, {}},
+		},
+		{
+			name: "chained plugins are appended",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.ChainCNIJsonData = []string{`{"type":"tuning","sysctl":{"net.core.somaxconn":"500"}}`}
+			}),
+			plugins: []map[string]any{{"type": "macvlan"}, {"type": "underlink-coordinator"}, {"type": "tuning"}},
+		},
+		{
+			name:    "two masters without a bond",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.MacvlanConfig.Master = []string{"ens224", "ens256"} }),
+			wantErr: "spec.macvlan.master has 2 NICs",
+		},
+		{
+			name:    "macvlan without master",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.MacvlanConfig = nil }),
+			wantErr: "spec.macvlan.master is required",
+		},
+		{
+			name: "interface name too long",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.MacvlanConfig.Master = []string{"enp130s0f1np1"}
+				s.MacvlanConfig.VlanID = ptr(int32(4000))
+			}),
+			wantErr: "longer than the 15 characters",
+		},
+		{
+			name:    "chained plugin not JSON",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.ChainCNIJsonData = []string{`{"type":`} }),
+			wantErr: "spec.chainCNIJsonData[0] is not a JSON object",
+		},
+		{
+			name:    "chained plugin without type",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.ChainCNIJsonData = []string{`{"sysctl":{}}`} }),
+			wantErr: `spec.chainCNIJsonData[0] has no "type"`,
+		},
+		{
+			name:    "ipvlan is unsupported",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.CniType = ptr("ipvlan") }),
+			wantErr: `spec.cniType "ipvlan" is not supported`,
+			unsupp:  true,
+		},
+		{
+			name:    "overlay coordinator is unsupported",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.CoordinatorConfig = &spv2.CoordinatorSpec{Mode: ptr("overlay")} }),
+			wantErr: `spec.coordinator.mode "overlay" is not supported`,
+			unsupp:  true,
+		},
+		{
+			name:    "custom without customCNI",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.CniType = nil }),
+			wantErr: "spec.customCNI is empty",
+		},
+		{
+			name:    "custom that is not CNI",
+			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.CniType = ptr("custom"); s.CustomCNIConfig = ptr(`{"hello":1}`) }),
+			wantErr: `neither "type" nor "plugins"`,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Build(c.smc, clusterA)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "ns/net") {
+					t.Fatalf("error %v, want one naming ns/net and containing %q", err, c.wantErr)
+				}
+				if errors.Is(err, ErrUnsupported) != c.unsupp {
+					t.Errorf("errors.Is(err, ErrUnsupported) = %v, want %v", !c.unsupp, c.unsupp)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list struct {
+				CNIVersion string           `json:"cniVersion"`
+				Plugins    []map[string]any `json:"plugins"`
+			}
+			if err := json.Unmarshal([]byte(got), &list); err != nil {
+				t.Fatal(err)
+			}
+			if list.CNIVersion != "1.1.0" || len(list.Plugins) != len(c.plugins) {
+				t.Fatalf("got %s, want %d plugins", got, len(c.plugins))
+			}
+			for i, want := range c.plugins {
+				for k, v := range want {
+					if g := list.Plugins[i][k]; !equalJSON(g, v) {
+						t.Errorf("plugin %d %q = %#v, want %#v (config %s)", i, k, g, v, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestBuildCustomPassesThrough(t *testing.T) {
+	raw := `{"cniVersion":"1.0.0","name":"x","type":"bridge"}`
+	smc := &spv2.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "net"}, Spec: spv2.MultusCNIConfigSpec{CniType: ptr("custom"), CustomCNIConfig: ptr(raw)}}
+	got, err := Build(smc, Local{})
+	if err != nil || got != raw {
+		t.Fatalf("Build = %q, %v; want the customCNI verbatim", got, err)
+	}
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
