@@ -13,6 +13,11 @@ mkdir -p "$bin"
 
 # name → tool module dir, package, extra ldflags
 k8s_ldflags="-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=v1.37.2"
+# helm reports the release its tool module pins (hack/tools/helm/go.mod).
+helm_ldflags="-X helm.sh/helm/v4/internal/version.version=v4.3.1 -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+# The reference CNI plugins report the release their tool module pins (hack/tools/cni-plugins/go.mod) in
+# `<plugin>` with CNI_COMMAND=VERSION and in their "about" string.
+cni_plugins_ldflags="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=v1.9.1"
 module_of() {
 	case "$1" in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet | kube-proxy) echo kubernetes ;;
@@ -29,12 +34,27 @@ package_of() {
 	kube-*|kubectl|kubelet) echo "k8s.io/kubernetes/cmd/$1" ;;
 	etcd) echo "go.etcd.io/etcd/server/v3" ;;
 	controller-gen) echo "sigs.k8s.io/controller-tools/cmd/controller-gen" ;;
-	helm) echo "helm.sh/helm/v3/cmd/helm" ;;
+	helm) echo "helm.sh/helm/v4/cmd/helm" ;;
 	whereabouts) echo "github.com/k8snetworkplumbingwg/whereabouts/cmd" ;;
 	macvlan | bridge) echo "github.com/containernetworking/plugins/plugins/main/$1" ;;
 	host-local | static) echo "github.com/containernetworking/plugins/plugins/ipam/$1" ;;
 	loopback) echo "github.com/containernetworking/plugins/plugins/main/loopback" ;;
 	esac
+}
+
+# whereabouts needs its CRDs (IPPool, OverlappingRangeIPReservation) from the same module release; they are
+# copied to $cache/crds/whereabouts next to the binary (make bench-ipam installs them).
+whereabouts_crds="whereabouts.cni.cncf.io_ippools.yaml whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml"
+extras_present() {
+	[ "$1" != whereabouts ] && return 0
+	for f in $whereabouts_crds; do [ -f "$cache/crds/whereabouts/$f" ] || return 1; done
+}
+copy_extras() {
+	[ "$1" != whereabouts ] && return 0
+	local src
+	src=$(cd "$root/hack/tools/whereabouts" && go list -m -f '{{.Dir}}' github.com/k8snetworkplumbingwg/whereabouts)
+	mkdir -p "$cache/crds/whereabouts"
+	for f in $whereabouts_crds; do install -m 0644 "$src/doc/crds/$f" "$cache/crds/whereabouts/$f"; done
 }
 
 # Group the wanted names by module so one `go build` per module shares its compile work.
@@ -43,7 +63,7 @@ for name in "$@"; do
 	mod=$(module_of "$name")
 	dir=$root/hack/tools/$mod
 	stamp=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
-	if [ -x "$bin/$name" ] && [ "$(cat "$bin/.$name.stamp" 2>/dev/null)" = "$stamp" ]; then
+	if [ -x "$bin/$name" ] && [ "$(cat "$bin/.$name.stamp" 2>/dev/null)" = "$stamp" ] && extras_present "$name"; then
 		continue
 	fi
 	want[$mod]="${want[$mod]:-} $name"
@@ -57,6 +77,8 @@ for mod in "${!want[@]}"; do
 	for name in ${want[$mod]}; do pkgs+=("$(package_of "$name")"); done
 	ldflags="-s -w"
 	[ "$mod" = kubernetes ] && ldflags="$ldflags $k8s_ldflags"
+	[ "$mod" = helm ] && ldflags="$ldflags $helm_ldflags"
+	[ "$mod" = cni-plugins ] && ldflags="$ldflags $cni_plugins_ldflags"
 	start=$(date +%s)
 	echo "build-tools: building${want[$mod]} from hack/tools/$mod (cold builds of Kubernetes take minutes)" >&2
 	if [ "${#pkgs[@]}" -eq 1 ]; then
@@ -69,6 +91,7 @@ for mod in "${!want[@]}"; do
 		src=$out/$name
 		[ -e "$src" ] || src=$out/$(basename "$(package_of "$name")")
 		mv -f "$src" "$bin/$name"
+		copy_extras "$name"
 		echo "$stamp" >"$bin/.$name.stamp"
 	done
 	rm -rf "$out"

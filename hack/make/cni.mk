@@ -14,3 +14,5 @@ cni-plugins: ## build the reference CNI plugins (containernetworking/plugins v1.
 .PHONY: bench-cni
 bench-cni: cni-plugins ## CNI ADD p50/p99 of macvlan+host-local+underlink-coordinator vs the floor macvlan+host-local, one run (root)
 	$(GO) test -tags integration -run '^$$' -bench '^Benchmark(CNIAdd|CoordinatorAddInProcess)$$' -benchtime $(BENCH_CNI_N)x -count 1 ./test/bench/cni/
+
+BENCH_TARGETS += bench-cni

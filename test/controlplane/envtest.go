@@ -1,8 +1,13 @@
 package controlplane
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -20,6 +25,8 @@ type Env struct {
 	Config *rest.Config
 	Client client.Client
 	env    *envtest.Environment
+	// certDir holds the apiserver's certificates when the Env is Restartable.
+	certDir string
 }
 
 // EnvOptions tune StartEnv.
@@ -28,6 +35,9 @@ type EnvOptions struct {
 	ServiceCIDR string
 	// APIServerFlags are extra kube-apiserver flags ("--flag", "value").
 	APIServerFlags map[string]string
+	// Restartable keeps the apiserver's certificates in a directory of the Env, so RestartAPIServer
+	// brings it back on the same port with the same serving CA and clients keep working.
+	Restartable bool
 }
 
 // StartEnv starts a control plane for t and stops it when t ends. It fails t, with how to fix it, when
@@ -63,6 +73,15 @@ func NewEnv(opts EnvOptions) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.New(),
 	}
+	var certDir string
+	if opts.Restartable {
+		d, err := os.MkdirTemp("", "ul-apiserver-")
+		if err != nil {
+			return nil, err
+		}
+		certDir = d
+		env.ControlPlane.GetAPIServer().CertDir = d
+	}
 	args := env.ControlPlane.GetAPIServer().Configure()
 	args.Set("service-cluster-ip-range", opts.ServiceCIDR)
 	for k, v := range opts.APIServerFlags {
@@ -70,6 +89,9 @@ func NewEnv(opts EnvOptions) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		if certDir != "" {
+			_ = os.RemoveAll(certDir)
+		}
 		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
@@ -77,11 +99,40 @@ func NewEnv(opts EnvOptions) (*Env, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, env: env}, nil
+	return &Env{Config: cfg, Client: c, env: env, certDir: certDir}, nil
 }
 
 // Stop stops the control plane and removes its state.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	if e.certDir != "" {
+		_ = os.RemoveAll(e.certDir)
+	}
+	return err
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again on the same etcd, port and certificates, as
+// an apiserver upgrade or crash would; etcd and every object survive. The Env must be Restartable.
+func (e *Env) RestartAPIServer() error {
+	if e.certDir == "" {
+		return errors.New("controlplane: RestartAPIServer needs EnvOptions.Restartable")
+	}
+	s := e.env.ControlPlane.GetAPIServer()
+	if err := s.Stop(); err != nil {
+		// envtest SIGKILLs an apiserver that does not stop in time and reports it; a crash is a
+		// restart too, once the killed process has let go of its port.
+		if !strings.Contains(err.Error(), "timeout waiting for process") {
+			return fmt.Errorf("stop kube-apiserver: %w", err)
+		}
+		time.Sleep(time.Second)
+	}
+	// On a loaded machine a restart with every CRD takes longer than envtest's first start allows.
+	s.StartTimeout = 3 * time.Minute
+	if err := s.Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver again: %w", err)
+	}
+	return nil
+}
 
 // Kubeconfig writes a kubeconfig for an admin user of the control plane and returns its path.
 func (e *Env) Kubeconfig(t testing.TB) string {

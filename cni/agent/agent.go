@@ -1,0 +1,162 @@
+// Package agent wires underlink-agent, the node daemon (a hostNetwork DaemonSet): the IPAM service on a
+// root-only unix socket (cni/agent/service, writing pools through cni/agent/store), the underlay link
+// watcher that keeps the node's underlay.underlink.io/<nic> labels (cni/agent/linkwatch), the
+// garbage collector of leaked addresses (cni/agent/gc, one agent at a time), Prometheus metrics and
+// /healthz and /readyz. Its only state is the apiserver's: a restarted agent trusts nothing local.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/underlink/underlink/api/scheme"
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cni/agent/gc"
+	"github.com/underlink/underlink/cni/agent/linkwatch"
+	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/agent/service"
+	"github.com/underlink/underlink/cni/agent/store"
+	"github.com/underlink/underlink/cni/ipam"
+)
+
+// Options configure an agent.
+type Options struct {
+	Config   *rest.Config
+	NodeName string
+	// Socket is where IPAM is served, e.g. /run/underlink/agent.sock.
+	Socket string
+	// NICs fixes the underlay NICs to watch; empty means the masters of the SpiderMultusConfigs.
+	NICs []string
+	// GCInterval is the time between garbage collection passes; GCGrace how long an allocation must
+	// stay orphaned before it is freed.
+	GCInterval, GCGrace time.Duration
+	// MetricsAddr and HealthAddr are the listen addresses of /metrics and /healthz,/readyz; "0" disables.
+	MetricsAddr, HealthAddr string
+	// LeaseNamespace holds the garbage collection Lease "underlink-agent-gc".
+	LeaseNamespace                            string
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	Log                                       logr.Logger
+}
+
+// LeaseName is the Lease that elects the agent collecting garbage.
+const LeaseName = "underlink-agent-gc"
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if o.NodeName == "" {
+		return errors.New("--node-name is empty and neither $NODE_NAME nor the hostname gave one")
+	}
+	log := o.Log.WithValues("node", o.NodeName)
+	mgr, err := ctrl.NewManager(o.Config, manager.Options{
+		Scheme:                 scheme.New(),
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.HealthAddr,
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// Only this node's pods and this node: the agent serves its own node.
+				&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
+				&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", o.NodeName)},
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("set up the agent's client and cache: %w", err)
+	}
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &corev1.Namespace{}, &spv2.SpiderIPPool{}, &spv2.SpiderMultusConfig{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+	}
+
+	m := metrics.New(ctrlmetrics.Registry)
+	ctrlmetrics.Registry.MustRegister(store.NewPoolCollector(mgr.GetCache()))
+	st := store.New(ctx, mgr.GetClient(), mgr.GetAPIReader(), m, log.WithName("store"), store.Options{})
+
+	// Listen before the caches sync: a plugin that calls meanwhile waits in the backlog instead of
+	// failing with "no such file".
+	l, err := service.Listen(o.Socket)
+	if err != nil {
+		return err
+	}
+	var synced atomic.Bool
+	srv := &service.Server{
+		Service: &service.Service{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m, Log: log.WithName("ipam")},
+		Socket:  o.Socket,
+		Ready:   synced.Load,
+		Log:     log.WithName("ipam"),
+	}
+	cs, err := kubernetes.NewForConfig(o.Config)
+	if err != nil {
+		return err
+	}
+	runnables := []manager.Runnable{
+		runnable(func(ctx context.Context) error { return srv.Serve(ctx, l) }),
+		runnable(func(ctx context.Context) error {
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return ctx.Err()
+			}
+			synced.Store(true)
+			log.Info("caches synced; serving")
+			<-ctx.Done()
+			return nil
+		}),
+		&linkwatch.Watcher{
+			Client: mgr.GetClient(), Reader: mgr.GetCache(), Informers: mgr.GetCache(), NodeName: o.NodeName,
+			NICs: o.NICs, Metrics: m, Log: log.WithName("linkwatch"),
+		},
+		&gc.Runner{
+			Collector: &gc.Collector{Live: mgr.GetAPIReader(), Store: st, Grace: &ipam.Grace{Period: o.GCGrace}, Metrics: m, Log: log.WithName("gc")},
+			Interval:  o.GCInterval, Clientset: cs,
+			LeaseNamespace: o.LeaseNamespace, LeaseName: LeaseName, Identity: o.NodeName + "_" + utilrand.String(8),
+			LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
+			Log: log.WithName("gc"),
+		},
+	}
+	for _, r := range runnables {
+		if err := mgr.Add(r); err != nil {
+			return err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("caches-synced", func(*http.Request) error {
+		if !synced.Load() {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
+	err = mgr.Start(ctx)
+	_ = os.Remove(o.Socket)
+	return err
+}
+
+// runnable is a manager.Runnable that runs on every agent (no leader election).
+type runnable func(context.Context) error
+
+func (r runnable) Start(ctx context.Context) error { return r(ctx) }
+func (r runnable) NeedLeaderElection() bool        { return false }

@@ -1,0 +1,179 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/underlink/underlink/cni/ipam/protocol"
+)
+
+// Server serves a Service on a unix socket (protocol in cni/ipam/protocol).
+type Server struct {
+	Service *Service
+	// Socket is the socket path, e.g. /run/underlink/agent.sock.
+	Socket string
+	// Ready reports whether the agent's caches are synced; /v1/health and requests wait for it.
+	Ready func() bool
+	Log   logr.Logger
+}
+
+// NeedLeaderElection says the server runs on every agent, not only on the leader.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Listen creates the socket: its directory with mode 0700 if missing, the socket with mode 0600, so
+// only root reaches it. A socket left by a dead agent is replaced; one with a live agent is an error.
+func Listen(socket string) (net.Listener, error) {
+	dir := filepath.Dir(socket)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create socket directory %s: %w", dir, err)
+		}
+	}
+	if _, err := os.Lstat(socket); err == nil {
+		if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("%s is served by another running underlink-agent; stop it or pass another --socket", socket)
+		}
+		if err := os.Remove(socket); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", socket, err)
+		}
+	}
+	// The umask makes the socket 0600 from its creation, with no window before a chmod.
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", socket)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", socket, err)
+	}
+	if err := os.Chmod(socket, 0o600); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("chmod %s: %w", socket, err)
+	}
+	return l, nil
+}
+
+// Start serves until ctx ends (manager.Runnable).
+func (s *Server) Start(ctx context.Context) error {
+	l, err := Listen(s.Socket)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, l)
+}
+
+// Serve serves on l until ctx ends.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	s.Log.Info("serving IPAM", "socket", s.Socket)
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Handler is the HTTP handler of the protocol.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+protocol.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		if s.Ready != nil && !s.Ready() {
+			writeError(w, &protocol.Error{Code: protocol.CodePluginNotAvailable, Msg: "underlink-agent is starting: its caches are not synced yet"})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("POST "+protocol.PathAllocate, func(w http.ResponseWriter, r *http.Request) {
+		var req protocol.Request
+		if !s.decode(w, r, &req) {
+			return
+		}
+		out, err := s.Service.Allocate(r.Context(), req)
+		s.answer(w, out, err)
+	})
+	mux.HandleFunc("POST "+protocol.PathRelease, func(w http.ResponseWriter, r *http.Request) {
+		var req protocol.Request
+		if !s.decode(w, r, &req) {
+			return
+		}
+		out, err := s.Service.Release(r.Context(), req)
+		s.answer(w, out, err)
+	})
+	mux.HandleFunc("POST "+protocol.PathCheck, func(w http.ResponseWriter, r *http.Request) {
+		var req protocol.CheckRequest
+		if !s.decode(w, r, &req) {
+			return
+		}
+		s.answer(w, struct{}{}, s.Service.Check(r.Context(), req))
+	})
+	return mux
+}
+
+// decode reads a request body once the caches are synced: before that a decision could miss pools.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, into any) bool {
+	for s.Ready != nil && !s.Ready() {
+		select {
+		case <-r.Context().Done():
+			writeError(w, &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"})
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(body, into)
+	}
+	if err != nil {
+		writeError(w, &protocol.Error{Code: protocol.CodeIOFailure, Msg: "underlink-agent could not decode the request", Details: err.Error()})
+		return false
+	}
+	return true
+}
+
+func (s *Server) answer(w http.ResponseWriter, out any, err error) {
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			pe = &protocol.Error{Code: protocol.CodeInternal, Msg: err.Error()}
+		}
+		writeError(w, pe)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeError(w http.ResponseWriter, e *protocol.Error) {
+	status := http.StatusInternalServerError
+	switch e.Code {
+	case protocol.CodeInvalidConfig, protocol.CodeInvalidEnvironment, protocol.CodeIOFailure:
+		status = http.StatusBadRequest
+	case protocol.CodeContainerUnknown:
+		status = http.StatusNotFound
+	case protocol.CodePoolExhausted, protocol.CodePoolRefused, protocol.CodeNoEligiblePool, protocol.CodeNotAllocated:
+		status = http.StatusConflict
+	case protocol.CodeTryAgainLater, protocol.CodePluginNotAvailable:
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

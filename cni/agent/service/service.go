@@ -1,0 +1,359 @@
+// Package service is underlink-agent's IPAM service: it turns a plugin's ADD, DEL or CHECK into pool
+// choices (cni/ipam) and pool writes (cni/agent/store), and serves them on the agent's unix socket.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/agent/store"
+	"github.com/underlink/underlink/cni/ipam"
+	"github.com/underlink/underlink/cni/ipam/protocol"
+)
+
+// Service answers IPAM requests for the pods of one node.
+type Service struct {
+	// Cache reads pods of this node, namespaces, this node and pools from the agent's informers.
+	Cache client.Reader
+	// Live reads from the apiserver when the cache does not know an object yet.
+	Live     client.Reader
+	Store    *store.Store
+	NodeName string
+	Metrics  *metrics.Metrics
+	Log      logr.Logger
+}
+
+// Allocate serves an ADD: it chooses the pod interface's pools and gives it one address per family, or
+// the addresses it already holds.
+func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protocol.Allocation, err error) {
+	start := time.Now()
+	log := s.Log.WithValues("pod", req.Pod.Namespace+"/"+req.Pod.Name, "ifName", req.IfName, "containerID", short(req.ContainerID))
+	result := "failed"
+	defer func() {
+		s.Metrics.RequestSeconds.WithLabelValues("allocate").Observe(time.Since(start).Seconds())
+		s.Metrics.Allocations.WithLabelValues(result).Inc()
+		if err != nil {
+			log.Info("allocation failed", "err", err.Error())
+		}
+	}()
+	if err := validate(req, true); err != nil {
+		return nil, err
+	}
+	subject, err := s.subject(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	log = log.WithValues("podUID", subject.UID)
+	var pools spv2.SpiderIPPoolList
+	if err := s.Cache.List(ctx, &pools); err != nil {
+		return nil, tryAgain("list SpiderIPPools", err)
+	}
+	ptrs := make([]*spv2.SpiderIPPool, len(pools.Items))
+	for i := range pools.Items {
+		ptrs[i] = &pools.Items[i]
+	}
+	plan, err := ipam.Choose(subject, ipam.ConfPools{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, ptrs)
+	if err != nil {
+		return nil, toProtocol(err)
+	}
+	var got []store.Result
+	rollback := func() {
+		// Free what this request newly took; a DEL after the failed ADD would too, but need not come.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, r := range got {
+			if r.New {
+				s.Store.Do(rctx, r.Pool.Name, store.Op{Kind: store.Release, Holder: subject.Holder})
+			}
+		}
+	}
+	for _, fp := range plan.Families {
+		r, err := s.allocateFamily(ctx, subject.Holder, plan.Source, fp)
+		if err != nil {
+			rollback()
+			return nil, err
+		}
+		got = append(got, r)
+	}
+	out := &protocol.Allocation{}
+	anyNew := false
+	for _, r := range got {
+		anyNew = anyNew || r.New
+		ipc := protocol.IP{Address: netip.PrefixFrom(r.IP, r.Pool.Subnet.Bits()).String(), Pool: r.Pool.Name}
+		if r.Pool.Gateway.IsValid() && !plan.CleanGateway {
+			ipc.Gateway = r.Pool.Gateway.String()
+			out.Routes = append(out.Routes, defaultRoutes(r.Pool)...)
+		}
+		for _, rt := range r.Pool.Routes {
+			out.Routes = append(out.Routes, protocol.Route{Dst: rt.Dst, Gw: rt.Gw})
+		}
+		out.IPs = append(out.IPs, ipc)
+	}
+	result = "existing"
+	if anyNew {
+		result = "new"
+	}
+	log.Info("allocated", "ips", out.IPs, "source", plan.Source, "new", anyNew, "took", time.Since(start).String())
+	return out, nil
+}
+
+// defaultRoutes is the default route via the pool's gateway. A gateway outside the pool's subnet (the
+// seed's 172.110.0.1 for 172.110.1.0/24, which admission denies) is not on-link: a route via it would make
+// macvlan's ADD fail, so only the gateway is returned and underlink-coordinator, chained after macvlan,
+// installs the default route with the onlink flag.
+func defaultRoutes(p store.PoolInfo) []protocol.Route {
+	if !p.Subnet.Contains(p.Gateway) {
+		return nil
+	}
+	def := "0.0.0.0/0"
+	if p.Family == 6 {
+		def = "::/0"
+	}
+	return []protocol.Route{{Dst: def, Gw: p.Gateway.String()}}
+}
+
+// allocateFamily takes one address from the family's pools, in order, skipping pools that are exhausted
+// or refused. A pool where the pod interface already holds an address goes first (a repeated ADD).
+func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source string, fp ipam.FamilyPlan) (store.Result, error) {
+	order := append([]string(nil), fp.Pools...)
+	if len(order) > 1 {
+		for i, name := range order {
+			if snap, err := s.Store.Snapshot(ctx, name); err == nil {
+				if _, ok := snap.Find(h); ok {
+					order[0], order[i] = order[i], order[0]
+					break
+				}
+			}
+		}
+	}
+	rejected := append([]ipam.Rejection(nil), fp.Rejected...)
+	var lastErr error
+	for _, name := range order {
+		r := s.Store.Do(ctx, name, store.Op{Kind: store.Allocate, Holder: h})
+		if r.Err == nil {
+			return r, nil
+		}
+		if !skippable(r.Err) {
+			return store.Result{}, toProtocol(r.Err)
+		}
+		s.Log.Info("pool skipped", "pool", name, "reason", r.Err.Error())
+		lastErr = r.Err
+		rejected = append(rejected, ipam.Rejection{Pool: name, Reason: r.Err.Error()})
+	}
+	if len(rejected) == 1 {
+		return store.Result{}, toProtocol(lastErr)
+	}
+	return store.Result{}, toProtocol(&ipam.NoPoolError{Family: fp.Family, Source: source, Rejections: rejected})
+}
+
+// skippable errors concern one pool; the next pool of the list may still serve.
+func skippable(err error) bool {
+	var ee *ipam.ExhaustedError
+	var se *ipam.StatusError
+	var pe *ipam.SpecError
+	var nf *store.PoolGoneError
+	return errors.As(err, &ee) || errors.As(err, &se) || errors.As(err, &pe) || errors.As(err, &nf)
+}
+
+// Release serves a DEL: it frees what the pod interface's sandbox holds in any pool. A pod that no longer
+// exists is fine: its container ID identifies the allocation.
+func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protocol.Released, err error) {
+	start := time.Now()
+	defer func() { s.Metrics.RequestSeconds.WithLabelValues("release").Observe(time.Since(start).Seconds()) }()
+	if err := validate(req, false); err != nil {
+		return nil, err
+	}
+	h := ipam.Holder{Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: req.Pod.UID, NIC: req.IfName, ContainerID: req.ContainerID}
+	var pools spv2.SpiderIPPoolList
+	if err := s.Cache.List(ctx, &pools); err != nil {
+		return nil, tryAgain("list SpiderIPPools", err)
+	}
+	out := &protocol.Released{}
+	for i := range pools.Items {
+		name := pools.Items[i].Name
+		snap, err := s.Store.Snapshot(ctx, name)
+		if err != nil {
+			continue // a refused pool holds nothing of ours we could free
+		}
+		if !holds(snap, h) {
+			continue
+		}
+		r := s.Store.Do(ctx, name, store.Op{Kind: store.Release, Holder: h})
+		if r.Err != nil {
+			return nil, toProtocol(r.Err)
+		}
+		for _, a := range r.Freed {
+			out.Addresses = append(out.Addresses, a.String())
+		}
+	}
+	s.Metrics.Releases.Add(float64(len(out.Addresses)))
+	s.Log.Info("released", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID), "addresses", out.Addresses)
+	return out, nil
+}
+
+func holds(p *ipam.Pool, h ipam.Holder) bool {
+	return p.Any(func(a spv2.PoolIPAllocation) bool { return ipam.ReleaseMatches(a, h) })
+}
+
+// Check serves a CHECK: every address of prevResult must be held by the pod interface.
+func (s *Service) Check(ctx context.Context, req protocol.CheckRequest) (err error) {
+	start := time.Now()
+	defer func() { s.Metrics.RequestSeconds.WithLabelValues("check").Observe(time.Since(start).Seconds()) }()
+	if err := validate(req.Request, true); err != nil {
+		return err
+	}
+	subject, err := s.subject(ctx, req.Request)
+	if err != nil {
+		return err
+	}
+	var pools spv2.SpiderIPPoolList
+	if err := s.Live.List(ctx, &pools); err != nil {
+		return tryAgain("list SpiderIPPools", err)
+	}
+	held := map[netip.Addr]string{}
+	for i := range pools.Items {
+		p, err := ipam.Load(&pools.Items[i])
+		if err != nil {
+			continue
+		}
+		if a, ok := p.Find(subject.Holder); ok {
+			held[a] = p.Name
+		}
+	}
+	for _, raw := range req.Addresses {
+		pfx, err := netip.ParsePrefix(raw)
+		if err != nil {
+			return &protocol.Error{Code: protocol.CodeInvalidConfig, Msg: fmt.Sprintf("prevResult.ips: %q is not an address with prefix length", raw)}
+		}
+		if _, ok := held[pfx.Addr()]; !ok {
+			return &protocol.Error{Code: protocol.CodeNotAllocated, Msg: fmt.Sprintf("%s is not allocated to pod %s (UID %s) interface %s in any SpiderIPPool", pfx.Addr(), subject.NamespacedName(), subject.UID, subject.NIC)}
+		}
+	}
+	return nil
+}
+
+// subject reads the pod, its namespace and this node for pool choice.
+func (s *Service) subject(ctx context.Context, req protocol.Request) (ipam.Subject, error) {
+	pod, err := s.pod(ctx, req.Pod)
+	if err != nil {
+		return ipam.Subject{}, err
+	}
+	var ns corev1.Namespace
+	if err := s.get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns); err != nil {
+		return ipam.Subject{}, tryAgain(fmt.Sprintf("read namespace %s", pod.Namespace), err)
+	}
+	var node corev1.Node
+	if err := s.get(ctx, types.NamespacedName{Name: s.NodeName}, &node); err != nil {
+		return ipam.Subject{}, tryAgain(fmt.Sprintf("read node %s", s.NodeName), err)
+	}
+	return ipam.Subject{
+		Holder:          ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: req.IfName, ContainerID: req.ContainerID},
+		PodLabels:       pod.Labels,
+		PodAnnotations:  pod.Annotations,
+		NamespaceLabels: ns.Labels,
+		NodeName:        s.NodeName,
+		NodeLabels:      node.Labels,
+	}, nil
+}
+
+// get reads from the cache, then from the apiserver when the cache does not have the object yet.
+func (s *Service) get(ctx context.Context, key types.NamespacedName, obj client.Object) error {
+	if err := s.Cache.Get(ctx, key, obj); err == nil {
+		return nil
+	}
+	return s.Live.Get(ctx, key, obj)
+}
+
+func (s *Service) pod(ctx context.Context, ref protocol.Pod) (*corev1.Pod, error) {
+	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	var pod corev1.Pod
+	if err := s.Cache.Get(ctx, key, &pod); err == nil && (ref.UID == "" || string(pod.UID) == ref.UID) {
+		return &pod, nil
+	}
+	// Not (yet) in the cache, or the cache has an older pod of that name: ask the apiserver.
+	if err := s.Live.Get(ctx, key, &pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &protocol.Error{Code: protocol.CodeContainerUnknown, Msg: fmt.Sprintf("pod %s (CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME) does not exist", key)}
+		}
+		return nil, tryAgain(fmt.Sprintf("read pod %s", key), err)
+	}
+	if ref.UID != "" && string(pod.UID) != ref.UID {
+		return nil, &protocol.Error{Code: protocol.CodeContainerUnknown, Msg: fmt.Sprintf("pod %s is UID %s, but the runtime asks for UID %s (K8S_POD_UID): a sandbox of a deleted pod", key, pod.UID, ref.UID)}
+	}
+	return &pod, nil
+}
+
+func validate(req protocol.Request, needPod bool) error {
+	switch {
+	case req.IfName == "":
+		return &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: "CNI_IFNAME is empty"}
+	case req.ContainerID == "":
+		return &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: "CNI_CONTAINERID is empty"}
+	case needPod && (req.Pod.Namespace == "" || req.Pod.Name == ""):
+		return &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: "CNI_ARGS lacks K8S_POD_NAMESPACE or K8S_POD_NAME; underlink-ipam allocates per pod and must be run by a Kubernetes runtime (or Multus)"}
+	}
+	return nil
+}
+
+func tryAgain(what string, err error) error {
+	return &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: what + " from the apiserver failed; try again", Details: err.Error()}
+}
+
+// toProtocol maps an allocation error to its CNI error code.
+func toProtocol(err error) error {
+	var pe *protocol.Error
+	var ce *ipam.ConfigError
+	var ee *ipam.ExhaustedError
+	var se *ipam.StatusError
+	var spe *ipam.SpecError
+	var np *ipam.NoPoolError
+	var gone *store.PoolGoneError
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.As(err, &ce):
+		return &protocol.Error{Code: protocol.CodeInvalidConfig, Msg: err.Error()}
+	case errors.As(err, &ee):
+		return &protocol.Error{Code: protocol.CodePoolExhausted, Msg: err.Error()}
+	case errors.As(err, &se), errors.As(err, &spe), errors.As(err, &gone):
+		return &protocol.Error{Code: protocol.CodePoolRefused, Msg: err.Error()}
+	case errors.As(err, &np):
+		code := uint(protocol.CodeNoEligiblePool)
+		if allExhausted(np) {
+			code = protocol.CodePoolExhausted
+		}
+		return &protocol.Error{Code: code, Msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "the request timed out before its pool write completed; try again", Details: err.Error()}
+	default:
+		return &protocol.Error{Code: protocol.CodeInternal, Msg: err.Error()}
+	}
+}
+
+func allExhausted(np *ipam.NoPoolError) bool {
+	for _, r := range np.Rejections {
+		if !strings.Contains(r.Reason, "is exhausted") {
+			return false
+		}
+	}
+	return len(np.Rejections) > 0
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

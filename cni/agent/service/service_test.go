@@ -1,0 +1,78 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/underlink/underlink/cni/agent/store"
+	"github.com/underlink/underlink/cni/ipam"
+	"github.com/underlink/underlink/cni/ipam/protocol"
+)
+
+func TestErrorsMapToCNICodes(t *testing.T) {
+	exhausted := &ipam.ExhaustedError{Pool: "tiny", Total: 2, Allocated: 2}
+	for _, tc := range []struct {
+		err  error
+		code uint
+	}{
+		{&ipam.ConfigError{Field: "ipam.ipv4Pools[0]", Value: "nope", Msg: "no SpiderIPPool"}, protocol.CodeInvalidConfig},
+		{exhausted, protocol.CodePoolExhausted},
+		{fmt.Errorf("wrapped: %w", exhausted), protocol.CodePoolExhausted},
+		{&ipam.StatusError{Pool: "p", Err: errors.New("bad")}, protocol.CodePoolRefused},
+		{&ipam.SpecError{Pool: "p", Field: "spec.subnet", Err: errors.New("bad")}, protocol.CodePoolRefused},
+		{&store.PoolGoneError{Pool: "p"}, protocol.CodePoolRefused},
+		{&ipam.NoPoolError{Family: 4, Rejections: []ipam.Rejection{{Pool: "a", Reason: exhausted.Error()}, {Pool: "b", Reason: "SpiderIPPool \"b\" is exhausted: 1 of 1"}}}, protocol.CodePoolExhausted},
+		{&ipam.NoPoolError{Family: 4, Rejections: []ipam.Rejection{{Pool: "a", Reason: exhausted.Error()}, {Pool: "b", Reason: "spec.disable is true"}}}, protocol.CodeNoEligiblePool},
+		{&ipam.NoPoolError{Family: 4}, protocol.CodeNoEligiblePool},
+		{context.DeadlineExceeded, protocol.CodeTryAgainLater},
+		{&protocol.Error{Code: protocol.CodeContainerUnknown, Msg: "pod"}, protocol.CodeContainerUnknown},
+		{errors.New("boom"), protocol.CodeInternal},
+	} {
+		var pe *protocol.Error
+		if got := toProtocol(tc.err); !errors.As(got, &pe) || pe.Code != tc.code {
+			t.Errorf("toProtocol(%v) = %v, want code %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+func TestDefaultRouteOnlyForAnOnLinkGateway(t *testing.T) {
+	for _, tc := range []struct {
+		subnet, gw string
+		family     int
+		want       []protocol.Route
+	}{
+		{"172.110.0.0/16", "172.110.0.1", 4, []protocol.Route{{Dst: "0.0.0.0/0", Gw: "172.110.0.1"}}},
+		{"172.110.1.0/24", "172.110.0.1", 4, nil}, // the seed's pool: underlink-coordinator routes it onlink
+		{"fd00::/64", "fd00::1", 6, []protocol.Route{{Dst: "::/0", Gw: "fd00::1"}}},
+	} {
+		got := defaultRoutes(store.PoolInfo{Family: tc.family, Subnet: netip.MustParsePrefix(tc.subnet), Gateway: netip.MustParseAddr(tc.gw)})
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s via %s: %v, want %v", tc.subnet, tc.gw, got, tc.want)
+		}
+	}
+}
+
+func TestRequestsNeedTheirRuntimeFields(t *testing.T) {
+	full := protocol.Request{ContainerID: "c", IfName: "eth0", Pod: protocol.Pod{Namespace: "d", Name: "p"}}
+	if err := validate(full, true); err != nil {
+		t.Fatal(err)
+	}
+	noPod := full
+	noPod.Pod = protocol.Pod{}
+	if err := validate(noPod, false); err != nil {
+		t.Errorf("DEL without the pod: %v", err)
+	}
+	for _, r := range []protocol.Request{
+		{IfName: "eth0", Pod: full.Pod},
+		{ContainerID: "c", Pod: full.Pod},
+		noPod,
+	} {
+		var pe *protocol.Error
+		if err := validate(r, true); !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidEnvironment {
+			t.Errorf("validate(%+v) = %v", r, err)
+		}
+	}
+}

@@ -1,0 +1,445 @@
+// Package store writes SpiderIPPool status for underlink-agent. All of one agent's changes to one pool go
+// through a single writer goroutine that batches the requests waiting for it into one status Update
+// (group commit), guarded by the resourceVersion it read. On a conflict it re-reads the pool from the
+// apiserver and re-applies the whole batch, after a jittered backoff, so agents on many nodes can write
+// the same pool without ever giving one address twice. Nothing is kept that the apiserver does not hold:
+// a restarted agent starts from what it reads.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/ipam"
+)
+
+// Kind is what an Op does.
+type Kind int
+
+const (
+	// Allocate gives the holder an address (or the one it holds).
+	Allocate Kind = iota
+	// Release frees what the holder holds (ipam.Pool.Release rules).
+	Release
+	// ReleaseIfHeld frees IP only if its record is still Record (garbage collection).
+	ReleaseIfHeld
+)
+
+// Op is one change to a pool.
+type Op struct {
+	Kind   Kind
+	Holder ipam.Holder
+	IP     netip.Addr
+	Record spv2.PoolIPAllocation
+}
+
+// PoolInfo is what a pod needs to know about the pool its address came from.
+type PoolInfo struct {
+	Name    string
+	Family  int
+	Subnet  netip.Prefix
+	Gateway netip.Addr
+	Routes  []spv2.Route
+}
+
+// Result is the outcome of an Op.
+type Result struct {
+	// IP is the address given (Allocate) and New whether it was given by this op.
+	IP  netip.Addr
+	New bool
+	// Freed are the addresses freed (Release, ReleaseIfHeld).
+	Freed []netip.Addr
+	Pool  PoolInfo
+	Err   error
+}
+
+// PoolGoneError says the pool was deleted (or never existed).
+type PoolGoneError struct{ Pool string }
+
+func (e *PoolGoneError) Error() string {
+	return fmt.Sprintf("SpiderIPPool %q does not exist (deleted while in use?)", e.Pool)
+}
+
+// Options tune a Store.
+type Options struct {
+	// MaxBatch bounds the ops carried by one write; default 512.
+	MaxBatch int
+	// WriteTimeout bounds one apiserver call; default 10s.
+	WriteTimeout time.Duration
+	// BackoffBase and BackoffMax shape the jittered exponential backoff between retries; defaults 5ms, 1s.
+	BackoffBase, BackoffMax time.Duration
+	// ConflictWait bounds the wait for the cache to show the version that won a conflict before the
+	// writer reads the pool from the apiserver instead; default 250ms.
+	ConflictWait time.Duration
+}
+
+// Store owns the pool writers of one agent.
+type Store struct {
+	cache   client.Client // cached reads, writes
+	live    client.Reader // quorum reads from the apiserver
+	log     logr.Logger
+	metrics *metrics.Metrics
+	opts    Options
+
+	mu      sync.Mutex
+	writers map[string]*writer
+	ctx     context.Context
+}
+
+// New returns a store; it runs its writers until ctx ends. c reads from the agent's cache and writes to
+// the apiserver; live reads bypass the cache.
+func New(ctx context.Context, c client.Client, live client.Reader, m *metrics.Metrics, log logr.Logger, opts Options) *Store {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.BackoffBase <= 0 {
+		opts.BackoffBase = 5 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = time.Second
+	}
+	if opts.ConflictWait <= 0 {
+		opts.ConflictWait = 250 * time.Millisecond
+	}
+	return &Store{cache: c, live: live, log: log, metrics: m, opts: opts, writers: map[string]*writer{}, ctx: ctx}
+}
+
+// Do applies op to the named pool and waits for it to be written (or found unnecessary). It returns when
+// ctx ends, with ctx's error; the op is then dropped unless its write is already under way.
+func (s *Store) Do(ctx context.Context, pool string, op Op) Result {
+	p := &pending{ctx: ctx, op: op, done: make(chan Result, 1)}
+	w := s.writer(pool)
+	select {
+	case w.queue <- p:
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+	select {
+	case r := <-p.done:
+		return r
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+}
+
+// Snapshot returns the freshest state of the pool this agent knows (its last write or its cache), parsed
+// once per resourceVersion. It is shared: callers only read it.
+func (s *Store) Snapshot(ctx context.Context, pool string) (*ipam.Pool, error) {
+	w := s.writer(pool)
+	obj, err := w.freshest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	if w.snap != nil && w.snapRV == obj.ResourceVersion {
+		snap := w.snap
+		w.mu.Unlock()
+		return snap, nil
+	}
+	w.mu.Unlock()
+	p, err := ipam.Load(obj)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.snap, w.snapRV = p, obj.ResourceVersion
+	w.mu.Unlock()
+	return p, nil
+}
+
+func (s *Store) writer(pool string) *writer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.writers[pool]
+	if !ok {
+		w = &writer{s: s, name: pool, queue: make(chan *pending, s.opts.MaxBatch), log: s.log.WithValues("pool", pool)}
+		s.writers[pool] = w
+		go w.run(s.ctx)
+	}
+	return w
+}
+
+type pending struct {
+	ctx  context.Context
+	op   Op
+	done chan Result
+}
+
+type writer struct {
+	s     *Store
+	name  string
+	queue chan *pending
+	log   logr.Logger
+
+	mu   sync.Mutex
+	last *spv2.SpiderIPPool // the object as of this writer's last successful write or live read
+	// snap is last parsed for Snapshot, at snapRV.
+	snap   *ipam.Pool
+	snapRV string
+}
+
+func (w *writer) run(ctx context.Context) {
+	for {
+		var batch []*pending
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-w.queue:
+			batch = append(batch, p)
+		}
+	drain:
+		for len(batch) < w.s.opts.MaxBatch {
+			select {
+			case p := <-w.queue:
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		w.commit(ctx, batch)
+	}
+}
+
+// freshest is the pool as of this writer's last write or live read, or else the cache's copy. Either may
+// be stale; a write based on it then conflicts and the writer re-reads.
+func (w *writer) freshest(ctx context.Context) (*spv2.SpiderIPPool, error) {
+	w.mu.Lock()
+	last := w.last
+	w.mu.Unlock()
+	var cached spv2.SpiderIPPool
+	err := w.s.cache.Get(ctx, types.NamespacedName{Name: w.name}, &cached)
+	switch {
+	case err == nil:
+		if last == nil || newer(&cached, last) {
+			return &cached, nil
+		}
+		return last.DeepCopy(), nil
+	case apierrors.IsNotFound(err) && last == nil:
+		return w.liveGet(ctx)
+	case last != nil:
+		return last.DeepCopy(), nil
+	default:
+		return nil, err
+	}
+}
+
+// newer compares resourceVersions as etcd revisions. They are opaque by contract, so a non-numeric one
+// counts as newer: a wrong guess costs a conflict, never correctness.
+func newer(a, b *spv2.SpiderIPPool) bool {
+	var ra, rb uint64
+	if _, err := fmt.Sscan(a.ResourceVersion, &ra); err != nil {
+		return true
+	}
+	if _, err := fmt.Sscan(b.ResourceVersion, &rb); err != nil {
+		return true
+	}
+	return ra > rb
+}
+
+func (w *writer) liveGet(ctx context.Context) (*spv2.SpiderIPPool, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.s.opts.WriteTimeout)
+	defer cancel()
+	var p spv2.SpiderIPPool
+	if err := w.s.live.Get(ctx, types.NamespacedName{Name: w.name}, &p); err != nil {
+		return nil, err
+	}
+	w.setLast(&p)
+	return &p, nil
+}
+
+func (w *writer) setLast(p *spv2.SpiderIPPool) {
+	w.mu.Lock()
+	w.last = p.DeepCopy()
+	w.mu.Unlock()
+}
+
+func (w *writer) backoff(attempt int) time.Duration {
+	d := w.s.opts.BackoffBase << min(attempt, 16)
+	if d > w.s.opts.BackoffMax || d <= 0 {
+		d = w.s.opts.BackoffMax
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1) // full jitter: agents that collided spread out
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// commit applies a batch to the pool and writes the status until the write succeeds, the pool refuses,
+// or every op's requester has gone.
+func (w *writer) commit(ctx context.Context, batch []*pending) {
+	base, err := w.freshest(ctx)
+	fresh := false // base came from a quorum read just now
+	for attempt := 0; ; attempt++ {
+		batch = dropGone(batch)
+		if len(batch) == 0 || ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				replyAll(batch, Result{Err: &PoolGoneError{Pool: w.name}})
+				return
+			}
+			w.s.metrics.WriteErrors.WithLabelValues(w.name).Inc()
+			w.log.V(1).Info("reading pool failed; retrying", "attempt", attempt, "err", err)
+			if !sleep(ctx, w.backoff(attempt)) {
+				return
+			}
+			base, err = w.liveGet(ctx)
+			fresh = err == nil
+			continue
+		}
+		pool, lerr := ipam.Load(base)
+		if lerr != nil {
+			if !fresh {
+				// Refuse only what the apiserver holds now, not a stale copy.
+				base, err = w.liveGet(ctx)
+				fresh = err == nil
+				continue
+			}
+			w.log.Error(lerr, "refusing the pool")
+			replyAll(batch, Result{Err: lerr})
+			return
+		}
+		results, changed, hits := apply(pool, batch)
+		if !changed {
+			if hits && !fresh {
+				// "Already held" read from a copy that may be stale: confirm with a quorum read.
+				base, err = w.liveGet(ctx)
+				fresh = err == nil
+				continue
+			}
+			reply(batch, results)
+			return
+		}
+		st, serr := pool.Status()
+		if serr != nil {
+			replyAll(batch, Result{Err: serr})
+			return
+		}
+		obj := base.DeepCopy()
+		obj.Status = st
+		wctx, cancel := context.WithTimeout(ctx, w.s.opts.WriteTimeout)
+		uerr := w.s.cache.Status().Update(wctx, obj)
+		cancel()
+		switch {
+		case uerr == nil:
+			w.setLast(obj)
+			w.s.metrics.BatchSize.Observe(float64(len(batch)))
+			reply(batch, results)
+			return
+		case apierrors.IsConflict(uerr):
+			w.s.metrics.Conflicts.WithLabelValues(w.name).Inc()
+		case apierrors.IsNotFound(uerr):
+			replyAll(batch, Result{Err: &PoolGoneError{Pool: w.name}})
+			return
+		default:
+			// Unknown outcome (apiserver down, timeout): the re-read tells whether it landed.
+			w.s.metrics.WriteErrors.WithLabelValues(w.name).Inc()
+			w.log.V(1).Info("writing pool status failed; retrying", "attempt", attempt, "err", uerr)
+		}
+		if !sleep(ctx, w.backoff(attempt)) {
+			return
+		}
+		if apierrors.IsConflict(uerr) {
+			// The version that beat this write reaches the cache through the watch every agent has
+			// anyway; waiting for it spares the apiserver a read of the whole status per conflict.
+			if newer := w.awaitCached(ctx, base); newer != nil {
+				base, err, fresh = newer, nil, false
+				continue
+			}
+		}
+		base, err = w.liveGet(ctx)
+		fresh = err == nil
+	}
+}
+
+// awaitCached waits briefly for the cache to hold a version of the pool newer than old, or returns nil.
+func (w *writer) awaitCached(ctx context.Context, old *spv2.SpiderIPPool) *spv2.SpiderIPPool {
+	deadline := time.Now().Add(w.s.opts.ConflictWait)
+	for {
+		var cached spv2.SpiderIPPool
+		if err := w.s.cache.Get(ctx, types.NamespacedName{Name: w.name}, &cached); err == nil && newer(&cached, old) {
+			return &cached
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 2*time.Millisecond) {
+			return nil
+		}
+	}
+}
+
+func dropGone(batch []*pending) []*pending {
+	kept := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- Result{Err: err}
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// apply runs the batch's ops in order on pool. hits says some allocation was answered from an existing
+// record without a change.
+func apply(pool *ipam.Pool, batch []*pending) (results []Result, changed, hits bool) {
+	info := PoolInfo{Name: pool.Name, Family: pool.Family, Subnet: pool.Subnet, Gateway: pool.Gateway, Routes: pool.Routes}
+	results = make([]Result, len(batch))
+	for i, p := range batch {
+		r := Result{Pool: info}
+		switch p.op.Kind {
+		case Allocate:
+			_, existed := pool.Find(p.op.Holder)
+			ip, ch, err := pool.Allocate(p.op.Holder)
+			r.IP, r.New, r.Err = ip, err == nil && !existed, err
+			changed = changed || ch
+			hits = hits || (existed && !ch)
+		case Release:
+			r.Freed = pool.Release(p.op.Holder)
+			changed = changed || len(r.Freed) > 0
+		case ReleaseIfHeld:
+			if pool.ReleaseIfHeld(p.op.IP, p.op.Record) {
+				r.Freed = []netip.Addr{p.op.IP}
+				changed = true
+			}
+		default:
+			r.Err = errors.New("unknown op")
+		}
+		results[i] = r
+	}
+	return results, changed, hits
+}
+
+func reply(batch []*pending, results []Result) {
+	for i, p := range batch {
+		p.done <- results[i]
+	}
+}
+
+func replyAll(batch []*pending, r Result) {
+	for _, p := range batch {
+		p.done <- r
+	}
+}

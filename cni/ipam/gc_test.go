@@ -1,0 +1,83 @@
+package ipam
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+)
+
+func TestOrphansNeverListsALivePod(t *testing.T) {
+	allocs := spv2.PoolIPAllocations{
+		"10.0.0.2": {NIC: "eth0", NamespacedName: "d/live", PodUID: "u1"},
+		"10.0.0.3": {NIC: "eth0", NamespacedName: "d/gone", PodUID: "u2"},
+		"10.0.0.4": {NIC: "eth0", NamespacedName: "d/recreated", PodUID: "old"},
+		"10.0.0.5": {NIC: "eth0", NamespacedName: "d/no-uid"},
+		"10.0.0.6": {NIC: "eth0", NamespacedName: "d/gone-no-uid"},
+		"10.0.0.7": {NIC: "net1", NamespacedName: "d/live", PodUID: "u1"},
+	}
+	live := LivePods{"d/live": "u1", "d/recreated": "new", "d/no-uid": "u5"}
+	got := Orphans("p", allocs, live)
+	var ips, reasons []string
+	for _, o := range got {
+		ips = append(ips, o.IP.String())
+		reasons = append(reasons, o.Reason)
+		if o.Pool != "p" || o.Allocation != allocs[o.IP.String()] {
+			t.Errorf("orphan %+v does not carry its pool and record", o)
+		}
+	}
+	if strings.Join(ips, ",") != "10.0.0.3,10.0.0.4,10.0.0.6" {
+		t.Fatalf("orphans %v", ips)
+	}
+	for i, want := range []string{"pod d/gone no longer exists", "pod d/recreated is now UID new; the address was given to UID old", "pod d/gone-no-uid no longer exists"} {
+		if reasons[i] != want {
+			t.Errorf("reason %q, want %q", reasons[i], want)
+		}
+	}
+	if len(Orphans("p", allocs, LivePods{"d/live": "u1", "d/recreated": "old", "d/no-uid": "", "d/gone": "u2", "d/gone-no-uid": "x"})) != 0 {
+		t.Error("listed orphans while every pod lives")
+	}
+}
+
+func TestGraceFreesOnlyAfterThePeriodContinuously(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	o := func(ip string) Orphan {
+		return Orphan{Pool: "p", IP: netip.MustParseAddr(ip), Allocation: spv2.PoolIPAllocation{NIC: "eth0", NamespacedName: "d/" + ip, PodUID: "u"}}
+	}
+	g := &Grace{Period: 30 * time.Second}
+	steps := []struct {
+		at      time.Duration
+		orphans []Orphan
+		due     string
+	}{
+		{0, []Orphan{o("10.0.0.2"), o("10.0.0.3")}, ""},
+		{10 * time.Second, []Orphan{o("10.0.0.2"), o("10.0.0.3")}, ""},
+		{20 * time.Second, []Orphan{o("10.0.0.2")}, ""},                        // .3 came back: forgotten
+		{30 * time.Second, []Orphan{o("10.0.0.2"), o("10.0.0.3")}, "10.0.0.2"}, // .3 starts again
+		{59 * time.Second, []Orphan{o("10.0.0.3")}, ""},
+		{60 * time.Second, []Orphan{o("10.0.0.3")}, "10.0.0.3"},
+	}
+	for _, s := range steps {
+		var due []string
+		for _, d := range g.Due(t0.Add(s.at), s.orphans) {
+			due = append(due, d.IP.String())
+		}
+		if strings.Join(due, ",") != s.due {
+			t.Fatalf("at %v due %v, want %q", s.at, due, s.due)
+		}
+	}
+	// The same address given to another pod is another orphan with its own clock.
+	g = &Grace{Period: time.Second}
+	a := o("10.0.0.2")
+	g.Due(t0, []Orphan{a})
+	b := a
+	b.Allocation.PodUID = "other"
+	if len(g.Due(t0.Add(2*time.Second), []Orphan{b})) != 0 || g.Pending() != 1 {
+		t.Fatal("a changed record inherited the old record's clock")
+	}
+	if got := (&Grace{}).Due(t0, []Orphan{a}); len(got) != 1 {
+		t.Fatal("zero grace did not free at once")
+	}
+}

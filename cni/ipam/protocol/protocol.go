@@ -1,0 +1,114 @@
+// Package protocol is the wire contract between the underlink-ipam CNI plugin and underlink-agent: JSON
+// over HTTP/1.1 on the agent's unix socket (default /run/underlink/agent.sock, root only, mode 0600).
+//
+//	POST /v1/allocate  Request          → 200 Allocation | error
+//	POST /v1/release   Request          → 200 Released   | error
+//	POST /v1/check     CheckRequest     → 200 {}         | error
+//	GET  /v1/health                     → 200 {}         (the agent serves; its caches are synced)
+//
+// An error is a non-2xx status with an Error body whose Code is a CNI error code, so the plugin passes it
+// to the runtime unchanged. The package is pure: types and constants only.
+package protocol
+
+import "fmt"
+
+// Paths served on the agent socket.
+const (
+	PathAllocate = "/v1/allocate"
+	PathRelease  = "/v1/release"
+	PathCheck    = "/v1/check"
+	PathHealth   = "/v1/health"
+)
+
+// CNI error codes the agent returns. 1-99 are the CNI spec's; 100 and up are underlink's own.
+const (
+	// CodeContainerUnknown (CNI 3): the pod named in CNI_ARGS does not exist or has another UID.
+	CodeContainerUnknown = 3
+	// CodeInvalidEnvironment (CNI 4): CNI_ARGS lacks the pod's namespace or name, or CNI_IFNAME is empty.
+	CodeInvalidEnvironment = 4
+	// CodeIOFailure (CNI 5): the agent could not decode a request.
+	CodeIOFailure = 5
+	// CodeInvalidConfig (CNI 7): the network config or a pod annotation names a pool badly.
+	CodeInvalidConfig = 7
+	// CodeTryAgainLater (CNI 11): the apiserver could not be reached or the request timed out.
+	CodeTryAgainLater = 11
+	// CodePluginNotAvailable (CNI 50): STATUS found the agent not serving.
+	CodePluginNotAvailable = 50
+	// CodePoolExhausted: every candidate pool is full.
+	CodePoolExhausted = 100
+	// CodePoolRefused: a pool's status is malformed or its spec unusable; the agent leaves it alone.
+	CodePoolRefused = 101
+	// CodeNoEligiblePool: no named or default pool may serve this pod on this node.
+	CodeNoEligiblePool = 102
+	// CodeNotAllocated: CHECK found an address of prevResult not held by the pod.
+	CodeNotAllocated = 103
+	// CodeInternal: anything else.
+	CodeInternal = 999
+)
+
+// Pod identifies the pod, from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_UID).
+type Pod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// UID is optional: the agent reads the pod when it is empty. When set it must match the pod.
+	UID string `json:"uid,omitempty"`
+}
+
+// Request is one ADD or DEL of a pod interface.
+type Request struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifName"`
+	Netns       string `json:"netns,omitempty"`
+	Pod         Pod    `json:"pod"`
+	// IPv4Pools and IPv6Pools are the network config's ipam.ipv4Pools / ipam.ipv6Pools.
+	IPv4Pools []string `json:"ipv4Pools,omitempty"`
+	IPv6Pools []string `json:"ipv6Pools,omitempty"`
+}
+
+// CheckRequest is a CHECK: the addresses of prevResult must be held by the pod interface.
+type CheckRequest struct {
+	Request
+	// Addresses are prevResult's addresses in CIDR form, e.g. 172.110.1.5/24.
+	Addresses []string `json:"addresses"`
+}
+
+// IP is one address given to a pod interface.
+type IP struct {
+	// Address is the address with the pool's subnet prefix length, e.g. 172.110.1.5/24.
+	Address string `json:"address"`
+	// Gateway is the pool's gateway; empty when the pool has none or the pod asked for cleangateway.
+	Gateway string `json:"gateway,omitempty"`
+	Pool    string `json:"pool"`
+}
+
+// Route is a route for the pod interface; Gw empty means via the address's gateway.
+type Route struct {
+	Dst string `json:"dst"`
+	Gw  string `json:"gw,omitempty"`
+}
+
+// Allocation is the answer to an ADD: one address per family, and the routes of their pools (a default
+// route via each pool's gateway when it lies inside the pool's subnet, then the pool's spec.routes).
+type Allocation struct {
+	IPs    []IP    `json:"ips"`
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// Released is the answer to a DEL: the addresses freed (none when nothing was held).
+type Released struct {
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// Error is the body of a non-2xx answer.
+type Error struct {
+	Code    uint   `json:"code"`
+	Msg     string `json:"msg"`
+	Details string `json:"details,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Details == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("%s: %s", e.Msg, e.Details)
+}

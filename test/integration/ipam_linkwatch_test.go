@@ -1,0 +1,204 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"net"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cni/agent/linkwatch"
+	"github.com/underlink/underlink/test/netbed"
+)
+
+// nodeLabels follows a node's labels through a watch, so the test sees a label change when the
+// apiserver has it, not at its next poll.
+type nodeLabels struct {
+	w watch.Interface
+}
+
+func watchNode(t *testing.T, c *ipamCluster, name string) *nodeLabels {
+	t.Helper()
+	wc, err := client.NewWithWatch(c.Env.Config, client.Options{Scheme: c.Env.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &corev1.NodeList{}, &client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return &nodeLabels{w: w}
+}
+
+// await returns when the label has value, and when that was seen.
+func (n *nodeLabels) await(t *testing.T, key, value string, timeout time.Duration) (map[string]string, time.Time) {
+	t.Helper()
+	deadline := time.After(timeout)
+	var last map[string]string
+	for {
+		select {
+		case ev, ok := <-n.w.ResultChan():
+			if !ok {
+				t.Fatal("node watch closed")
+			}
+			if node, ok := ev.Object.(*corev1.Node); ok {
+				last = node.Labels
+				if node.Labels[key] == value {
+					return node.Labels, time.Now()
+				}
+			}
+		case <-deadline:
+			t.Fatalf("label %s=%s not seen within %s; labels %v", key, value, timeout, last)
+		}
+	}
+}
+
+// TestLinkWatcherLabelsNode: the agent, in the node namespace, keeps underlay.underlink.io/ens224 true
+// within a second when ens224 goes down, comes up, is deleted and is created again, follows the NICs the
+// SpiderMultusConfigs name, and touches no other label.
+func TestLinkWatcherLabelsNode(t *testing.T) {
+	c := newIPAMCluster(t, false)
+	node := c.addNode(t, "a-node1", map[string]string{"keep": "me"})
+	labels := watchNode(t, c, "a-node1")
+	c.startAgent(t, node)
+	const key = "underlay.underlink.io/ens224"
+	labels.await(t, key, "up", 10*time.Second)
+
+	h, err := node.NS.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ens224 := func() netlink.Link {
+		l, err := h.LinkByName(netbed.UnderlayNIC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	steps := []struct {
+		name, want string
+		do         func() error
+	}{
+		{"ip link set ens224 down", "down", func() error { return h.LinkSetDown(ens224()) }},
+		{"ip link set ens224 up", "up", func() error { return h.LinkSetUp(ens224()) }},
+		{"ip link del ens224", "down", func() error { return h.LinkDel(ens224()) }},
+		{"ip link add ens224 (veth) and up", "up", func() error {
+			v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: netbed.UnderlayNIC}, PeerName: "ens224-peer"}
+			if err := h.LinkAdd(v); err != nil {
+				return err
+			}
+			for _, n := range []string{"ens224-peer", netbed.UnderlayNIC} {
+				l, err := h.LinkByName(n)
+				if err != nil {
+					return err
+				}
+				if err := h.LinkSetUp(l); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"peer of ens224 down (no carrier)", "down", func() error {
+			l, err := h.LinkByName("ens224-peer")
+			if err != nil {
+				return err
+			}
+			return h.LinkSetDown(l)
+		}},
+	}
+	// The test hears the kernel too, to tell the kernel's own delay (it reports a carrier coming up up to
+	// a second late: linkwatch) from the agent's.
+	kernel := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	nsh := vnetns.NsHandle(int(node.NS.Fd()))
+	if err := netlink.LinkSubscribeWithOptions(kernel, done, netlink.LinkSubscribeOptions{Namespace: &nsh}); err != nil {
+		t.Fatal(err)
+	}
+	kernelSays := func(want string, deadline time.Duration) time.Time {
+		timeout := time.After(deadline)
+		for {
+			select {
+			case u := <-kernel:
+				a := u.Attrs()
+				if a == nil || a.Name != netbed.UnderlayNIC {
+					continue
+				}
+				up := u.Header.Type != unix.RTM_DELLINK && linkwatch.LinkUp(a.Flags&net.FlagUp != 0, uint8(a.OperState))
+				if (want == "up") == up {
+					return time.Now()
+				}
+			case <-timeout:
+				t.Fatalf("the kernel did not report ens224 %s within %s", want, deadline)
+			}
+		}
+	}
+	for _, s := range steps {
+		start := time.Now()
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		reported := kernelSays(s.want, 5*time.Second)
+		got, seen := labels.await(t, key, s.want, 5*time.Second)
+		latency := seen.Sub(reported)
+		if latency < 0 {
+			latency = 0
+		}
+		t.Logf("%-34s → kernel reports %-4s after %8s, label %s=%s %8s later", s.name, s.want,
+			reported.Sub(start).Round(100*time.Microsecond), key, s.want, latency.Round(100*time.Microsecond))
+		if latency > time.Second {
+			t.Errorf("%s: the label followed the kernel's report after %s, more than a second", s.name, latency)
+		}
+		if got["keep"] != "me" {
+			t.Errorf("the agent touched another label: %v", got)
+		}
+	}
+
+	_, metrics := getBody(t, httpInNetns(node.NS), "http://127.0.0.1:9711/metrics")
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "underlink_underlay_label_patch_seconds_sum") || strings.HasPrefix(line, "underlink_underlay_label_patch_seconds_count") {
+			t.Logf("agent: %s (netlink event → label patched)", line)
+		}
+	}
+
+	// The watched NICs follow the SpiderMultusConfigs: a config naming ens256 (missing here) makes it down.
+	smc := &spv2.SpiderMultusConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "two-masters"},
+		Spec:       spv2.MultusCNIConfigSpec{MacvlanConfig: &spv2.SpiderMacvlanCniConfig{Master: []string{"ens224", "ens256"}}},
+	}
+	if err := c.Env.Client.Create(context.Background(), smc); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, seen := labels.await(t, "underlay.underlink.io/ens256", "down", 5*time.Second)
+	t.Logf("SpiderMultusConfig naming ens256 → underlay.underlink.io/ens256=down after %s", seen.Sub(start).Round(100*time.Microsecond))
+	if got[key] != "down" || got["keep"] != "me" {
+		t.Errorf("labels after the config: %v", got)
+	}
+
+	// Someone removes the label: the agent puts it back.
+	node2 := &corev1.Node{}
+	if err := c.Env.Client.Get(context.Background(), client.ObjectKey{Name: "a-node1"}, node2); err != nil {
+		t.Fatal(err)
+	}
+	delete(node2.Labels, key)
+	if err := c.Env.Client.Update(context.Background(), node2); err != nil {
+		t.Fatal(err)
+	}
+	labels.await(t, key, "down", 5*time.Second)
+}
