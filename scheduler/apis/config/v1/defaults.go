@@ -1,0 +1,97 @@
+package v1
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+)
+
+// SetDefaults fills the fields of a that were left empty.
+func SetDefaults(a *UnderlayNetworkArgs) {
+	if a.LabelPrefix == "" {
+		a.LabelPrefix = DefaultLabelPrefix
+	}
+	if a.APIVersion == "" {
+		a.APIVersion = GroupVersion.String()
+	}
+	if a.Kind == "" {
+		a.Kind = Kind
+	}
+}
+
+// Validate checks defaulted args; each error names the field, the value and what is expected.
+func Validate(a *UnderlayNetworkArgs) field.ErrorList {
+	var errs field.ErrorList
+	if a.APIVersion != GroupVersion.String() {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), a.APIVersion, []string{GroupVersion.String()}))
+	}
+	if a.Kind != Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), a.Kind, []string{Kind}))
+	}
+	p := field.NewPath("labelPrefix")
+	if !strings.HasSuffix(a.LabelPrefix, "/") {
+		errs = append(errs, field.Invalid(p, a.LabelPrefix, "must be a DNS subdomain followed by '/', e.g. underlay.underlink.io/, so that <prefix><nic> is a label key"))
+	} else if msgs := content.IsLabelKey(a.LabelPrefix + "ens224"); len(msgs) > 0 {
+		errs = append(errs, field.Invalid(p, a.LabelPrefix, fmt.Sprintf("%s followed by a NIC name is not a label key: %s", a.LabelPrefix, strings.Join(msgs, "; "))))
+	}
+	if a.DefaultNetwork != "" {
+		p := field.NewPath("defaultNetwork")
+		ns, name, ok := strings.Cut(a.DefaultNetwork, "/")
+		switch {
+		case !ok:
+			errs = append(errs, field.Invalid(p, a.DefaultNetwork, "must be namespace/name of a SpiderMultusConfig or NetworkAttachmentDefinition, e.g. kube-system/macvlan-conf"))
+		default:
+			if msgs := content.IsDNS1123Label(ns); len(msgs) > 0 {
+				errs = append(errs, field.Invalid(p, a.DefaultNetwork, "namespace "+ns+": "+strings.Join(msgs, "; ")))
+			}
+			if msgs := content.IsDNS1123Subdomain(name); len(msgs) > 0 {
+				errs = append(errs, field.Invalid(p, a.DefaultNetwork, "name "+name+": "+strings.Join(msgs, "; ")))
+			}
+		}
+	}
+	return errs
+}
+
+// Decode reads the plugin's args as kube-scheduler hands them to the plugin factory: nil (no
+// pluginConfig entry), *runtime.Unknown (the raw JSON or YAML of an out-of-tree plugin's args) or an
+// *UnderlayNetworkArgs. Unknown fields are errors, so a typo in the configuration is not silently ignored.
+// The result is defaulted and validated.
+func Decode(obj runtime.Object) (*UnderlayNetworkArgs, error) {
+	a := &UnderlayNetworkArgs{}
+	switch o := obj.(type) {
+	case nil:
+	case *UnderlayNetworkArgs:
+		if o != nil {
+			a = o.DeepCopy()
+		}
+	case *runtime.Unknown:
+		if len(o.Raw) > 0 {
+			if err := yaml.UnmarshalStrict(o.Raw, a); err != nil {
+				return nil, fmt.Errorf("pluginConfig UnderlayNetwork args: %w", err)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("pluginConfig UnderlayNetwork args: want %s, got %T", Kind, obj)
+	}
+	SetDefaults(a)
+	if errs := Validate(a); len(errs) > 0 {
+		return nil, fmt.Errorf("pluginConfig UnderlayNetwork args: %w", errs.ToAggregate())
+	}
+	return a, nil
+}
+
+// DeepCopy returns a copy of a.
+func (a *UnderlayNetworkArgs) DeepCopy() *UnderlayNetworkArgs {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	return &c
+}
+
+// DeepCopyObject implements runtime.Object, so the args can be passed where kube-scheduler passes args.
+func (a *UnderlayNetworkArgs) DeepCopyObject() runtime.Object { return a.DeepCopy() }

@@ -1,0 +1,59 @@
+package v1
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func TestDecode(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      runtime.Object
+		want    UnderlayNetworkArgs
+		wantErr string
+	}{
+		{name: "no pluginConfig entry takes the defaults", in: nil, want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix}},
+		{name: "empty args take the defaults", in: &runtime.Unknown{}, want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix}},
+		{
+			name: "JSON args as kube-scheduler hands them over",
+			in:   &runtime.Unknown{Raw: []byte(`{"apiVersion":"kubescheduler.config.k8s.io/v1","kind":"UnderlayNetworkArgs","labelPrefix":"net.example.com/","defaultNetwork":"kube-system/macvlan-conf"}`)},
+			want: UnderlayNetworkArgs{LabelPrefix: "net.example.com/", DefaultNetwork: "kube-system/macvlan-conf"},
+		},
+		{
+			name: "YAML args",
+			in:   &runtime.Unknown{Raw: []byte("labelPrefix: underlay.underlink.io/\n"), ContentType: runtime.ContentTypeYAML},
+			want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix},
+		},
+		{name: "typed nil args take the defaults", in: (*UnderlayNetworkArgs)(nil), want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix}},
+		{name: "typed args", in: &UnderlayNetworkArgs{DefaultNetwork: "ns/n"}, want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix, DefaultNetwork: "ns/n"}},
+		{name: "a misspelt field is an error", in: &runtime.Unknown{Raw: []byte(`{"labelprefx":"a/"}`)}, wantErr: `unknown field "labelprefx"`},
+		{name: "prefix without slash", in: &UnderlayNetworkArgs{LabelPrefix: "underlay.underlink.io"}, wantErr: `labelPrefix: Invalid value: "underlay.underlink.io": must be a DNS subdomain followed by '/'`},
+		{name: "prefix that is no label key", in: &UnderlayNetworkArgs{LabelPrefix: "Under_lay/"}, wantErr: `labelPrefix: Invalid value: "Under_lay/"`},
+		{name: "default network without namespace", in: &UnderlayNetworkArgs{DefaultNetwork: "macvlan-conf"}, wantErr: `defaultNetwork: Invalid value: "macvlan-conf": must be namespace/name`},
+		{name: "default network with a bad name", in: &UnderlayNetworkArgs{DefaultNetwork: "kube-system/Mac_vlan"}, wantErr: `name Mac_vlan`},
+		{name: "wrong kind", in: &runtime.Unknown{Raw: []byte(`{"kind":"NodeResourcesFitArgs"}`)}, wantErr: `kind: Unsupported value: "NodeResourcesFitArgs"`},
+		{name: "wrong type", in: &metav1.Status{}, wantErr: "want UnderlayNetworkArgs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Decode(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.LabelPrefix != tc.want.LabelPrefix || got.DefaultNetwork != tc.want.DefaultNetwork {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+			if got.APIVersion != GroupVersion.String() || got.Kind != Kind {
+				t.Errorf("type meta not defaulted: %+v", got.TypeMeta)
+			}
+		})
+	}
+}

@@ -1,0 +1,203 @@
+package underlaynetwork
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+)
+
+func TestFilterLinks(t *testing.T) {
+	w := newWorld(t, nil)
+	w.seed()
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		reason string
+	}{
+		{name: "up", labels: nic(up)},
+		{name: "down", labels: nic(down), reason: "node(s) had underlay link ens224 down"},
+		{name: "no label: agent not running", labels: map[string]string{"underlay.underlink.io/ens256": up}, reason: "node(s) had no link state for underlay NIC ens224 (label underlay.underlink.io/ens224 missing)"},
+		{name: "unexpected value", labels: nic("unknown"), reason: "node(s) had underlay link ens224 unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.node("n", tc.labels)
+			st := w.cycle(seedPod()).filter("n")
+			if tc.reason == "" {
+				if !st.IsSuccess() {
+					t.Errorf("rejected: %v", st)
+				}
+				return
+			}
+			if st.Code() != fwk.UnschedulableAndUnresolvable || st.Message() != tc.reason {
+				t.Errorf("got %v %q, want UnschedulableAndUnresolvable %q", st.Code(), st.Message(), tc.reason)
+			}
+		})
+	}
+}
+
+func TestFilterLabelPrefixFromArgs(t *testing.T) {
+	w := newWorld(t, nil)
+	w.p.args.LabelPrefix = "net.example.com/"
+	w.seed()
+	w.node("n", map[string]string{"net.example.com/ens224": up})
+	if st := w.cycle(seedPod()).filter("n"); !st.IsSuccess() {
+		t.Errorf("label with the configured prefix not honoured: %v", st)
+	}
+}
+
+// TestFailedSchedulingMessage pins the message `kubectl describe pod` shows, as kube-scheduler builds it
+// from the plugin's reasons.
+func TestFailedSchedulingMessage(t *testing.T) {
+	w := newWorld(t, nil)
+	pool, _ := w.seed()
+	var uids []string
+	for i := 0; i < 200; i++ {
+		uids = append(uids, "holder-"+string(rune('a'+i%26))+string(rune('a'+i/26)))
+	}
+	pool.Status.AllocatedIPs = allocations(t, uids...)
+	pool.Status.AllocatedIPCount = ptr(int64(200))
+	w.pool(pool)
+	w.node("node-1", nic(down))
+	w.node("node-2", nic(up))
+	w.node("node-3", nic(up))
+	got := w.cycle(seedPod()).fitError()
+	want := "0/3 nodes are available: 1 node(s) had underlay link ens224 down, 2 node(s) had no free IP in pool cluster-a (200/200 allocated)."
+	if got != want {
+		t.Errorf("message\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestFilterPools(t *testing.T) {
+	rack := func(name, r string, ips string) *spv2.SpiderIPPool {
+		return &spv2.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spv2.IPPoolSpec{
+			Subnet: "172.110.0.0/16", IPs: []string{ips},
+			NodeAffinity: &metav1.LabelSelector{MatchLabels: map[string]string{"rack": r}},
+		}}
+	}
+	racked := func(r string) map[string]string { l := nic(up); l["rack"] = r; return l }
+	for _, tc := range []struct {
+		name   string
+		setup  func(w *world)
+		ann    map[string]string
+		node   map[string]string
+		reason string
+	}{
+		{name: "free address in the seed pool", node: nic(up)},
+		{
+			name: "pool full",
+			setup: func(w *world) {
+				p, _ := w.seed()
+				p.Spec.IPs = []string{"172.110.1.1-172.110.1.3"}
+				p.Status.AllocatedIPs = allocations(t, "x", "y", "z")
+				w.pool(p)
+			},
+			node: nic(up), reason: "node(s) had no free IP in pool cluster-a (3/3 allocated)",
+		},
+		{
+			name: "first candidate full, second free: the pod takes the second",
+			setup: func(w *world) {
+				p, _ := w.seed()
+				p.Spec.IPs = []string{"172.110.1.1"}
+				p.Status.AllocatedIPs = allocations(t, "x")
+				w.pool(p)
+				w.pool(rack("spare", "a", "172.110.2.1-172.110.2.9"))
+			},
+			ann:  map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["cluster-a","spare"]}`},
+			node: racked("a"),
+		},
+		{
+			name: "pools limited to other racks",
+			setup: func(w *world) {
+				w.pool(rack("rack-a", "a", "172.110.2.1-172.110.2.9"))
+				w.pool(rack("rack-b", "b", "172.110.3.1-172.110.3.9"))
+			},
+			ann:    map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["rack-a","rack-b"]}`},
+			node:   racked("c"),
+			reason: "node(s) didn't match the node affinity of pools rack-a (spec.nodeAffinity), rack-b (spec.nodeAffinity)",
+		},
+		{
+			name: "eligible pool full, other pool elsewhere",
+			setup: func(w *world) {
+				p := rack("rack-a", "a", "172.110.2.1")
+				p.Status.AllocatedIPs = allocations(t, "x")
+				w.pool(p)
+				w.pool(rack("rack-b", "b", "172.110.3.1-172.110.3.9"))
+			},
+			ann:    map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["rack-a","rack-b"]}`},
+			node:   racked("a"),
+			reason: "node(s) had no free IP in pool rack-a (1/1 allocated)",
+		},
+		{
+			name: "pool limited by node name",
+			setup: func(w *world) {
+				p, _ := w.seed()
+				p.Spec.NodeName = []string{"other"}
+				w.pool(p)
+			},
+			node: nic(up), reason: "node(s) didn't match the node affinity of pool cluster-a (spec.nodeName)",
+		},
+		{
+			name: "two interfaces on a pool with one free address",
+			setup: func(w *world) {
+				p, _ := w.seed()
+				p.Spec.IPs = []string{"172.110.1.1-172.110.1.2"}
+				p.Status.AllocatedIPs = allocations(t, "x")
+				w.pool(p)
+			},
+			ann:    map[string]string{nadv1.NetworksAnnotation: "kube-system/macvlan-conf"},
+			node:   nic(up),
+			reason: "node(s) had no free IP in pool cluster-a (needed by another interface of the pod)",
+		},
+		{
+			name: "pool status unreadable but its count is: decided from the count",
+			setup: func(w *world) {
+				p, _ := w.seed()
+				p.Status.AllocatedIPs = ptr("{not json")
+				p.Status.AllocatedIPCount = ptr(int64(200))
+				w.pool(p)
+			},
+			node: nic(up), reason: "node(s) had no free IP in pool cluster-a (200/200 allocated)",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, nil)
+			w.seed()
+			if tc.setup != nil {
+				tc.setup(w)
+			}
+			w.node("n", tc.node)
+			ann := map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"}
+			for k, v := range tc.ann {
+				ann[k] = v
+			}
+			c := w.cycle(underlayPod(ann))
+			if !c.resolved() {
+				t.Fatalf("PreFilter: %v", c.pre)
+			}
+			st := c.filter("n")
+			if tc.reason == "" {
+				if !st.IsSuccess() {
+					t.Errorf("rejected: %v", st)
+				}
+				return
+			}
+			if st.Code() != fwk.UnschedulableAndUnresolvable || st.Message() != tc.reason {
+				t.Errorf("got %v %q\nwant UnschedulableAndUnresolvable %q", st.Code(), st.Message(), tc.reason)
+			}
+		})
+	}
+}
+
+func TestFilterWithoutStateIsAnError(t *testing.T) {
+	w := newWorld(t, nil)
+	w.node("n", nic(up))
+	c := &cycle{w: w, pod: seedPod(), state: w.cycle(underlayPod(nil)).state}
+	if st := c.filter("n"); st.Code() != fwk.Error || !strings.Contains(st.Message(), "not found") {
+		t.Errorf("got %v", st)
+	}
+}

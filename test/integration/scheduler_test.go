@@ -1,0 +1,419 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/scheduler/schedulertest"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/controlplane"
+)
+
+const schedName = "underlink-scheduler"
+
+// TestSchedulerUnderlayLinks runs underlink-scheduler as a second scheduler (deploy/scheduler/
+// underlink-scheduler.yaml) on the seed's pool and network with three nodes, ens224 up on two:
+// underlay pods land only on those two, plain pods anywhere; pods pending for the third node are placed
+// as soon as its link comes up (queueing hint, latency logged); a pod naming a config that does not
+// exist (the seed deployment's typo) is Pending with that reason until the config appears.
+func TestSchedulerUnderlayLinks(t *testing.T) {
+	c := newSchedCluster(t)
+	c.applySeed("cluster-a-ippool.yaml", "cluster-a-multusconfig.yaml")
+	c.node("node-1", schedulertest.NodeUp("ens224"))
+	c.node("node-2", schedulertest.NodeUp("ens224"))
+	c.node("node-3", map[string]string{"underlay.underlink.io/ens224": "down"})
+	schedulertest.Start(t, schedulertest.Config(t, "underlink-scheduler.yaml", c.env.Kubeconfig(t), nil))
+
+	var pods []*v1.Pod
+	for i := 0; i < 20; i++ {
+		pods = append(pods, schedulertest.Pod("default", fmt.Sprintf("underlay-%d", i), schedName, "kube-system/macvlan-conf"))
+	}
+	for i := 0; i < 10; i++ {
+		pods = append(pods, schedulertest.Pod("default", fmt.Sprintf("plain-%d", i), schedName, ""))
+	}
+	c.create(pods...)
+	placed := c.waitBound(30, time.Minute)
+	perNode := map[string][]string{}
+	for name, node := range placed {
+		perNode[node] = append(perNode[node], name)
+		if strings.HasPrefix(name, "underlay-") && node == "node-3" {
+			t.Errorf("underlay pod %s was placed on node-3, whose ens224 is down", name)
+		}
+	}
+	plainOn3 := 0
+	for _, n := range perNode["node-3"] {
+		if strings.HasPrefix(n, "plain-") {
+			plainOn3++
+		}
+	}
+	if plainOn3 == 0 {
+		t.Errorf("no plain pod on node-3: the plugin must not restrict pods of the primary network (placement %v)", perNode)
+	}
+	t.Logf("placement: node-1 %d pods, node-2 %d, node-3 %d (all plain)", len(perNode["node-1"]), len(perNode["node-2"]), len(perNode["node-3"]))
+
+	// Pods that can only go to node-3 wait for its link.
+	var pinned []*v1.Pod
+	for i := 0; i < 3; i++ {
+		p := schedulertest.Pod("default", fmt.Sprintf("pinned-%d", i), schedName, "kube-system/macvlan-conf")
+		p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "node-3"}
+		pinned = append(pinned, p)
+	}
+	c.create(pinned...)
+	for _, p := range pinned {
+		msg := c.waitFailedScheduling(p.Name, "node(s) had underlay link ens224 down")
+		t.Logf("%s: %s", p.Name, msg)
+	}
+	start := time.Now()
+	c.label("node-3", "underlay.underlink.io/ens224", "up")
+	got := c.waitBound(33, 30*time.Second)
+	elapsed := time.Since(start)
+	for _, p := range pinned {
+		if got[p.Name] != "node-3" {
+			t.Errorf("%s placed on %q, want node-3", p.Name, got[p.Name])
+		}
+	}
+	t.Logf("MEASURED: 3 pending underlay pods placed on node-3 %s after its ens224 label turned up (goal < 2s)", elapsed.Round(time.Millisecond))
+
+	// The seed deployment's annotation names kube-system/macvlan-confg, a config that does not exist.
+	typo := schedulertest.Pod("default", "seed-typo", schedName, "kube-system/macvlan-confg")
+	c.create(typo)
+	msg := c.waitFailedScheduling(typo.Name, "network kube-system/macvlan-confg (v1.multus-cni.io/default-network) not found")
+	t.Logf("%s: %s", typo.Name, msg)
+	c.applyObject(strings.Replace(c.seedText("cluster-a-multusconfig.yaml"), "name: macvlan-conf", "name: macvlan-confg", 1))
+	if c.waitBoundNames(30*time.Second, typo.Name)[typo.Name] == "" {
+		t.Errorf("pod naming the now existing config was not placed")
+	}
+}
+
+// TestSchedulerPoolCapacity creates five pods at once for a pool with three free addresses: exactly
+// three are bound and two stay Pending with the pool's reason; when one bound pod is deleted and the
+// agent releases its address, one more is bound. It runs with underlink-scheduler as a second scheduler
+// and as an extra profile of the cluster's scheduler (deploy/scheduler/extra-profile.yaml), where the
+// default-scheduler profile keeps placing ordinary pods.
+func TestSchedulerPoolCapacity(t *testing.T) {
+	for _, cfg := range []string{"underlink-scheduler.yaml", "extra-profile.yaml"} {
+		t.Run(strings.TrimSuffix(cfg, ".yaml"), func(t *testing.T) {
+			c := newSchedCluster(t)
+			c.applyObject(`
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: burst
+spec:
+  subnet: 172.110.2.0/24
+  ips: ["172.110.2.1-172.110.2.5"]
+  gateway: 172.110.2.254
+`)
+			c.applyObject(`
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderMultusConfig
+metadata:
+  name: burst-net
+  namespace: kube-system
+spec:
+  cniType: macvlan
+  macvlan:
+    master: [ens224]
+    ippools:
+      ipv4: [burst]
+`)
+			// Two addresses are held by pods of earlier days, as the agent recorded them.
+			c.allocate("burst", 5, map[string]types.UID{"172.110.2.1": "earlier-1", "172.110.2.2": "earlier-2"})
+			c.node("node-1", schedulertest.NodeUp("ens224"))
+			c.node("node-2", schedulertest.NodeUp("ens224"))
+			schedulertest.Start(t, schedulertest.Config(t, cfg, c.env.Kubeconfig(t), nil))
+
+			var pods []*v1.Pod
+			for i := 0; i < 5; i++ {
+				pods = append(pods, schedulertest.Pod("default", fmt.Sprintf("burst-%d", i), schedName, "kube-system/burst-net"))
+			}
+			c.createConcurrently(pods...)
+			c.waitBound(3, time.Minute)
+			var pending []string
+			for _, p := range pods {
+				if c.nodeOf(p.Name) == "" {
+					pending = append(pending, p.Name)
+				}
+			}
+			if len(pending) != 2 {
+				t.Fatalf("pending %v, want 2 pods", pending)
+			}
+			for _, name := range pending {
+				t.Logf("%s: %s", name, c.waitFailedScheduling(name, "node(s) had no free IP in pool burst (5/5"))
+			}
+			// Nothing else may be bound while no address is free.
+			time.Sleep(2 * time.Second)
+			if n := len(c.bound()); n != 3 {
+				t.Fatalf("%d pods bound with 3 free addresses", n)
+			}
+
+			// The agent allocates for the three bound pods (CNI ADD on their nodes).
+			allocs := map[string]types.UID{"172.110.2.1": "earlier-1", "172.110.2.2": "earlier-2"}
+			var boundPods []*v1.Pod
+			ip := 3
+			for _, p := range pods {
+				got, err := c.cs.CoreV1().Pods("default").Get(c.ctx, p.Name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Spec.NodeName != "" {
+					allocs[fmt.Sprintf("172.110.2.%d", ip)] = got.UID
+					ip++
+					boundPods = append(boundPods, got)
+				}
+			}
+			c.allocate("burst", 5, allocs)
+			time.Sleep(time.Second)
+			if n := len(c.bound()); n != 3 {
+				t.Fatalf("%d pods bound after allocation, want still 3", n)
+			}
+
+			// One bound pod is deleted; the agent's CNI DEL releases its address.
+			gone := boundPods[0]
+			if err := c.cs.CoreV1().Pods("default").Delete(c.ctx, gone.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+				t.Fatal(err)
+			}
+			for addr, uid := range allocs {
+				if uid == gone.UID {
+					delete(allocs, addr)
+				}
+			}
+			freed := time.Now()
+			c.allocate("burst", 5, allocs)
+			c.waitBound(3, 30*time.Second) // the two survivors and one of the pending pods
+			t.Logf("MEASURED: a pending pod bound %s after a bound pod was deleted and its address released", time.Since(freed).Round(time.Millisecond))
+			still := 0
+			for _, name := range pending {
+				if c.nodeOf(name) == "" {
+					still++
+				}
+			}
+			if still != 1 {
+				t.Errorf("%d of the pending pods still pending after one address was freed, want 1", still)
+			}
+
+			if cfg == "extra-profile.yaml" {
+				plain := schedulertest.Pod("default", "stock", "default-scheduler", "")
+				c.create(plain)
+				if c.waitBoundNames(30*time.Second, plain.Name)[plain.Name] == "" {
+					t.Error("the default-scheduler profile did not place an ordinary pod")
+				}
+			}
+		})
+	}
+}
+
+// schedCluster is a control plane with helpers to drive the scheduler tests.
+type schedCluster struct {
+	t   *testing.T
+	env *controlplane.Env
+	cs  kubernetes.Interface
+	ctx context.Context
+}
+
+func newSchedCluster(t *testing.T) *schedCluster {
+	env := controlplane.StartEnv(t, controlplane.EnvOptions{})
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return &schedCluster{t: t, env: env, cs: cs, ctx: ctx}
+}
+
+func (c *schedCluster) seedText(name string) string {
+	raw, err := test.SeedManifest(name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func (c *schedCluster) applySeed(names ...string) {
+	for _, n := range names {
+		c.applyObject(c.seedText(n))
+	}
+}
+
+func (c *schedCluster) applyObject(manifest string) {
+	c.t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.env.Client.Create(c.ctx, u); err != nil {
+		c.t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+}
+
+// allocate writes the pool's status as the IPAM agent does: allocatedIPs and its count.
+func (c *schedCluster) allocate(pool string, total int64, addrs map[string]types.UID) {
+	c.t.Helper()
+	var p spv2.SpiderIPPool
+	if err := c.env.Client.Get(c.ctx, types.NamespacedName{Name: pool}, &p); err != nil {
+		c.t.Fatal(err)
+	}
+	a := spv2.PoolIPAllocations{}
+	for addr, uid := range addrs {
+		a[addr] = spv2.PoolIPAllocation{NIC: "eth0", NamespacedName: "default/" + string(uid), PodUID: string(uid)}
+	}
+	enc, err := a.Encode()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n := int64(len(addrs))
+	p.Status = spv2.IPPoolStatus{AllocatedIPs: enc, AllocatedIPCount: &n, TotalIPCount: &total}
+	if err := c.env.Client.Status().Update(c.ctx, &p); err != nil {
+		c.t.Fatalf("write status of pool %s: %v", pool, err)
+	}
+}
+
+func (c *schedCluster) node(name string, labels map[string]string) {
+	c.t.Helper()
+	if _, err := schedulertest.CreateNode(c.ctx, c.cs, name, labels); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *schedCluster) label(node, key, value string) {
+	c.t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
+	if _, err := c.cs.CoreV1().Nodes().Patch(c.ctx, node, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *schedCluster) create(pods ...*v1.Pod) {
+	c.t.Helper()
+	for _, p := range pods {
+		if _, err := c.cs.CoreV1().Pods(p.Namespace).Create(c.ctx, p, metav1.CreateOptions{}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+func (c *schedCluster) createConcurrently(pods ...*v1.Pod) {
+	c.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(pods))
+	for _, p := range pods {
+		wg.Add(1)
+		go func(p *v1.Pod) {
+			defer wg.Done()
+			if _, err := c.cs.CoreV1().Pods(p.Namespace).Create(c.ctx, p, metav1.CreateOptions{}); err != nil {
+				errs <- err
+			}
+		}(p)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		c.t.Fatal(err)
+	}
+}
+
+// bound returns pod name → node of the bound pods in default.
+func (c *schedCluster) bound() map[string]string {
+	c.t.Helper()
+	list, err := c.cs.CoreV1().Pods("default").List(c.ctx, metav1.ListOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range list.Items {
+		if p.Spec.NodeName != "" {
+			out[p.Name] = p.Spec.NodeName
+		}
+	}
+	return out
+}
+
+func (c *schedCluster) nodeOf(name string) string { return c.bound()[name] }
+
+// waitBound waits until n pods of default are bound and returns where they are.
+func (c *schedCluster) waitBound(n int, timeout time.Duration) map[string]string {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b := c.bound()
+		if len(b) >= n {
+			return b
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d pods bound after %s, want %d: %v", len(b), timeout, n, sortedKeys(b))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *schedCluster) waitBoundNames(timeout time.Duration, names ...string) map[string]string {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b := c.bound()
+		all := true
+		for _, n := range names {
+			all = all && b[n] != ""
+		}
+		if all || time.Now().After(deadline) {
+			return b
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitFailedScheduling waits for a FailedScheduling event of the pod whose message contains want, and
+// returns the message as `kubectl describe pod` shows it.
+func (c *schedCluster) waitFailedScheduling(pod, want string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var seen []string
+	for {
+		list, err := c.cs.CoreV1().Events("default").List(c.ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		seen = seen[:0]
+		for _, e := range list.Items {
+			if e.Reason != "FailedScheduling" {
+				continue
+			}
+			seen = append(seen, e.Message)
+			if strings.Contains(e.Message, want) {
+				return e.Message
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no FailedScheduling event of %s containing %q; events: %q", pod, want, seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
