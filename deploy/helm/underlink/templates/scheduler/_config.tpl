@@ -1,0 +1,18 @@
+{{/*
+The KubeSchedulerConfiguration: deploy/scheduler/underlink-scheduler.yaml (copied to files/scheduler by
+`make generate-chart`) with the release's namespace for its leader election Lease, scheduler.name as the
+profile and Lease name, and scheduler.pluginArgs over the UnderlayNetwork plugin's arguments.
+*/}}
+{{- define "underlink.schedulerConfig" -}}
+{{- $cfg := .Files.Get "files/scheduler/underlink-scheduler.yaml" | fromYaml }}
+{{- $_ := set $cfg.leaderElection "resourceName" .Values.scheduler.name }}
+{{- $_ := set $cfg.leaderElection "resourceNamespace" .Release.Namespace }}
+{{- $profile := first $cfg.profiles }}
+{{- $_ := set $profile "schedulerName" .Values.scheduler.name }}
+{{- range $profile.pluginConfig }}
+{{- if eq .name "UnderlayNetwork" }}
+{{- $_ := set . "args" (mergeOverwrite (deepCopy .args) (deepCopy $.Values.scheduler.pluginArgs)) }}
+{{- end }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end -}}

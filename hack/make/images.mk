@@ -1,0 +1,25 @@
+# Images: OCI image tarballs of underlink's binaries, built without a Docker engine (hack/imagebuild, with
+# github.com/google/go-containerregistry), for `ctr -n k8s.io images import _output/images/<name>.tar`.
+
+IMAGE_REPO ?= ghcr.io/underlink
+# The chart's appVersion, so the chart's default image references name what `make images` built.
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' deploy/helm/underlink/Chart.yaml)
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGES_DIR := _output/images
+IMAGE_BIN_DIR := $(IMAGES_DIR)/bin/linux-$(IMAGE_ARCH)
+# Every binary an image carries; macvlan (the reference plugin) comes from the tool cache.
+IMAGE_CMDS := underlink-webhook underlink-agent underlink-ipam underlink-coordinator underlink-scheduler \
+	underlink-cni-install underlink-testapp
+
+.PHONY: images
+images: ## OCI image tarballs (webhook, agent with its CNI plugins, scheduler, testapp, pause) in _output/images
+	@hack/build-tools.sh macvlan
+	@mkdir -p $(IMAGE_BIN_DIR)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_BIN_DIR)/ \
+		$(addprefix ./cmd/,$(IMAGE_CMDS)) ./hack/imagebuild/pause
+	$(GO) run ./hack/imagebuild --bin $(IMAGE_BIN_DIR) --binary macvlan=$(BIN_CACHE)/macvlan \
+		--repo $(IMAGE_REPO) --tag $(IMAGE_TAG) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)
+
+.PHONY: images-import
+images-import: images ## import the tarballs into a containerd: make images-import CONTAINERD_ADDRESS=/run/containerd/containerd.sock
+	@for t in $(IMAGES_DIR)/*.tar; do ctr --address $(or $(CONTAINERD_ADDRESS),/run/containerd/containerd.sock) -n k8s.io images import $$t || exit 1; done

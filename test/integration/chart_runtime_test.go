@@ -1,0 +1,302 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/underlink/underlink/certs/rotation"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/webhook/registration"
+)
+
+// chartBinaries builds the binaries whose flags the chart passes.
+func chartBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/underlink-webhook", "./cmd/underlink-agent", "./cmd/underlink-cni-install")
+	cmd.Dir = test.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// chartDefinedFlags runs a Go binary with -h and returns the flags its usage lists.
+func chartDefinedFlags(t *testing.T, bin string) map[string]bool {
+	t.Helper()
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // -h exits 0 or 2 depending on the flag set's policy
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+--?([A-Za-z0-9][-A-Za-z0-9_.]*)`).FindAllStringSubmatch(string(out), -1) {
+		flags[m[1]] = true
+	}
+	if len(flags) < 3 {
+		t.Fatalf("%s -h lists no flags:\n%s", bin, out)
+	}
+	return flags
+}
+
+// TestChartPassesOnlyFlagsTheBinariesDefine renders every container of the webhook and the agent in both
+// certificate modes and checks each flag against the binary's own usage, so a renamed flag fails here
+// rather than as a CrashLoopBackOff.
+func TestChartPassesOnlyFlagsTheBinariesDefine(t *testing.T) {
+	bins := chartBinaries(t)
+	defined := map[string]map[string]bool{}
+	for _, b := range []string{"underlink-webhook", "underlink-agent", "underlink-cni-install"} {
+		defined[b] = chartDefinedFlags(t, filepath.Join(bins, b))
+	}
+	for mode, flags := range chartCertModes {
+		objs := chartObjects(t, renderChart(t, append(flags, "--set", "agent.nics={ens224}", "--set", "webhook.schedulerName=underlink-scheduler",
+			"--set", "submariner.localCluster=cluster-a", "--set", "submariner.staticClusters[0].id=cluster-b",
+			"--set", "submariner.staticClusters[0].clusterCIDR[0]=172.111.0.0/16")...))
+		check := func(binary string, c corev1.Container) {
+			for _, a := range c.Args {
+				name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				if !defined[binary][name] {
+					t.Errorf("%s: container %s passes --%s, which %s does not define", mode, c.Name, name, binary)
+				}
+			}
+		}
+		var webhook appsv1.Deployment
+		chartDecodeStrict(t, chartFind(t, objs, "Deployment", "underlink-webhook"), &webhook)
+		check("underlink-webhook", webhook.Spec.Template.Spec.Containers[0])
+		var agent appsv1.DaemonSet
+		chartDecodeStrict(t, chartFind(t, objs, "DaemonSet", "underlink-agent"), &agent)
+		check("underlink-agent", agent.Spec.Template.Spec.Containers[0])
+		check("underlink-cni-install", agent.Spec.Template.Spec.InitContainers[0])
+	}
+}
+
+// TestChartWebhookAndAgentRunUnderTheChartRBAC runs the real underlink-webhook and underlink-agent with the
+// arguments the chart renders, authenticated with tokens of the chart's ServiceAccounts (so they hold
+// exactly the chart's RBAC), against a real apiserver that has the chart's webhook configurations. The
+// webhook must become ready, create and serve its self-signed certificate for the chart's Service and put
+// its CA into every webhook; the agent, with no capability at all as the chart runs it, must become ready,
+// label its node and win its garbage collection Lease; neither may meet a forbidden request. Only listen addresses (loopback here) and the agent's socket (a temporary
+// directory, not the host's /run/underlink) differ from the chart's.
+func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
+	bins := chartBinaries(t)
+	env := controlplane.StartEnv(t, controlplane.EnvOptions{})
+	kc := env.Kubeconfig(t)
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(env.Config)
+	chartMustTool(t, "kubectl", "--kubeconfig", kc, "create", "namespace", chartNamespace)
+	rendered := chartObjects(t, renderChart(t, chartCertModes["self-signed"]...))
+	chartApplyRBAC(t, kc, rendered)
+	var webhookConfigs []*unstructured.Unstructured
+	for _, o := range rendered {
+		if strings.HasSuffix(o.GetKind(), "WebhookConfiguration") {
+			webhookConfigs = append(webhookConfigs, o)
+		}
+	}
+	chartApplyObjects(t, kc, webhookConfigs)
+
+	t.Run("webhook", func(t *testing.T) {
+		var dep appsv1.Deployment
+		chartDecodeStrict(t, chartFind(t, rendered, "Deployment", "underlink-webhook"), &dep)
+		port, metrics, probes := chartFreePort(t), chartFreePort(t), chartFreePort(t)
+		args := append(dep.Spec.Template.Spec.Containers[0].Args,
+			"--webhook-host=127.0.0.1", "--webhook-port="+strconv.Itoa(port),
+			"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metrics), "--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probes))
+		logs := chartStartAs(t, env, cs, "underlink-webhook", filepath.Join(bins, "underlink-webhook"), args,
+			"POD_NAMESPACE="+chartNamespace, "POD_NAME=underlink-webhook-0")
+		chartWaitReady(t, probes, logs)
+
+		s, err := cs.CoreV1().Secrets(chartNamespace).Get(ctx, "underlink-webhook-tls", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("certificate Secret: %v\n%s", err, logs)
+		}
+		bundle := s.Data[rotation.KeyCABundle]
+		chartWaitFor(t, logs, func() error {
+			mw, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, registration.ConfigurationName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			vw, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, registration.ConfigurationName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, w := range mw.Webhooks {
+				if !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+					return fmt.Errorf("mutating %s: caBundle not the Secret's", w.Name)
+				}
+			}
+			for _, w := range vw.Webhooks {
+				if !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+					return fmt.Errorf("validating %s: caBundle not the Secret's", w.Name)
+				}
+			}
+			return nil
+		})
+		// The apiserver calls https://underlink-webhook.underlink-system.svc:443 with that caBundle.
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(bundle)
+		conn, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			&tls.Config{RootCAs: pool, ServerName: "underlink-webhook." + chartNamespace + ".svc", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("TLS as the apiserver would call the chart's Service: %v", err)
+		}
+		conn.Close()
+		chartNoForbidden(t, logs)
+	})
+
+	t.Run("agent", func(t *testing.T) {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "chart-node-1"}}
+		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var ds appsv1.DaemonSet
+		chartDecodeStrict(t, chartFind(t, rendered, "DaemonSet", "underlink-agent"), &ds)
+		metrics, probes := chartFreePort(t), chartFreePort(t)
+		var args []string
+		for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
+			args = append(args, strings.ReplaceAll(a, "$(NODE_NAME)", node.Name)) // kubelet expands it in a pod
+		}
+		args = append(args, "--nics=ens224", "--socket="+filepath.Join(t.TempDir(), "agent.sock"),
+			"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metrics), "--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probes))
+		// As in the chart: uid 0 without a single capability (setpriv empties every capability set).
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Fatalf("setpriv (util-linux) is needed to run the agent without capabilities: %v", err)
+		}
+		args = append([]string{"--bounding-set", "-all", "--inh-caps", "-all", "--ambient-caps", "-all", "--no-new-privs", "--", filepath.Join(bins, "underlink-agent")}, args...)
+		logs := chartStartAs(t, env, cs, "underlink-agent", setpriv, args,
+			"NODE_NAME="+node.Name, "POD_NAMESPACE="+chartNamespace)
+		chartWaitReady(t, probes, logs)
+		chartWaitFor(t, logs, func() error {
+			n, err := cs.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if _, ok := n.Labels["underlay.underlink.io/ens224"]; !ok {
+				return fmt.Errorf("node labels %v lack underlay.underlink.io/ens224", n.Labels)
+			}
+			l, err := cs.CoordinationV1().Leases(chartNamespace).Get(ctx, "underlink-agent-gc", metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("garbage collection Lease: %w", err)
+			}
+			if l.Spec.HolderIdentity == nil || !strings.HasPrefix(*l.Spec.HolderIdentity, node.Name) {
+				return fmt.Errorf("garbage collection Lease held by %v", l.Spec.HolderIdentity)
+			}
+			return nil
+		})
+		chartNoForbidden(t, logs)
+	})
+}
+
+// chartLog collects a process's output.
+type chartLog struct{ chartSyncBuffer }
+
+// chartStartAs runs bin with args as the ServiceAccount sa of chartNamespace: a kubeconfig with a token from the
+// TokenRequest API, nothing else. The process is stopped when the test ends.
+func chartStartAs(t *testing.T, env *controlplane.Env, cs kubernetes.Interface, sa, bin string, args []string, envVars ...string) *chartLog {
+	t.Helper()
+	tok, err := cs.CoreV1().ServiceAccounts(chartNamespace).CreateToken(context.Background(), sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: chartInt64(3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
+	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: sa}
+	kc.CurrentContext = "test"
+	path := filepath.Join(t.TempDir(), sa+".kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+path), envVars...)
+	logs := &chartLog{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), logs.String())
+		}
+	})
+	return logs
+}
+
+func chartWaitReady(t *testing.T, probePort int, logs *chartLog) {
+	t.Helper()
+	chartWaitFor(t, logs, func() error {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(probePort) + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+func chartWaitFor(t *testing.T, logs *chartLog, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 60s: %v\noutput:\n%s", err, logs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func chartNoForbidden(t *testing.T, logs *chartLog) {
+	t.Helper()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(strings.ToLower(line), "forbidden") {
+			t.Errorf("a request was forbidden under the chart's RBAC: %s", line)
+		}
+	}
+}
+
+func chartFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func chartInt64(v int64) *int64 { return &v }
