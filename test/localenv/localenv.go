@@ -115,6 +115,12 @@ func (e *Env) processes(c Cluster) ([]*process, error) {
 			"--service-account-signing-key-file", p.path(saKey),
 			"--service-cluster-ip-range", c.ServiceCIDR,
 			"--authorization-mode", "Node,RBAC",
+			// Kubelets (exec, logs) and Services (webhooks) live inside the nodes' network namespaces:
+			// "cluster" traffic goes as HTTP CONNECT to a unix socket that test/nodes serves.
+			"--egress-selector-config-file", filepath.Join(dir, egressSelectorFile),
+			"--kubelet-client-certificate", p.path(kubeletClientCert), "--kubelet-client-key", p.path(kubeletClientKey),
+			// Node names resolve nowhere here; dial kubelets at their node IPs, as kubeadm configures.
+			"--kubelet-preferred-address-types", "InternalIP,ExternalIP,Hostname",
 			"--allow-privileged=true",
 			// The advertise address is loopback, which an Endpoints object may not hold; nodes reach the
 			// apiserver through relays instead of the kubernetes Service's endpoints.
@@ -299,6 +305,19 @@ func (e *Env) writeFiles(c Cluster) error {
 	if err := writeKubeconfig(filepath.Join(dir, "kube-controller-manager.kubeconfig"), c, p, kcmCert, kcmKey, "kube-controller-manager"); err != nil {
 		return err
 	}
+	egress := fmt.Sprintf(`apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: %s
+`, e.EgressSocket(c))
+	if err := os.WriteFile(filepath.Join(dir, egressSelectorFile), []byte(egress), 0o644); err != nil {
+		return err
+	}
 	return writeKubeconfig(e.KubeconfigPath(c), c, p, adminCert, adminKey, "admin")
 }
 
@@ -326,6 +345,19 @@ func writeKubeconfig(path string, c Cluster, p pki, certFile, keyFile, user stri
 	}
 	return clientcmd.WriteToFile(*cfg, path)
 }
+
+// egressSelectorFile is the apiserver's egress selector configuration, in the cluster's directory.
+const egressSelectorFile = "egress-selector.yaml"
+
+// EgressSocket is the unix socket where cluster c's apiserver sends traffic for the cluster's network
+// (kubelets, Services) as HTTP CONNECT requests; the nodes of test/nodes serve it. Until they run, exec,
+// logs and Service-referenced webhooks fail with a dial error naming this socket.
+func (e *Env) EgressSocket(c Cluster) string {
+	return filepath.Join(e.clusterDir(c), "run", "egress.sock")
+}
+
+// PKIDir is cluster c's PKI directory (ca.crt, ca.key, ...), for signing node certificates.
+func (e *Env) PKIDir(c Cluster) string { return filepath.Join(e.clusterDir(c), "pki") }
 
 // RESTConfig is an admin client config for cluster c.
 func (e *Env) RESTConfig(c Cluster) (*rest.Config, error) {

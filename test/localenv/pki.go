@@ -34,8 +34,11 @@ const (
 	adminKey      = "admin.key"
 	kcmCert       = "kube-controller-manager.crt"
 	kcmKey        = "kube-controller-manager.key"
-	saKey         = "sa.key"
-	saPub         = "sa.pub"
+	// kubeletClient is the apiserver's client certificate towards kubelets (exec, logs).
+	kubeletClientCert = "apiserver-kubelet-client.crt"
+	kubeletClientKey  = "apiserver-kubelet-client.key"
+	saKey             = "sa.key"
+	saPub             = "sa.pub"
 )
 
 // ensure creates whatever is missing. A CA that exists is reused, so kubeconfigs handed out earlier keep
@@ -45,7 +48,7 @@ func (p pki) ensure(serviceIP net.IP) error {
 		return err
 	}
 	if exists(p.path(caCert)) && exists(p.path(apiserverCert)) && exists(p.path(adminCert)) &&
-		exists(p.path(kcmCert)) && exists(p.path(saKey)) {
+		exists(p.path(kcmCert)) && exists(p.path(kubeletClientCert)) && exists(p.path(saKey)) {
 		return nil
 	}
 	now := time.Now()
@@ -104,6 +107,10 @@ func (p pki) ensure(serviceIP net.IP) error {
 		return err
 	}
 	if err := leaf(p.path(kcmCert), p.path(kcmKey), pkix.Name{CommonName: "system:kube-controller-manager"},
+		x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
+		return err
+	}
+	if err := leaf(p.path(kubeletClientCert), p.path(kubeletClientKey), pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
 		x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
 		return err
 	}

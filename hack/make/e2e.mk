@@ -1,0 +1,24 @@
+# End to end (test/e2e, test/nodes, test/multus, test/submariner): `make demo`'s nodes and scenario.
+
+# The node binaries `make up` builds with the rest, so `make demo` finds them.
+TOOLS += kubelet kube-proxy
+
+# `make down` first stops the demo's nodes (they use the control planes' PKI and egress sockets).
+down: e2e-down
+
+.PHONY: e2e-down
+e2e-down: ## stop the demo's nodes (kubelet, containerd, kube-proxy in their namespaces) and remove all they made
+	@$(GO) build -o bin/underlink-demo ./test/cmd/underlink-demo
+	@bin/underlink-demo -dir .local down
+
+.PHONY: e2e-status
+e2e-status: ## show the demo's node host and nodes
+	@$(GO) build -o bin/underlink-demo ./test/cmd/underlink-demo
+	@bin/underlink-demo -dir .local status
+
+.PHONY: test-e2e
+test-e2e: tools images ## the end-to-end test alone: the seed's scenario on two fresh clusters with real nodes (root)
+	$(GO) test -tags integration -run TestSeedScenarioEndToEnd -timeout 30m -v ./test/e2e/
+
+# The end-to-end test (part of test-integration) imports the images into its nodes.
+test-integration: images

@@ -1,0 +1,98 @@
+//go:build integration
+
+package e2e_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/underlink/underlink/test/e2e"
+	"github.com/underlink/underlink/test/localenv"
+	"github.com/underlink/underlink/test/netbed"
+)
+
+// testPortBase keeps these control planes off `make up`'s ports and other tests'.
+const testPortBase = 6000
+
+// TestSeedScenarioEndToEnd runs `make demo`'s scenario on two fresh clusters with real nodes: every
+// check of the seed must hold (denials with fixes, pods on pool IPs, hijack routes, ping and HTTP both
+// ways through the cable, the link fault), and afterwards no namespace, mount, cgroup or process of the
+// bed is left.
+func TestSeedScenarioEndToEnd(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+
+	cp := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(testPortBase), Out: testWriter{t}}
+	t.Cleanup(func() {
+		if err := cp.Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	start := time.Now()
+	if err := cp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("control planes up in %s", time.Since(start).Round(100*time.Millisecond))
+
+	var prefix, nodesDir string
+	t.Run("scenario", func(t *testing.T) {
+		bed := netbed.New(t)
+		prefix = bed.Prefix()
+		nodesDir = filepath.Join(t.TempDir(), "nodes")
+		start := time.Now()
+		env, err := e2e.Up(ctx, bed, cp, e2e.UpOptions{Dir: nodesDir, Out: testWriter{t}, KeepLogs: t.Failed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("nodes Ready and clusters joined in %s", time.Since(start).Round(100*time.Millisecond))
+		var out strings.Builder
+		target, err := e2e.TargetOf(env, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		report := e2e.Run(ctx, target)
+		t.Log("\n" + out.String())
+		if !report.Passed() {
+			t.Errorf("scenario failed: %s", strings.Join(report.Failed(), "; "))
+		}
+	})
+
+	// The bed's teardown left nothing.
+	entries, _ := os.ReadDir(netbed.RunDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			t.Errorf("namespace %s left behind", e.Name())
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, "underlink-node-run") || strings.Contains(l, strings.TrimSuffix(prefix, "-")) {
+			t.Errorf("mount left behind: %s", l)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids/underlink", strings.TrimSuffix(prefix, "-"))); err == nil {
+		t.Errorf("cgroup /underlink/%s left behind", strings.TrimSuffix(prefix, "-"))
+	}
+	ps, _ := exec.Command("ps", "-eo", "pid,args").Output()
+	for _, l := range strings.Split(string(ps), "\n") {
+		if strings.Contains(l, nodesDir) || strings.Contains(l, "containerd-shim") {
+			t.Errorf("process left behind: %s", l)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

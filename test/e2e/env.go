@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/underlink/underlink/api/scheme"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/localenv"
+	"github.com/underlink/underlink/test/multus"
+	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/nodes"
+	"github.com/underlink/underlink/test/submariner"
+)
+
+// NodePlan is the seed's topology: per cluster a gateway node (on the inter-data-centre network, with
+// the seed's 10.7.168.73 / 10.6.168.73 for cluster-a) and a second node, each with an address on its
+// cluster's underlay like the seed's nodes (172.110.168.73), and a node-local /24 for pods that name no
+// network.
+func NodePlan(c localenv.Cluster, index int) nodes.Cluster {
+	underlay := []netbed.ClusterSpec{netbed.ClusterA, netbed.ClusterB}[index]
+	gw := underlay.Gateway.Addr().As4() // 172.110.0.1 → node addresses 172.110.168.x
+	node := func(name string, host byte, gateway bool) nodes.NodeSpec {
+		s := nodes.NodeSpec{
+			Name:       name,
+			IP:         netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 7, 168, host}), 24),
+			UnderlayIP: netip.PrefixFrom(netip.AddrFrom4([4]byte{gw[0], gw[1], 168, host}), 16),
+			PodSubnet:  netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, host, 0}), 24),
+		}
+		if gateway {
+			s.InterDC = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 6, 168, host}), 16)
+		}
+		return s
+	}
+	letter := string(c.Name[len(c.Name)-1])
+	return nodes.Cluster{
+		Name:      c.Name,
+		APIServer: fmt.Sprintf("127.0.0.1:%d", c.APIServerPort),
+		Underlay:  underlay,
+		Nodes: []nodes.NodeSpec{
+			node(letter+"-node1", byte(73+index), true),
+			node(letter+"-node2", byte(75+index), false),
+		},
+	}
+}
+
+// Env is the running bed: control planes, nodes, the Submariner simulation.
+type Env struct {
+	ControlPlane *localenv.Env
+	Nodes        *nodes.Env
+	Submariner   *submariner.Plan
+	// Images are the tarballs imported into every node, and the references they carry.
+	Images []nodes.Image
+}
+
+// UpOptions tune Up.
+type UpOptions struct {
+	// Dir holds the nodes' directories and the stand-in's binary.
+	Dir string
+	Out io.Writer
+	// KeepLogs keeps node logs at teardown when it returns true.
+	KeepLogs func() bool
+}
+
+// Up starts the nodes of every cluster of cp (whose control planes run) in bed and joins the clusters
+// with the Submariner simulation. Each missing piece is named with the command that provides it.
+func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*Env, error) {
+	bins := map[string]string{}
+	plugins := map[string]string{}
+	for _, name := range []string{"kubelet", "kube-proxy", "kube-scheduler"} {
+		p, err := controlplane.Binary(name)
+		if err != nil {
+			return nil, err
+		}
+		bins[name] = p
+	}
+	// loopback for every pod (containerd runs it); bridge and host-local for the node-local network.
+	for _, name := range []string{"loopback", "bridge", "host-local"} {
+		p, err := controlplane.Binary(name)
+		if err != nil {
+			return nil, err
+		}
+		plugins[name] = p
+	}
+	images, err := nodes.FindImages(nodes.ImagesDir())
+	if err != nil {
+		return nil, err
+	}
+	pause, err := nodes.PickImage(images, "pause")
+	if err != nil {
+		return nil, err
+	}
+	binDir := filepath.Join(o.Dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	standin, err := multus.Build(binDir)
+	if err != nil {
+		return nil, err
+	}
+	plugins[multus.Binary] = standin
+
+	var specs []nodes.Cluster
+	for i, c := range cp.Clusters {
+		s := NodePlan(c, i)
+		s.PKIDir = cp.PKIDir(c)
+		s.EgressSocket = cp.EgressSocket(c)
+		specs = append(specs, s)
+	}
+	ne, err := nodes.Start(ctx, bed, nodes.Options{
+		Dir: o.Dir, Images: nodes.Tarballs(images), SandboxImage: pause, CNIPlugins: plugins, Binaries: bins,
+		Out: o.Out, KeepLogs: o.KeepLogs,
+	}, specs...)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := submariner.NewPlan(submarinerClusters(cp, specs))
+	if err != nil {
+		return nil, err
+	}
+	clients := map[string]client.Client{}
+	for _, cn := range ne.Clusters() {
+		cl, err := client.New(cn.Config, client.Options{Scheme: scheme.New()})
+		if err != nil {
+			return nil, err
+		}
+		clients[cn.Spec.Name] = cl
+	}
+	netns := map[string]*netbed.Netns{}
+	for _, cn := range ne.Clusters() {
+		for _, n := range cn.Nodes {
+			netns[n.Spec.Name] = n.Net.NS
+		}
+	}
+	if err := submariner.Apply(ctx, plan, clients, netns); err != nil {
+		return nil, fmt.Errorf("submariner simulation: %w", err)
+	}
+	return &Env{ControlPlane: cp, Nodes: ne, Submariner: plan, Images: images}, nil
+}
+
+// submarinerClusters describes the clusters to the simulation: the CIDRs subctl join was given (the
+// Cluster objects localenv wrote) and the gateway (first node) and other nodes.
+func submarinerClusters(cp *localenv.Env, specs []nodes.Cluster) []submariner.Cluster {
+	var out []submariner.Cluster
+	for i, c := range cp.Clusters {
+		s := specs[i]
+		sc := submariner.Cluster{
+			ID:          c.Name,
+			ClusterCIDR: netip.MustParsePrefix(c.ClusterCIDR),
+			ServiceCIDR: netip.MustParsePrefix(c.ServiceCIDR),
+			Gateway:     submariner.Node{Name: s.Nodes[0].Name, IP: s.Nodes[0].IP.Addr(), PrivateIP: s.Nodes[0].InterDC.Addr()},
+		}
+		for _, n := range s.Nodes[1:] {
+			sc.Nodes = append(sc.Nodes, submariner.Node{Name: n.Name, IP: n.IP.Addr()})
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// ChartDir is underlink's Helm chart in this repository.
+func ChartDir() string { return test.Path("deploy", "helm", "underlink") }

@@ -1,0 +1,197 @@
+//go:build integration
+
+package nodes_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/api/scheme"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/localenv"
+	"github.com/underlink/underlink/test/multus"
+	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/nodes"
+)
+
+// testPortBase keeps this test's control plane off `make up`'s ports and other tests'.
+const testPortBase = 4000
+
+func binaries(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, n := range names {
+		p, err := controlplane.Binary(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n] = p
+	}
+	return out
+}
+
+// TestNodesRunPods: two real nodes join a real control plane, become Ready, and run a pod whose network
+// the Multus stand-in takes from its NetworkAttachmentDefinition (macvlan on ens224 + host-local);
+// `kubectl logs` reaches kubelet through the apiserver's egress; teardown leaves no process, namespace,
+// mount or cgroup behind.
+func TestNodesRunPods(t *testing.T) {
+	images, err := nodes.FindImages(nodes.ImagesDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pause, err := nodes.PickImage(images, "pause")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	cp := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(testPortBase)[:1]}
+	t.Cleanup(func() {
+		if err := cp.Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := cp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := cp.Clusters[0]
+
+	var prefix string
+	var cgroupRoots []string
+	t.Run("bed", func(t *testing.T) {
+		bed := netbed.New(t)
+		prefix = bed.Prefix()
+		binDir := t.TempDir()
+		standin, err := multus.Build(binDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plugins := binaries(t, "macvlan", "host-local", "loopback")
+		plugins[multus.Binary] = standin
+		env, err := nodes.Start(ctx, bed, nodes.Options{
+			Dir: filepath.Join(t.TempDir(), "nodes"), Images: nodes.Tarballs(images), SandboxImage: pause,
+			CNIPlugins: plugins, Binaries: binaries(t, "kubelet", "kube-proxy", "kube-scheduler"),
+			Out: testWriter{t}, KeepLogs: t.Failed,
+		}, nodes.Cluster{
+			Name: c.Name, APIServer: fmt.Sprintf("127.0.0.1:%d", c.APIServerPort), PKIDir: cp.PKIDir(c),
+			EgressSocket: cp.EgressSocket(c), Underlay: netbed.ClusterA,
+			Nodes: []nodes.NodeSpec{
+				{Name: "a-node1", IP: netip.MustParsePrefix("10.7.168.73/24"), UnderlayIP: netip.MustParsePrefix("172.110.168.73/16")},
+				{Name: "a-node2", IP: netip.MustParsePrefix("10.7.168.75/24"), UnderlayIP: netip.MustParsePrefix("172.110.168.75/16")},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn := env.Cluster(c.Name)
+		for _, n := range cn.Nodes {
+			cgroupRoots = append(cgroupRoots, n.CgroupRoot)
+		}
+		cl, err := client.New(cn.Config, client.Options{Scheme: scheme.New()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nad := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "underlay", Namespace: "default"},
+			Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.1.0","name":"underlay","plugins":[
+				{"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"host-local","subnet":"172.110.0.0/16",
+				 "rangeStart":"172.110.9.10","rangeEnd":"172.110.9.20","gateway":"172.110.0.1"}}]}`}}
+		if err := cl.Create(ctx, nad); err != nil {
+			t.Fatal(err)
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p1", Namespace: "default",
+			Annotations: map[string]string{nadv1.DefaultNetworkAnnotation: "default/underlay"}},
+			Spec: corev1.PodSpec{NodeName: "a-node2", TerminationGracePeriodSeconds: ptr.To[int64](1), Containers: []corev1.Container{{
+				Name: "pause", Image: pause, ImagePullPolicy: corev1.PullNever}}}}
+		if err := cl.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+				t.Fatal(err)
+			}
+			if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				out, _ := kubectl(cp.KubeconfigPath(c), "describe", "pod", "p1")
+				t.Fatalf("pod p1 not running with an IP: phase %s\n%s", pod.Status.Phase, out)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		if !strings.HasPrefix(pod.Status.PodIP, "172.110.9.") {
+			t.Errorf("pod IP %s is not from the NAD's host-local range 172.110.9.10-20", pod.Status.PodIP)
+		}
+		// The node that hosts the pod reaches it over the underlay (its own ens224 address).
+		if err := netbed.Ping(cn.Nodes[0].Net.NS, netip.MustParseAddr(pod.Status.PodIP), 2, 2*time.Second); err != nil {
+			t.Errorf("node a-node1 → pod %s over the underlay: %v", pod.Status.PodIP, err)
+		}
+		if out, err := kubectl(cp.KubeconfigPath(c), "logs", "p1"); err != nil {
+			t.Errorf("kubectl logs through the apiserver's egress to kubelet: %v\n%s", err, out)
+		}
+		if err := cl.Delete(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		for cl.Get(ctx, client.ObjectKeyFromObject(pod), pod) == nil {
+			if time.Now().After(deadline.Add(30 * time.Second)) {
+				t.Fatal("pod p1 not deleted")
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+
+	// Nothing of the bed is left.
+	entries, _ := os.ReadDir(netbed.RunDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			t.Errorf("namespace %s left behind", e.Name())
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, strings.TrimSuffix(prefix, "-")) || strings.Contains(l, "underlink-node-run") {
+			t.Errorf("mount left behind: %s", l)
+		}
+	}
+	for _, cg := range cgroupRoots {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", cg)); err == nil {
+			t.Errorf("cgroup %s left behind", cg)
+		}
+	}
+	out, _ := exec.Command("ps", "-eo", "pid,args").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "containerd-shim") || (strings.Contains(l, "kubelet") && strings.Contains(l, "a-node")) {
+			t.Errorf("process left behind: %s", l)
+		}
+	}
+}
+
+func kubectl(kubeconfig string, args ...string) (string, error) {
+	bin, err := controlplane.Binary("kubectl")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

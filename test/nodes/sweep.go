@@ -1,0 +1,170 @@
+package nodes
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// nsInode is the inode of a namespace file (/proc/PID/ns/net, /run/netns/NAME), which identifies the
+// namespace.
+func nsInode(path string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// processesIn lists the processes whose network or mount namespace is one of the given inodes (0 is
+// ignored), or that sit in one of the given cgroup subtrees: together, everything that runs on a node —
+// its daemons and containerd's shims (node namespaces) and the containers (cgroups below the node's
+// cgroupRoot; they have namespaces of their own).
+func processesIn(netIno, mntIno uint64, cgroups ...string) ([]int, error) {
+	self := os.Getpid()
+	found := map[int]bool{}
+	for _, cg := range cgroups {
+		pids, err := cgroupPIDs(cg)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pids {
+			found[p] = true
+		}
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if netIno != 0 {
+			if ino, err := nsInode(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && ino == netIno {
+				found[pid] = true
+				continue
+			}
+		}
+		if mntIno != 0 {
+			if ino, err := nsInode(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil && ino == mntIno {
+				found[pid] = true
+			}
+		}
+	}
+	delete(found, self)
+	out := make([]int, 0, len(found))
+	for p := range found {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// killAll SIGKILLs every process processesIn finds, again and again until none is left (a dying shim's
+// children are found on the next round), or fails after timeout naming the survivors.
+func killAll(netIno, mntIno uint64, timeout time.Duration, cgroups ...string) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pids, err := processesIn(netIno, mntIno, cgroups...)
+		if err != nil {
+			return err
+		}
+		alive := pids[:0]
+		for _, p := range pids {
+			if !zombie(p) {
+				alive = append(alive, p)
+			}
+		}
+		if len(alive) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes still running after SIGKILL: %v", alive)
+		}
+		for _, p := range alive {
+			if err := syscall.Kill(p, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("kill %d: %w", p, err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// zombie says whether pid has exited and waits for its parent to reap it (or is gone).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	for i := len(s) - 1; i > 0; i-- {
+		if s[i] == ')' {
+			return i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
+		}
+	}
+	return false
+}
+
+// SweepDead removes what beds of dead processes left on the machine (a node host or test that was
+// SIGKILLed before its teardown ran): it kills every process in their node cgroups (pods, shims) and
+// node namespaces (kubelet, containerd, kube-proxy) and removes the cgroups. The namespaces themselves
+// are netbed.Sweep's. Beds of live processes are left alone.
+func SweepDead() error {
+	hs, err := v1Hierarchies()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// Beds are /underlink/ulbed-<pid>-<n> in every hierarchy; the pids hierarchy (or the first) lists them.
+	base := filepath.Join(hs[0], "underlink")
+	for _, h := range hs {
+		if filepath.Base(h) == "pids" {
+			base = filepath.Join(h, "underlink")
+		}
+	}
+	beds, _ := os.ReadDir(base)
+	for _, b := range beds {
+		pid, ok := bedOwner(b.Name())
+		if !ok || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		cg := "/underlink/" + b.Name()
+		var netIno uint64
+		nodesDirs, _ := os.ReadDir(filepath.Join(base, b.Name()))
+		for _, n := range nodesDirs {
+			// The node's namespace, if it still exists, holds kubelet, containerd and the shims.
+			if ino, err := nsInode(filepath.Join("/run/netns", b.Name()+"-"+n.Name())); err == nil {
+				netIno = ino
+				if err := killAll(netIno, 0, 20*time.Second); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := killAll(0, 0, 20*time.Second, cg); err != nil {
+			errs = append(errs, err)
+		}
+		if err := removeCgroup(cg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// bedOwner parses the pid out of a bed's cgroup name "ulbed-<pid>-<n>".
+func bedOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "ulbed-")
+	if !ok {
+		return 0, false
+	}
+	p, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(p)
+	return pid, err == nil && pid > 0
+}
