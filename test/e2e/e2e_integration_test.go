@@ -5,7 +5,6 @@ package e2e_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/underlink/underlink/test/e2e"
 	"github.com/underlink/underlink/test/localenv"
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/nodes"
 )
 
 // testPortBase keeps these control planes off `make up`'s ports and other tests'.
@@ -82,11 +82,12 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids/underlink", strings.TrimSuffix(prefix, "-"))); err == nil {
 		t.Errorf("cgroup /underlink/%s left behind", strings.TrimSuffix(prefix, "-"))
 	}
-	ps, _ := exec.Command("ps", "-eo", "pid,args").Output()
-	for _, l := range strings.Split(string(ps), "\n") {
-		if strings.Contains(l, nodesDir) || strings.Contains(l, "containerd-shim") {
-			t.Errorf("process left behind: %s", l)
-		}
+	left, err := nodes.LeftProcesses(nodesDir, "containerd-shim")
+	if err != nil {
+		t.Error(err)
+	}
+	for _, l := range left {
+		t.Errorf("process left behind: %s", l)
 	}
 }
 

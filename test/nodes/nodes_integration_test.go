@@ -172,9 +172,12 @@ func TestNodesRunPods(t *testing.T) {
 			t.Errorf("cgroup %s left behind", cg)
 		}
 	}
-	out, _ := exec.Command("ps", "-eo", "pid,args").Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "containerd-shim") || (strings.Contains(l, "kubelet") && strings.Contains(l, "a-node")) {
+	left, err := nodes.LeftProcesses("containerd-shim", "kubelet")
+	if err != nil {
+		t.Error(err)
+	}
+	for _, l := range left {
+		if strings.Contains(l, "containerd-shim") || strings.Contains(l, "a-node") {
 			t.Errorf("process left behind: %s", l)
 		}
 	}

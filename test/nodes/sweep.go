@@ -168,3 +168,63 @@ func bedOwner(name string) (int, bool) {
 	pid, err := strconv.Atoi(p)
 	return pid, err == nil && pid > 0
 }
+
+// LeftProcesses lists, as "pid args", the processes whose command line contains one of the given
+// strings and that still run or that this process failed to reap. A zombie of another parent is left
+// out: it has exited and holds nothing but its pid until its parent (init, for the shims containerd
+// daemonizes) reaps it, which this machine's init does lazily.
+func LeftProcesses(substrings ...string) ([]string, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		args := strings.TrimSpace(strings.ReplaceAll(string(raw), "\x00", " "))
+		if args == "" {
+			// A zombie has no command line any more; its name is in stat.
+			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+				if i, j := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')'); i >= 0 && j > i {
+					args = "[" + string(stat[i+1:j]) + "]"
+				}
+			}
+		}
+		if !slices.ContainsFunc(substrings, func(s string) bool { return strings.Contains(args, s) }) {
+			continue
+		}
+		if zombie(pid) && parentOf(pid) != self {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d %s", pid, args))
+	}
+	return out, nil
+}
+
+// parentOf is pid's parent pid, or 0 when pid is gone.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	// After "pid (comm) ": state, then ppid.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
