@@ -3,7 +3,6 @@ package netbed
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -31,8 +30,7 @@ type Relay struct {
 	Target string
 
 	inner, outer net.Listener
-	mu           sync.Mutex
-	conns        map[net.Conn]struct{}
+	conns        Conns
 	closed       atomic.Bool
 	wg           sync.WaitGroup
 }
@@ -62,7 +60,6 @@ func (b *Bed) Relay(n *Netns, listen, target string) (*Relay, error) {
 		Listen: listen,
 		Target: target,
 		Socket: filepath.Join(b.dir, fmt.Sprintf("relay-%d.sock", relaySeq.Add(1))),
-		conns:  map[net.Conn]struct{}{},
 	}
 	var err error
 	if r.outer, err = net.Listen("unix", r.Socket); err != nil {
@@ -97,56 +94,9 @@ func (r *Relay) serve(l net.Listener, dial func() (net.Conn, error)) {
 				_ = c.Close()
 				return
 			}
-			if !r.track(c, up) {
-				return
-			}
-			pipe(c, up)
-			r.untrack(c, up)
+			r.conns.Splice(c, up)
 		}()
 	}
-}
-
-func (r *Relay) track(cs ...net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed.Load() {
-		for _, c := range cs {
-			_ = c.Close()
-		}
-		return false
-	}
-	for _, c := range cs {
-		r.conns[c] = struct{}{}
-	}
-	return true
-}
-
-func (r *Relay) untrack(cs ...net.Conn) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range cs {
-		delete(r.conns, c)
-	}
-}
-
-// pipe copies both ways until both directions are done, passing half-closes on.
-func pipe(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
-	_ = a.Close()
-	_ = b.Close()
 }
 
 // Close stops the relay and cuts its connections.
@@ -162,11 +112,7 @@ func (r *Relay) Close() error {
 			}
 		}
 	}
-	r.mu.Lock()
-	for c := range r.conns {
-		_ = c.Close()
-	}
-	r.mu.Unlock()
+	r.conns.Close()
 	r.wg.Wait()
 	return errors.Join(errs...)
 }

@@ -29,8 +29,8 @@ type EgressProxy struct {
 
 	l     net.Listener
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
 	done  bool
+	conns netbed.Conns
 	wg    sync.WaitGroup
 }
 
@@ -46,7 +46,7 @@ func StartEgressProxy(socket string, from *netbed.Netns) (*EgressProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("egress proxy: listen on %s: %w", socket, err)
 	}
-	p := &EgressProxy{Socket: socket, From: from, l: l, conns: map[net.Conn]struct{}{}}
+	p := &EgressProxy{Socket: socket, From: from, l: l}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -111,12 +111,8 @@ func (p *EgressProxy) handle(c net.Conn) {
 		up.Close()
 		return
 	}
-	if !p.track(c, up) {
-		return
-	}
 	// Bytes the client sent right after its request are already in br.
-	pipe(&bufferedConn{Conn: c, r: br}, up)
-	p.untrack(c, up)
+	p.conns.Splice(&bufferedConn{Conn: c, r: br}, up)
 }
 
 type bufferedConn struct {
@@ -126,49 +122,6 @@ type bufferedConn struct {
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
-func (p *EgressProxy) track(cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		for _, c := range cs {
-			c.Close()
-		}
-		return false
-	}
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
-	return true
-}
-
-func (p *EgressProxy) untrack(cs ...net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range cs {
-		delete(p.conns, c)
-	}
-}
-
-// pipe copies both ways until both directions end, passing half-closes on.
-func pipe(a, b net.Conn) {
-	var wg sync.WaitGroup
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	wg.Add(2)
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
-}
-
 // Close stops the proxy, cuts its connections and removes the socket.
 func (p *EgressProxy) Close() error {
 	p.mu.Lock()
@@ -177,10 +130,8 @@ func (p *EgressProxy) Close() error {
 		return nil
 	}
 	p.done = true
-	for c := range p.conns {
-		c.Close()
-	}
 	p.mu.Unlock()
+	p.conns.Close()
 	err := p.l.Close()
 	p.wg.Wait()
 	if rmErr := os.Remove(p.Socket); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
