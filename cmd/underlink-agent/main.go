@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.DurationVar(&o.GCGrace, "gc-grace", 60*time.Second, "how long an address must stay orphaned (pod gone or replaced) before it is freed")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9711", "address of /metrics; 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":9712", "address of /healthz and /readyz; 0 disables")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0", "address of /debug/pprof for profiling; 0 disables")
 	fs.StringVar(&o.LeaseNamespace, "lease-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace of the garbage collection Lease")
 	fs.DurationVar(&o.LeaseDuration, "lease-duration", 15*time.Second, "garbage collection Lease duration")
 	fs.DurationVar(&o.RenewDeadline, "lease-renew-deadline", 10*time.Second, "garbage collection Lease renew deadline")

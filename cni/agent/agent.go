@@ -33,6 +33,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/gc"
 	"github.com/underlink/underlink/cni/agent/linkwatch"
 	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/agent/service"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
@@ -51,6 +52,8 @@ type Options struct {
 	GCInterval, GCGrace time.Duration
 	// MetricsAddr and HealthAddr are the listen addresses of /metrics and /healthz,/readyz; "0" disables.
 	MetricsAddr, HealthAddr string
+	// PprofAddr serves net/http/pprof when set ("" or "0": off).
+	PprofAddr string
 	// LeaseNamespace holds the garbage collection Lease "underlink-agent-gc".
 	LeaseNamespace                            string
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
@@ -71,8 +74,12 @@ func Run(ctx context.Context, o Options) error {
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.HealthAddr,
+		PprofBindAddress:       o.PprofAddr,
 		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
+			// Every read the agent makes from its cache has its informer started below; a read of
+			// anything else (a whole SpiderIPPool, say) fails instead of silently watching it.
+			ReaderFailOnMissingInformer: true,
+			DefaultTransform:            cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				// Only this node's pods and this node: the agent serves its own node.
 				&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
@@ -83,15 +90,17 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("set up the agent's client and cache: %w", err)
 	}
-	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &corev1.Namespace{}, &spv2.SpiderIPPool{}, &spv2.SpiderMultusConfig{}} {
+	// Pools are watched by their metadata only (cni/agent/pools says why).
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &corev1.Namespace{}, pools.Metadata(), &spv2.SpiderMultusConfig{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("watch %T: %w", obj, err)
 		}
 	}
 
 	m := metrics.New(ctrlmetrics.Registry)
-	ctrlmetrics.Registry.MustRegister(store.NewPoolCollector(mgr.GetCache()))
-	st := store.New(ctx, mgr.GetClient(), mgr.GetAPIReader(), m, log.WithName("store"), store.Options{})
+	view := pools.New(mgr.GetCache(), mgr.GetAPIReader())
+	ctrlmetrics.Registry.MustRegister(store.NewPoolCollector(view))
+	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{})
 
 	// Listen before the caches sync: a plugin that calls meanwhile waits in the backlog instead of
 	// failing with "no such file".
@@ -101,7 +110,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var synced atomic.Bool
 	srv := &service.Server{
-		Service: &service.Service{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m, Log: log.WithName("ipam")},
+		Service: &service.Service{Cache: mgr.GetCache(), Pools: view, Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m, Log: log.WithName("ipam")},
 		Socket:  o.Socket,
 		Ready:   synced.Load,
 		Log:     log.WithName("ipam"),

@@ -18,6 +18,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/cni/ipam/protocol"
@@ -25,8 +26,10 @@ import (
 
 // Service answers IPAM requests for the pods of one node.
 type Service struct {
-	// Cache reads pods of this node, namespaces, this node and pools from the agent's informers.
+	// Cache reads pods of this node, namespaces and this node from the agent's informers.
 	Cache client.Reader
+	// Pools reads SpiderIPPools (their specs current, their statuses as of the agent's last look).
+	Pools *pools.View
 	// Live reads from the apiserver when the cache does not know an object yet.
 	Live     client.Reader
 	Store    *store.Store
@@ -56,15 +59,11 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		return nil, err
 	}
 	log = log.WithValues("podUID", subject.UID)
-	var pools spv2.SpiderIPPoolList
-	if err := s.Cache.List(ctx, &pools); err != nil {
+	all, err := s.Pools.List(ctx)
+	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)
 	}
-	ptrs := make([]*spv2.SpiderIPPool, len(pools.Items))
-	for i := range pools.Items {
-		ptrs[i] = &pools.Items[i]
-	}
-	plan, err := ipam.Choose(subject, ipam.ConfPools{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, ptrs)
+	plan, err := ipam.Choose(subject, ipam.ConfPools{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, all)
 	if err != nil {
 		return nil, toProtocol(err)
 	}
@@ -176,13 +175,13 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 		return nil, err
 	}
 	h := ipam.Holder{Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: req.Pod.UID, NIC: req.IfName, ContainerID: req.ContainerID}
-	var pools spv2.SpiderIPPoolList
-	if err := s.Cache.List(ctx, &pools); err != nil {
+	all, err := s.Pools.List(ctx)
+	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)
 	}
 	out := &protocol.Released{}
-	for i := range pools.Items {
-		name := pools.Items[i].Name
+	for _, p := range all {
+		name := p.Name
 		snap, err := s.Store.Snapshot(ctx, name)
 		if err != nil {
 			continue // a refused pool holds nothing of ours we could free

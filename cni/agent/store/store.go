@@ -17,11 +17,11 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/ipam"
 )
 
@@ -80,15 +80,12 @@ type Options struct {
 	WriteTimeout time.Duration
 	// BackoffBase and BackoffMax shape the jittered exponential backoff between retries; defaults 5ms, 1s.
 	BackoffBase, BackoffMax time.Duration
-	// ConflictWait bounds the wait for the cache to show the version that won a conflict before the
-	// writer reads the pool from the apiserver instead; default 250ms.
-	ConflictWait time.Duration
 }
 
 // Store owns the pool writers of one agent.
 type Store struct {
-	cache   client.Client // cached reads, writes
-	live    client.Reader // quorum reads from the apiserver
+	writes  client.Client // status writes
+	pools   *pools.View   // pool reads
 	log     logr.Logger
 	metrics *metrics.Metrics
 	opts    Options
@@ -98,9 +95,9 @@ type Store struct {
 	ctx     context.Context
 }
 
-// New returns a store; it runs its writers until ctx ends. c reads from the agent's cache and writes to
-// the apiserver; live reads bypass the cache.
-func New(ctx context.Context, c client.Client, live client.Reader, m *metrics.Metrics, log logr.Logger, opts Options) *Store {
+// New returns a store; it runs its writers until ctx ends. It writes pool status with c and reads pools
+// through view, which it tells of every version it writes.
+func New(ctx context.Context, c client.Client, view *pools.View, m *metrics.Metrics, log logr.Logger, opts Options) *Store {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
 	}
@@ -113,10 +110,7 @@ func New(ctx context.Context, c client.Client, live client.Reader, m *metrics.Me
 	if opts.BackoffMax <= 0 {
 		opts.BackoffMax = time.Second
 	}
-	if opts.ConflictWait <= 0 {
-		opts.ConflictWait = 250 * time.Millisecond
-	}
-	return &Store{cache: c, live: live, log: log, metrics: m, opts: opts, writers: map[string]*writer{}, ctx: ctx}
+	return &Store{writes: c, pools: view, log: log, metrics: m, opts: opts, writers: map[string]*writer{}, ctx: ctx}
 }
 
 // Do applies op to the named pool and waits for it to be written (or found unnecessary). It returns when
@@ -137,11 +131,11 @@ func (s *Store) Do(ctx context.Context, pool string, op Op) Result {
 	}
 }
 
-// Snapshot returns the freshest state of the pool this agent knows (its last write or its cache), parsed
+// Snapshot returns the pool as of the newest version this agent knows of (pools.View.Latest), parsed
 // once per resourceVersion. It is shared: callers only read it.
 func (s *Store) Snapshot(ctx context.Context, pool string) (*ipam.Pool, error) {
 	w := s.writer(pool)
-	obj, err := w.freshest(ctx)
+	obj, err := s.pools.Latest(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +180,7 @@ type writer struct {
 	queue chan *pending
 	log   logr.Logger
 
-	mu   sync.Mutex
-	last *spv2.SpiderIPPool // the object as of this writer's last successful write or live read
+	mu sync.Mutex
 	// snap is last parsed for Snapshot, at snapRV.
 	snap   *ipam.Pool
 	snapRV string
@@ -215,57 +208,11 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-// freshest is the pool as of this writer's last write or live read, or else the cache's copy. Either may
-// be stale; a write based on it then conflicts and the writer re-reads.
-func (w *writer) freshest(ctx context.Context) (*spv2.SpiderIPPool, error) {
-	w.mu.Lock()
-	last := w.last
-	w.mu.Unlock()
-	var cached spv2.SpiderIPPool
-	err := w.s.cache.Get(ctx, types.NamespacedName{Name: w.name}, &cached)
-	switch {
-	case err == nil:
-		if last == nil || newer(&cached, last) {
-			return &cached, nil
-		}
-		return last.DeepCopy(), nil
-	case apierrors.IsNotFound(err) && last == nil:
-		return w.liveGet(ctx)
-	case last != nil:
-		return last.DeepCopy(), nil
-	default:
-		return nil, err
-	}
-}
-
-// newer compares resourceVersions as etcd revisions. They are opaque by contract, so a non-numeric one
-// counts as newer: a wrong guess costs a conflict, never correctness.
-func newer(a, b *spv2.SpiderIPPool) bool {
-	var ra, rb uint64
-	if _, err := fmt.Sscan(a.ResourceVersion, &ra); err != nil {
-		return true
-	}
-	if _, err := fmt.Sscan(b.ResourceVersion, &rb); err != nil {
-		return true
-	}
-	return ra > rb
-}
-
+// liveGet reads the pool from the apiserver, bounded by the write timeout.
 func (w *writer) liveGet(ctx context.Context) (*spv2.SpiderIPPool, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.s.opts.WriteTimeout)
 	defer cancel()
-	var p spv2.SpiderIPPool
-	if err := w.s.live.Get(ctx, types.NamespacedName{Name: w.name}, &p); err != nil {
-		return nil, err
-	}
-	w.setLast(&p)
-	return &p, nil
-}
-
-func (w *writer) setLast(p *spv2.SpiderIPPool) {
-	w.mu.Lock()
-	w.last = p.DeepCopy()
-	w.mu.Unlock()
+	return w.s.pools.Read(ctx, w.name)
 }
 
 func (w *writer) backoff(attempt int) time.Duration {
@@ -290,7 +237,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // commit applies a batch to the pool and writes the status until the write succeeds, the pool refuses,
 // or every op's requester has gone.
 func (w *writer) commit(ctx context.Context, batch []*pending) {
-	base, err := w.freshest(ctx)
+	base, err := w.s.pools.Latest(ctx, w.name)
 	fresh := false // base came from a quorum read just now
 	for attempt := 0; ; attempt++ {
 		batch = dropGone(batch)
@@ -342,11 +289,11 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 		obj := base.DeepCopy()
 		obj.Status = st
 		wctx, cancel := context.WithTimeout(ctx, w.s.opts.WriteTimeout)
-		uerr := w.s.cache.Status().Update(wctx, obj)
+		uerr := w.s.writes.Status().Update(wctx, obj)
 		cancel()
 		switch {
 		case uerr == nil:
-			w.setLast(obj)
+			w.s.pools.Observe(obj)
 			w.s.metrics.BatchSize.Observe(float64(len(batch)))
 			reply(batch, results)
 			return
@@ -363,30 +310,9 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 		if !sleep(ctx, w.backoff(attempt)) {
 			return
 		}
-		if apierrors.IsConflict(uerr) {
-			// The version that beat this write reaches the cache through the watch every agent has
-			// anyway; waiting for it spares the apiserver a read of the whole status per conflict.
-			if newer := w.awaitCached(ctx, base); newer != nil {
-				base, err, fresh = newer, nil, false
-				continue
-			}
-		}
+		// The version that beat this write, or tells whether an unanswered one landed.
 		base, err = w.liveGet(ctx)
 		fresh = err == nil
-	}
-}
-
-// awaitCached waits briefly for the cache to hold a version of the pool newer than old, or returns nil.
-func (w *writer) awaitCached(ctx context.Context, old *spv2.SpiderIPPool) *spv2.SpiderIPPool {
-	deadline := time.Now().Add(w.s.opts.ConflictWait)
-	for {
-		var cached spv2.SpiderIPPool
-		if err := w.s.cache.Get(ctx, types.NamespacedName{Name: w.name}, &cached); err == nil && newer(&cached, old) {
-			return &cached
-		}
-		if time.Now().After(deadline) || !sleep(ctx, 2*time.Millisecond) {
-			return nil
-		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/agent/metrics"
+	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/test/controlplane"
@@ -46,8 +47,8 @@ func TestStoresOfManyAgentsNeverGiveAnAddressTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		ms[i] = metrics.New(nil)
-		// The client reads live here: the stores must be right with any reader, cached or not.
-		stores[i] = store.New(ctx, c, c, ms[i], logr.Discard(), store.Options{BackoffBase: time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		// The view reads metadata live here: the stores must be right however fresh their view is.
+		stores[i] = store.New(ctx, c, pools.New(c, c), ms[i], logr.Discard(), store.Options{BackoffBase: time.Millisecond, BackoffMax: 50 * time.Millisecond})
 	}
 	holder := func(agent, i int) ipam.Holder {
 		return ipam.Holder{Namespace: "ns", Name: fmt.Sprintf("p-%d-%d", agent, i), UID: fmt.Sprintf("uid-%d-%d", agent, i), NIC: "eth0", ContainerID: fmt.Sprintf("c-%d-%d", agent, i)}

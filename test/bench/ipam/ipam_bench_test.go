@@ -64,6 +64,8 @@ type run struct {
 	failed    int
 	dups      int
 	firstErrs []string
+	// cpu says where the machine's CPU went during the run.
+	cpu string
 }
 
 func (r run) rate() float64 { return float64(r.ok) / r.wall.Seconds() }
@@ -72,6 +74,8 @@ func (r run) rate() float64 { return float64(r.ok) / r.wall.Seconds() }
 // and reports allocations/s of each, their ratio, and duplicates (which must be 0).
 func BenchmarkIPAMAllocations(b *testing.B) {
 	nodes, perNode, parallel := scale(b)
+	// Profiling our side alone; the figure that counts is the one beside the peer's.
+	skipPeer := os.Getenv("UNDERLINK_BENCH_SKIP_PEER") == "1"
 	bin := controlplane.BinDir()
 	wb := filepath.Join(bin, "whereabouts")
 	if _, err := os.Stat(wb); err != nil {
@@ -111,9 +115,11 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 			b.Fatal(err)
 		}
 		nd := &node{name: n.Spec.Name, socket: filepath.Join(bed.Dir(), n.Spec.Name, "agent.sock")}
-		p, err := bed.Start(n.NS, "agent-"+nd.name, exec.Command(filepath.Join(dir, "underlink-agent"), "--kubeconfig", kubeconfig,
-			"--node-name", nd.name, "--socket", nd.socket, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-			"--kube-api-qps", "500", "--kube-api-burst", "1000"))
+		args := []string{"--kubeconfig", kubeconfig, "--node-name", nd.name, "--socket", nd.socket,
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--kube-api-qps", "500", "--kube-api-burst", "1000"}
+		// Extra agent flags for profiling, e.g. --pprof-bind-address=127.0.0.1:6060 (inside each node's namespace).
+		args = append(args, strings.Fields(os.Getenv("UNDERLINK_BENCH_AGENT_ARGS"))...)
+		p, err := bed.Start(n.NS, "agent-"+nd.name, exec.Command(filepath.Join(dir, "underlink-agent"), args...))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -149,6 +155,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 
 	measure := func(name string, plugin string, conf func(*node) []byte) run {
 		r := run{name: name}
+		cpuBefore := takeCPU()
 		var mu sync.Mutex
 		seen := map[netip.Addr]string{}
 		var wg sync.WaitGroup
@@ -182,6 +189,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		}
 		wg.Wait()
 		r.wall = time.Since(start)
+		r.cpu = cpuReport(cpuBefore, takeCPU(), filepath.Base(plugin), r.wall)
 		return r
 	}
 
@@ -189,9 +197,25 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	var ours, theirs run
 	for i := 0; i < b.N; i++ {
 		ours = measure("underlink-ipam", filepath.Join(dir, "underlink-ipam"), oursConf)
+		if skipPeer {
+			continue
+		}
 		theirs = measure("whereabouts v0.9.2", wb, func(*node) []byte { return theirsConf })
 	}
 	b.StopTimer()
+	if skipPeer {
+		ours.dups += oursStoreDuplicates(b, env)
+		fmt.Printf("\nunderlink-ipam alone (UNDERLINK_BENCH_SKIP_PEER=1, for profiling; no ratio without the peer): %d nodes × %d ADDs, %d in flight per node: %s, %.1f allocations/s, %d duplicates, %d failed\n",
+			nodes, perNode, parallel, ours.wall.Round(10*time.Millisecond), ours.rate(), ours.dups, ours.failed)
+		fmt.Printf("  %s\n", ours.cpu)
+		for _, e := range ours.firstErrs {
+			fmt.Printf("  failure: %s\n", e)
+		}
+		if ours.dups > 0 {
+			b.Errorf("%d duplicates", ours.dups)
+		}
+		return
+	}
 	// The stores agree with what the plugins answered.
 	ours.dups += oursStoreDuplicates(b, env)
 	theirs.dups += whereaboutsStoreDuplicates(b, env)
@@ -206,6 +230,9 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		fmt.Fprintf(&t, "%-20s %10s %15.1f %10d %8d\n", r.name, r.wall.Round(10*time.Millisecond), r.rate(), r.dups, r.failed)
 	}
 	fmt.Fprintf(&t, "%-20s %10s %14.1f× (goal ≥ 20×)\n", "ratio", "", ours.rate()/theirs.rate())
+	for _, r := range []run{ours, theirs} {
+		fmt.Fprintf(&t, "  %s: %s\n", r.name, r.cpu)
+	}
 	for _, r := range []run{ours, theirs} {
 		for _, e := range r.firstErrs {
 			fmt.Fprintf(&t, "  %s failure: %s\n", r.name, e)
