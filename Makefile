@@ -17,8 +17,12 @@ include $(wildcard hack/make/*.mk)
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_.-]+:.*##/ {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+.PHONY: packages
+packages: ## install the Debian packages the tests and the demo run (containerd, runc, iptables, ...) when missing
+	@hack/system-packages.sh
+
 .PHONY: demo
-demo: up ## the main job: start cluster-a and cluster-b and run the user's scenario on them
+demo: packages up ## the main job: start cluster-a and cluster-b with real nodes and run the user's scenario on them
 	@hack/demo.sh
 
 .PHONY: tools
@@ -44,7 +48,7 @@ verify: generate ## fail when generated files are stale, code is unformatted or 
 	$(GO) vet -tags integration ./...
 
 .PHONY: test
-test: tools verify test-unit test-integration $(FUZZ_SHORT) ## unit + integration tests (real apiserver, real netns; run as root)
+test: packages tools verify test-unit test-integration $(FUZZ_SHORT) ## unit + integration tests (real apiserver, real netns; run as root)
 
 .PHONY: test-unit
 test-unit: ## unit tests only (fast, no root, no apiserver)

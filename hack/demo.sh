@@ -10,14 +10,8 @@ if [ "$(id -u)" != 0 ]; then
 	echo "make demo: the nodes are network namespaces running kubelet and containerd: run as root" >&2
 	exit 1
 fi
-missing=()
-for tool in containerd runc ctr nsenter unshare iptables conntrack; do
-	command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "make demo: missing ${missing[*]}: apt-get install -y containerd runc iptables conntrack util-linux (.ci/run does)" >&2
-	exit 1
-fi
+# containerd, runc, iptables, ... (`make demo` installs them first; this is for a direct call).
+hack/system-packages.sh
 # Node binaries (kubelet, kube-proxy, the reference CNI plugins, helm): built once per machine.
 hack/build-tools.sh kubelet kube-proxy kube-scheduler kubectl helm loopback bridge host-local macvlan
 # The pause image, the test app and underlink's images, imported into every node.

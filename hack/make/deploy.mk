@@ -35,3 +35,7 @@ test-chart: tools ## the chart's and certificates' tests: lint, template, server
 .PHONY: install-chart
 install-chart: tools ## install or upgrade the chart into $KUBECONFIG's cluster (hack/install-chart.sh)
 	hack/install-chart.sh $(KUBECONFIG)
+
+.PHONY: soak-certs
+soak-certs: tools ## self-signed rotation at full scale: 2-minute lifetime, pods created at a steady rate for 5 minutes, 0 failed admissions
+	UNDERLINK_CERTS_SOAK=1 $(GO) test -tags integration -count 1 -run 'TestRotationUnderLoadWithTwoReplicas' -v -timeout 20m ./certs/
