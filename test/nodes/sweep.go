@@ -98,19 +98,38 @@ func killAll(netIno, mntIno uint64, timeout time.Duration, cgroups ...string) er
 	}
 }
 
-// zombie says whether pid has exited and waits for its parent to reap it (or is gone).
-func zombie(pid int) bool {
+// procStat is what this package reads of /proc/PID/stat.
+type procStat struct {
+	comm  string
+	state byte
+	ppid  int
+}
+
+// readStat parses /proc/PID/stat; ok is false when pid is gone.
+func readStat(pid int) (st procStat, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return st, false
 	}
 	s := string(b)
-	for i := len(s) - 1; i > 0; i-- {
-		if s[i] == ')' {
-			return i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
-		}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses, so it ends at the last ')'.
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i {
+		return st, false
 	}
-	return false
+	st.comm = s[i+1 : j]
+	f := strings.Fields(s[j+1:])
+	if len(f) >= 2 && len(f[0]) > 0 {
+		st.state = f[0][0]
+		st.ppid, _ = strconv.Atoi(f[1])
+	}
+	return st, true
+}
+
+// zombie says whether pid has exited and waits for its parent to reap it (or is gone).
+func zombie(pid int) bool {
+	st, ok := readStat(pid)
+	return !ok || st.state == 'Z' || st.state == 'X'
 }
 
 // SweepDead removes what beds of dead processes left on the machine (a node host or test that was
@@ -189,42 +208,21 @@ func LeftProcesses(substrings ...string) ([]string, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
+		st, ok := readStat(pid)
+		if !ok {
+			continue
+		}
 		args := strings.TrimSpace(strings.ReplaceAll(string(raw), "\x00", " "))
 		if args == "" {
-			// A zombie has no command line any more; its name is in stat.
-			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-				if i, j := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')'); i >= 0 && j > i {
-					args = "[" + string(stat[i+1:j]) + "]"
-				}
-			}
+			args = "[" + st.comm + "]" // a zombie has no command line any more
 		}
 		if !slices.ContainsFunc(substrings, func(s string) bool { return strings.Contains(args, s) }) {
 			continue
 		}
-		if zombie(pid) && parentOf(pid) != self {
+		if (st.state == 'Z' || st.state == 'X') && st.ppid != self {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%d %s", pid, args))
 	}
 	return out, nil
-}
-
-// parentOf is pid's parent pid, or 0 when pid is gone.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	// After "pid (comm) ": state, then ppid.
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
