@@ -66,7 +66,7 @@ func (v *View) List(ctx context.Context) ([]*spv2.SpiderIPPool, error) {
 		obj := v.held(m.Name)
 		if obj == nil || obj.UID != m.UID || obj.Generation < m.Generation {
 			var err error
-			if obj, err = v.read(ctx, m.Name); err != nil {
+			if obj, err = v.Read(ctx, m.Name); err != nil {
 				if client.IgnoreNotFound(err) == nil {
 					continue // deleted since the list
 				}
@@ -94,15 +94,11 @@ func (v *View) Latest(ctx context.Context, name string) (*spv2.SpiderIPPool, err
 			return nil, err
 		}
 	}
-	return v.read(ctx, name)
+	return v.Read(ctx, name)
 }
 
-// Read returns pool name from the apiserver (a quorum read) and keeps it.
+// Read returns pool name from the apiserver (a quorum read) and keeps it; a pool found gone is forgotten.
 func (v *View) Read(ctx context.Context, name string) (*spv2.SpiderIPPool, error) {
-	return v.read(ctx, name)
-}
-
-func (v *View) read(ctx context.Context, name string) (*spv2.SpiderIPPool, error) {
 	var p spv2.SpiderIPPool
 	if err := v.Live.Get(ctx, types.NamespacedName{Name: name}, &p); err != nil {
 		if client.IgnoreNotFound(err) == nil {
