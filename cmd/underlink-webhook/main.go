@@ -15,6 +15,7 @@ import (
 
 	"github.com/underlink/underlink/certs"
 	"github.com/underlink/underlink/webhook/app"
+	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
 	flag.StringVar(&o.LeaderElectionID, "leader-election-id", app.DefaultLeaderElectionID, "name of the leader election Lease")
 	flag.BoolVar(&o.DisableController, "disable-controller", false, "serve only the webhooks")
+	flag.StringVar(&o.FastPathConfiguration, "fast-path-webhook-configuration", registration.ConfigurationName, "ValidatingWebhookConfiguration whose "+registration.FastPathConditionName+" condition the controller keeps, so the apiserver skips the webhook for pods naming an existing network; empty: always call")
 	var certOpts certs.Options
 	certOpts.AddFlags(flag.CommandLine)
 	logConfig := textlogger.NewConfig()

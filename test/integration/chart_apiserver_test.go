@@ -115,8 +115,8 @@ func TestChartOnARealAPIServer(t *testing.T) {
 	})
 	t.Run("upgrade keeps the caBundle the webhook patched in", func(t *testing.T) {
 		cs := kubernetes.NewForConfigOrDie(env.Config)
-		patch := `{"webhooks":[{"name":"` + registration.WebhookInjectPods + `","clientConfig":{"caBundle":"TUlJQg=="}}]}`
-		if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, registration.ConfigurationName,
+		patch := `{"webhooks":[{"name":"` + registration.WebhookSpiderIPPools + `","clientConfig":{"caBundle":"TUlJQg=="}}]}`
+		if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, registration.ConfigurationName,
 			types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "underlink-webhook"}); err != nil {
 			t.Fatal(err)
 		}
@@ -127,21 +127,25 @@ func TestChartOnARealAPIServer(t *testing.T) {
 		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: chartNamespace, Name: "underlink-webhook"}, &dep); err != nil || *dep.Spec.Replicas != 3 {
 			t.Errorf("after upgrade: %v, replicas %v, want 3", err, dep.Spec.Replicas)
 		}
-		var mw admissionregistrationv1.MutatingWebhookConfiguration
-		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.ConfigurationName}, &mw); err != nil {
+		var vw admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.ConfigurationName}, &vw); err != nil {
 			t.Fatal(err)
 		}
-		if string(mw.Webhooks[0].ClientConfig.CABundle) != "MIIB" {
-			t.Errorf("helm upgrade dropped the patched caBundle: %q", mw.Webhooks[0].ClientConfig.CABundle)
+		if vw.Webhooks[0].Name != registration.WebhookSpiderIPPools || string(vw.Webhooks[0].ClientConfig.CABundle) != "MIIB" {
+			t.Errorf("helm upgrade dropped the patched caBundle of %s: %q", vw.Webhooks[0].Name, vw.Webhooks[0].ClientConfig.CABundle)
 		}
 	})
 	t.Run("uninstall removes the release", func(t *testing.T) {
 		if _, errOut, err := helm("uninstall", "underlink", "--wait"); err != nil {
 			t.Fatalf("helm uninstall: %v\n%s", err, errOut)
 		}
-		var mw admissionregistrationv1.MutatingWebhookConfiguration
-		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.ConfigurationName}, &mw); err == nil {
+		var vw admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.ConfigurationName}, &vw); err == nil {
 			t.Error("webhook configuration left behind")
+		}
+		var policy admissionregistrationv1.MutatingAdmissionPolicy
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.PolicyName}, &policy); err == nil {
+			t.Error("injection policy left behind")
 		}
 	})
 	t.Run("install on a cluster without the CRDs installs them and uninstall keeps them", func(t *testing.T) {

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"slices"
 	"testing"
 	"time"
@@ -103,12 +104,17 @@ func TestChartCertManagerChain(t *testing.T) {
 		t.Errorf("--cert-mode=%v, want cert-manager", mode)
 	}
 
-	// cainjector fills both configurations' caBundle from the serving Certificate.
+	// cainjector fills every webhook configuration's caBundle from the serving Certificate: the validating
+	// one, and the mutating one where the chart renders it (webhook.injection=webhook).
 	want := chartNamespace + "/" + serving.Name
-	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
-		o := chartFind(t, objs, kind, "")
+	withMutating := chartObjects(t, renderChart(t, append(chartCertModes["cert-manager"], "--set", "webhook.injection=webhook")...))
+	for _, kc := range []struct {
+		objs []*unstructured.Unstructured
+		kind string
+	}{{objs, "ValidatingWebhookConfiguration"}, {withMutating, "MutatingWebhookConfiguration"}, {withMutating, "ValidatingWebhookConfiguration"}} {
+		o := chartFind(t, kc.objs, kc.kind, "")
 		if got := o.GetAnnotations()["cert-manager.io/inject-ca-from"]; got != want {
-			t.Errorf("%s cert-manager.io/inject-ca-from=%q, want %q", kind, got, want)
+			t.Errorf("%s cert-manager.io/inject-ca-from=%q, want %q", kc.kind, got, want)
 		}
 	}
 	// Self-signed mode has none of it.

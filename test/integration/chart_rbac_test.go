@@ -97,13 +97,20 @@ func TestChartRBACGrantsEachComponentOnlyWhatItNeeds(t *testing.T) {
 			{"create", "", "secrets", "", ns, ""},
 			{"get", "", "secrets", "", ns, secret}, {"update", "", "secrets", "", ns, secret},
 			{"list", "", "secrets", "", ns, secret}, {"watch", "", "secrets", "", ns, secret},
-			{"get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", registration.ConfigurationName},
+			// The fast-path condition (and the caBundle) of its own validating webhooks, by name.
+			{"get", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", registration.ConfigurationName},
+			{"list", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", registration.ConfigurationName},
+			{"watch", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", registration.ConfigurationName},
 			{"patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", registration.ConfigurationName},
 		},
 		denied: []chartAccess{
 			{"get", "", "secrets", "", ns, "underlink-agent-token"},
 			{"list", "", "secrets", "", ns, ""},
 			{"patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "someone-elses"},
+			{"patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", "someone-elses"},
+			{"list", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", ""},
+			// The default injection is the policy: no mutating webhook to patch.
+			{"patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", registration.ConfigurationName},
 			{"delete", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "", registration.ConfigurationName},
 			{"update", "spiderpool.spidernet.io", "spiderippools", "status", "", "cluster-a"},
 			{"update", "spiderpool.spidernet.io", "spidermultusconfigs", "", "kube-system", "macvlan-conf"},
@@ -173,12 +180,12 @@ func TestChartRBACGrantsEachComponentOnlyWhatItNeeds(t *testing.T) {
 // TestChartRBACIsEnoughForSelfSignedCertificates runs the webhook's certificate manager as the chart's
 // webhook ServiceAccount (impersonated) against the chart's own webhook configurations: with exactly the
 // chart's RBAC it creates its Secret, watches it through a field-selected informer, and patches the caBundle
-// of both configurations.
+// of both configurations (rendered with webhook.injection=webhook, the one mode with a mutating webhook).
 func TestChartRBACIsEnoughForSelfSignedCertificates(t *testing.T) {
 	env := controlplane.StartEnv(t, controlplane.EnvOptions{})
 	kc := env.Kubeconfig(t)
 	chartMustTool(t, "kubectl", "--kubeconfig", kc, "create", "namespace", chartNamespace)
-	rendered := chartObjects(t, renderChart(t, chartCertModes["self-signed"]...))
+	rendered := chartObjects(t, renderChart(t, append(chartCertModes["self-signed"], "--set", "webhook.injection=webhook")...))
 	chartApplyRBAC(t, kc, rendered)
 	var webhooks []*unstructured.Unstructured
 	for _, o := range rendered {

@@ -41,7 +41,8 @@ func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
 			}
 			want := map[string]int{
 				"CustomResourceDefinition": 5, "Deployment": 2, "DaemonSet": 1, "Service": 1, "PodDisruptionBudget": 1,
-				"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1, "ServiceAccount": 3, "ConfigMap": 1,
+				"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1, "ValidatingWebhookConfiguration": 1,
+				"ServiceAccount": 3, "ConfigMap": 1,
 			}
 			if mode == "cert-manager" {
 				want["Issuer"], want["Certificate"] = 2, 2
@@ -53,6 +54,9 @@ func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
 			}
 			if mode == "self-signed" && (kinds["Issuer"] != 0 || kinds["Certificate"] != 0) {
 				t.Error("self-signed mode renders cert-manager objects")
+			}
+			if kinds["MutatingWebhookConfiguration"] != 0 {
+				t.Error("the default injection (policy) renders the mutating webhook too")
 			}
 		})
 	}
@@ -94,31 +98,64 @@ func TestChartCertManagerModeWithoutCertManagerFailsWithAdvice(t *testing.T) {
 	}
 }
 
-// The webhook configurations the chart renders are exactly webhook/registration's, pointed at the chart's
-// Service, and the webhook Deployment, its Service and its flags agree on names and ports.
+// The admission objects the chart renders are exactly webhook/registration's, pointed at the chart's
+// Service, for each injection (the policy by default, with the configured network and scheduler in it),
+// and the webhook Deployment, its Service and its flags agree on names and ports.
 func TestChartWebhookConfigurationsAreTheWebhooksContract(t *testing.T) {
+	for _, inj := range []registration.Injection{registration.InjectionWebhook, registration.InjectionPolicy} {
+		objs := chartObjects(t, renderChart(t, "--set", "webhook.injection="+string(inj), "--set", "webhook.schedulerName=underlay-sched",
+			"--set", "network.defaultNetwork=kube-system/other-conf"))
+		var svc corev1.Service
+		chartDecodeStrict(t, chartFind(t, objs, "Service", "underlink-webhook"), &svc)
+		ref := registration.Options{Service: &admissionregistrationv1.ServiceReference{Namespace: chartNamespace, Name: svc.Name, Port: ptr.To[int32](443)}, Injection: inj}
+		if inj == registration.InjectionWebhook {
+			var mw admissionregistrationv1.MutatingWebhookConfiguration
+			chartDecodeStrict(t, chartFind(t, objs, "MutatingWebhookConfiguration", registration.ConfigurationName), &mw)
+			if want := registration.Mutating(ref).Webhooks; !reflect.DeepEqual(mw.Webhooks, want) {
+				t.Errorf("mutating webhooks differ from webhook/registration:\n got %+v\nwant %+v", mw.Webhooks, want)
+			}
+		} else {
+			wantPolicy, wantBinding := registration.InjectPolicy(registration.Policy{DefaultNetwork: "kube-system/other-conf", SchedulerName: "underlay-sched"})
+			var policy admissionregistrationv1.MutatingAdmissionPolicy
+			chartDecodeStrict(t, chartFind(t, objs, "MutatingAdmissionPolicy", registration.PolicyName), &policy)
+			if !reflect.DeepEqual(policy.Spec, wantPolicy.Spec) {
+				t.Errorf("injection policy differs from webhook/registration:\n got %+v\nwant %+v", policy.Spec, wantPolicy.Spec)
+			}
+			var binding admissionregistrationv1.MutatingAdmissionPolicyBinding
+			chartDecodeStrict(t, chartFind(t, objs, "MutatingAdmissionPolicyBinding", registration.PolicyName), &binding)
+			if !reflect.DeepEqual(binding.Spec, wantBinding.Spec) {
+				t.Errorf("injection policy binding differs from webhook/registration:\n got %+v\nwant %+v", binding.Spec, wantBinding.Spec)
+			}
+		}
+		var vw admissionregistrationv1.ValidatingWebhookConfiguration
+		chartDecodeStrict(t, chartFind(t, objs, "ValidatingWebhookConfiguration", registration.ConfigurationName), &vw)
+		if want := registration.Validating(ref).Webhooks; !reflect.DeepEqual(vw.Webhooks, want) {
+			t.Errorf("injection %s: validating webhooks differ from webhook/registration:\n got %+v\nwant %+v", inj, vw.Webhooks, want)
+		}
+		var dep appsv1.Deployment
+		chartDecodeStrict(t, chartFind(t, objs, "Deployment", "underlink-webhook"), &dep)
+		flags := chartFlagValues(dep.Spec.Template.Spec.Containers[0].Args)
+		want := map[string]string{"fast-path-webhook-configuration": vw.Name, "cert-validating-webhook-configuration": vw.Name}
+		if inj == registration.InjectionWebhook {
+			want["cert-mutating-webhook-configuration"] = registration.ConfigurationName
+		} else if got := flags["cert-mutating-webhook-configuration"]; len(got) != 0 {
+			t.Errorf("injection policy: --cert-mutating-webhook-configuration=%v names a configuration the chart does not install", got)
+		}
+		for flag, w := range want {
+			if got := flags[flag]; len(got) != 1 || got[0] != w {
+				t.Errorf("injection %s: --%s=%v, want %s", inj, flag, got, w)
+			}
+		}
+	}
 	objs := chartObjects(t, renderChart(t))
 	var svc corev1.Service
 	chartDecodeStrict(t, chartFind(t, objs, "Service", "underlink-webhook"), &svc)
-	ref := registration.Options{Service: &admissionregistrationv1.ServiceReference{Namespace: chartNamespace, Name: svc.Name, Port: ptr.To[int32](443)}}
-	var mw admissionregistrationv1.MutatingWebhookConfiguration
-	chartDecodeStrict(t, chartFind(t, objs, "MutatingWebhookConfiguration", registration.ConfigurationName), &mw)
-	if want := registration.Mutating(ref).Webhooks; !reflect.DeepEqual(mw.Webhooks, want) {
-		t.Errorf("mutating webhooks differ from webhook/registration:\n got %+v\nwant %+v", mw.Webhooks, want)
-	}
-	var vw admissionregistrationv1.ValidatingWebhookConfiguration
-	chartDecodeStrict(t, chartFind(t, objs, "ValidatingWebhookConfiguration", registration.ConfigurationName), &vw)
-	if want := registration.Validating(ref).Webhooks; !reflect.DeepEqual(vw.Webhooks, want) {
-		t.Errorf("validating webhooks differ from webhook/registration:\n got %+v\nwant %+v", vw.Webhooks, want)
-	}
-
 	var dep appsv1.Deployment
 	chartDecodeStrict(t, chartFind(t, objs, "Deployment", "underlink-webhook"), &dep)
 	c := dep.Spec.Template.Spec.Containers[0]
 	flags := chartFlagValues(c.Args)
 	for flag, want := range map[string]string{
 		"cert-service": svc.Name, "cert-namespace": chartNamespace, "cert-mode": "self-signed",
-		"cert-mutating-webhook-configuration": mw.Name, "cert-validating-webhook-configuration": vw.Name,
 	} {
 		if got := flags[flag]; len(got) != 1 || got[0] != want {
 			t.Errorf("--%s=%v, want %s", flag, got, want)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,6 +33,7 @@ import (
 	"github.com/underlink/underlink/certs"
 	"github.com/underlink/underlink/webhook/admit"
 	"github.com/underlink/underlink/webhook/controller"
+	"github.com/underlink/underlink/webhook/fastpath"
 	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
@@ -71,6 +74,12 @@ type Options struct {
 
 	// DisableController serves only the webhooks (a replica set aside for admission, and benchmarks).
 	DisableController bool
+	// SkipNameValidation lets one process run several managers with the same controllers (tests).
+	SkipNameValidation bool
+	// FastPathConfiguration names the ValidatingWebhookConfiguration whose fast-path condition the
+	// controller keeps (webhook/fastpath); empty leaves the condition as registered (every pod with a
+	// network annotation is sent to the webhook).
+	FastPathConfiguration string
 
 	// Certs, when set, provides the serving certificate (certs/: self-signed rotation, or cert-manager's
 	// files in CertDir) and the TLS floor; nil serves CertDir's pair as is (tests).
@@ -95,6 +104,12 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 			Field:      fields.OneTermEqualSelector("metadata.name", key.Name),
 		}
 	}
+	if o.FastPathConfiguration != "" && !o.DisableController {
+		// Watch just that one configuration (RBAC grants no other).
+		cacheOpts.ByObject[&admissionregistrationv1.ValidatingWebhookConfiguration{}] = cache.ByObject{
+			Field: fields.OneTermEqualSelector("metadata.name", o.FastPathConfiguration),
+		}
+	}
 	srvOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: []func(*tls.Config){certs.RequireTLS12}}
 	if o.Certs != nil {
 		srvOpts.TLSOpts = o.Certs.TLSOpts()
@@ -111,6 +126,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		LeaderElectionID:        o.LeaderElectionID,
 		// A new leader takes over at once on a rolling update instead of waiting out the lease.
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -136,6 +152,12 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		r := &controller.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("underlink-webhook"), Snapshot: o.Snapshot}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("set up the SpiderMultusConfig controller: %w", err)
+		}
+		if o.FastPathConfiguration != "" {
+			fp := &fastpath.Reconciler{Client: mgr.GetClient(), Configuration: o.FastPathConfiguration}
+			if err := fp.SetupWithManager(mgr); err != nil {
+				return nil, fmt.Errorf("set up the fast-path controller: %w", err)
+			}
 		}
 	}
 	if o.Certs != nil {

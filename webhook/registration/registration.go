@@ -81,6 +81,9 @@ type Options struct {
 	// CABundle is the PEM CA the apiserver trusts for the serving certificate. The chart leaves it empty
 	// and lets the certificate controller (certs/) or cert-manager inject it.
 	CABundle []byte
+	// Injection says who injects (empty: InjectionPolicy). With InjectionWebhook the opted-in validating
+	// webhook leaves pods to the injector, which validates what it patches.
+	Injection Injection
 }
 
 func (o Options) clientConfig(path string) admissionregistrationv1.WebhookClientConfig {
@@ -177,13 +180,21 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			resource(WebhookSpiderIPPools, PathValidateSpiderIPPool, "spiderippools"),
 			resource(WebhookSpiderMultusConfigs, PathValidateSpiderMultusConfig, "spidermultusconfigs"),
-			// Opted-in namespaces fail closed, like injection: their pods depend on the underlay. Their
-			// pods are validated by the injector (one webhook call per pod), except those opted out of it.
-			workload(WebhookWorkloadsOptedIn, &fail, optedIn(), notSentToInjector()),
+			// Opted-in namespaces fail closed, like injection: their pods depend on the underlay.
+			workload(WebhookWorkloadsOptedIn, &fail, optedIn(), optedInConditions(o.Injection)...),
 			// Elsewhere a webhook outage must not stop unrelated rollouts; a typo is still denied when up.
-			workload(WebhookWorkloadsElsewhere, &ignore, notOptedIn()),
+			workload(WebhookWorkloadsElsewhere, &ignore, notOptedIn(), FastPath(nil)),
 		},
 	}
+}
+
+// optedInConditions: with the injection webhook, the injector validates the pods it is sent (one webhook
+// call per pod); with the injection policy, every pod is validated here unless the fast path skips it.
+func optedInConditions(i Injection) []admissionregistrationv1.MatchCondition {
+	if i == InjectionWebhook {
+		return []admissionregistrationv1.MatchCondition{notSentToInjector(), FastPath(nil)}
+	}
+	return []admissionregistrationv1.MatchCondition{FastPath(nil)}
 }
 
 func rule(group, version string, resources ...string) admissionregistrationv1.Rule {

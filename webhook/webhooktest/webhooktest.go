@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -102,16 +103,26 @@ type Server struct {
 	Certs *Certs
 	// Options are what the manager was started with.
 	Options app.Options
-	stop    context.CancelFunc
-	done    chan error
+	// Injection is how Register injects: the MutatingAdmissionPolicy (the chart's default) or the webhook.
+	Injection registration.Injection
+	stop      context.CancelFunc
+	done      chan error
 }
 
 // Start runs underlink-webhook for t on a free port of 127.0.0.1, registers its webhook configurations
-// with the apiserver of cfg, and returns once the apiserver calls it. It is stopped and unregistered when
-// t ends. o's Host, Port, CertDir and the metrics/probe addresses are filled in.
+// and the injection policy with the apiserver of cfg, as the chart does by default, and returns once the
+// apiserver calls the webhook and applies the policy. It is stopped and unregistered when t ends. o's
+// Host, Port, CertDir and the metrics/probe addresses are filled in, and FastPathConfiguration when empty.
 func Start(t testing.TB, cfg *rest.Config, c client.Client, o app.Options) *Server {
 	t.Helper()
-	s, err := start(cfg, c, o, t.TempDir())
+	return StartInjection(t, cfg, c, o, registration.InjectionPolicy)
+}
+
+// StartInjection is Start with the given injection: registration.InjectionWebhook registers the mutating
+// webhook instead of the policy.
+func StartInjection(t testing.TB, cfg *rest.Config, c client.Client, o app.Options, inj registration.Injection) *Server {
+	t.Helper()
+	s, err := start(cfg, c, o, inj, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +141,7 @@ func init() {
 	}
 }
 
-func start(cfg *rest.Config, c client.Client, o app.Options, dir string) (*Server, error) {
+func start(cfg *rest.Config, c client.Client, o app.Options, inj registration.Injection, dir string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -149,12 +160,17 @@ func start(cfg *rest.Config, c client.Client, o app.Options, dir string) (*Serve
 	if o.DefaultNetwork == "" {
 		o.DefaultNetwork = app.DefaultNetwork
 	}
+	// Tests run several webhooks, one after another, in one process.
+	o.SkipNameValidation = true
+	if o.FastPathConfiguration == "" {
+		o.FastPathConfiguration = registration.ConfigurationName
+	}
 	mgr, err := app.New(cfg, o)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{URL: fmt.Sprintf("https://127.0.0.1:%d", port), Certs: certs, Options: o, stop: cancel, done: make(chan error, 1)}
+	s := &Server{URL: fmt.Sprintf("https://127.0.0.1:%d", port), Certs: certs, Options: o, Injection: inj, stop: cancel, done: make(chan error, 1)}
 	go func() { s.done <- mgr.Start(ctx) }()
 	if err := s.waitServing(certs.CA); err != nil {
 		cancel()
@@ -206,21 +222,30 @@ func (s *Server) waitServing(ca []byte) error {
 	return nil
 }
 
-// Register creates (or replaces) the webhook configurations pointing at this server and waits until the
-// apiserver sends requests to it: a dry-run create of a pool with its gateway outside its subnet is
-// refused by the webhook rather than by nothing.
+// Register creates (or replaces) the webhook configurations pointing at this server, and the injection
+// policy unless s.Injection is registration.InjectionWebhook, and waits until the apiserver uses them: a
+// dry-run create of a pool with its gateway outside its subnet is refused by the webhook rather than by
+// nothing, and a dry-run pod of an opted-in probe namespace comes back injected.
 func (s *Server) Register(ctx context.Context, c client.Client) error {
-	o := registration.Options{URL: s.URL, CABundle: s.Certs.CA}
-	m, v := registration.Mutating(o), registration.Validating(o)
+	o := registration.Options{URL: s.URL, CABundle: s.Certs.CA, Injection: s.Injection}
+	v := registration.Validating(o)
 	// The configurations are the product's, except the timeout: tests share a busy machine, and a
 	// webhook call that waits for a CPU is not what they test.
-	for i := range m.Webhooks {
-		m.Webhooks[i].TimeoutSeconds = ptr(TestTimeoutSeconds)
-	}
 	for i := range v.Webhooks {
 		v.Webhooks[i].TimeoutSeconds = ptr(TestTimeoutSeconds)
 	}
-	for _, obj := range []client.Object{m, v} {
+	objs := []client.Object{v}
+	if s.Injection == registration.InjectionWebhook {
+		m := registration.Mutating(o)
+		for i := range m.Webhooks {
+			m.Webhooks[i].TimeoutSeconds = ptr(TestTimeoutSeconds)
+		}
+		objs = append(objs, m)
+	} else {
+		policy, binding := registration.InjectPolicy(registration.Policy{DefaultNetwork: s.Options.DefaultNetwork, SchedulerName: s.Options.SchedulerName})
+		objs = append(objs, policy, binding)
+	}
+	for _, obj := range objs {
 		if err := c.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -240,6 +265,37 @@ func (s *Server) Register(ctx context.Context, c client.Client) error {
 	if err != nil {
 		return fmt.Errorf("the apiserver does not call the webhook at %s (last answer to a dry-run pool: %v): %w", s.URL, last, err)
 	}
+	if s.Injection != registration.InjectionWebhook {
+		return waitInjecting(ctx, c)
+	}
+	return nil
+}
+
+// ProbeNamespace is the opted-in namespace Register creates to see the injection policy at work.
+const ProbeNamespace = "underlink-webhook-probe"
+
+// waitInjecting waits until the apiserver applies the injection policy (it loads policies
+// asynchronously): a dry-run pod of ProbeNamespace comes back with a default network, or is denied by the
+// validating webhook for the network it was given (the test may not have created that network).
+func waitInjecting(ctx context.Context, c client.Client) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ProbeNamespace, Labels: map[string]string{registration.InjectLabel: registration.InjectEnabled}}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create the probe namespace: %w", err)
+	}
+	const key = "v1.multus-cni.io/default-network"
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ProbeNamespace, Name: "probe"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "probe"}}}}
+		if last = c.Create(ctx, pod, client.DryRunAll); last != nil {
+			return strings.Contains(last.Error(), key), nil
+		}
+		_, ok := pod.Annotations[key]
+		return ok, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the apiserver does not apply MutatingAdmissionPolicy %s (last error: %v): %w", registration.PolicyName, last, err)
+	}
 	return nil
 }
 
@@ -250,7 +306,8 @@ func ptr[T any](v T) *T { return &v }
 
 // Unregister deletes the webhook configurations, so the apiserver stops calling the server.
 func (s *Server) Unregister(ctx context.Context, c client.Client) error {
-	for _, obj := range []client.Object{registration.Mutating(registration.Options{}), registration.Validating(registration.Options{})} {
+	policy, binding := registration.InjectPolicy(registration.Policy{})
+	for _, obj := range []client.Object{registration.Mutating(registration.Options{}), registration.Validating(registration.Options{}), binding, policy} {
 		if err := c.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
