@@ -21,7 +21,7 @@ fuzz-webhook-long: ## fuzz the admission handlers for $(FUZZ_WEBHOOK_LONG_TIME) 
 	@$(MAKE) --no-print-directory fuzz-webhook FUZZ_WEBHOOK_TIME=$(FUZZ_WEBHOOK_LONG_TIME)
 
 .PHONY: bench-webhook
-bench-webhook: ## pod-create p50/p99 through a real apiserver with and without the webhook, one interleaved run
+bench-webhook: ## pod-create p50/p99 through a real apiserver with and without underlink admission (policy and webhook injection), interleaved runs
 	$(GO) test -tags integration -run '^$$' -bench '^BenchmarkPodCreateLatency$$' -benchtime 1x -count 1 -timeout 10m \
 		./test/bench/webhook/ -args -rate $(BENCH_WEBHOOK_RATE) -duration $(BENCH_WEBHOOK_DURATION)
 
