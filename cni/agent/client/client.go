@@ -1,8 +1,11 @@
 // Package client calls underlink-agent over its unix socket (protocol in cni/ipam/protocol). It is what
-// the underlink-ipam plugin links, so it stays small: net/http and the protocol types only.
+// the underlink-ipam plugin links, and the plugin is exec'd once per CNI call, so it stays small: one
+// HTTP/1.1 exchange per call written by hand on a unix connection (no net/http, whose TLS and HTTP/2
+// package initialisation alone cost every exec about a millisecond of CPU), and the protocol types.
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,14 +13,22 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/underlink/underlink/cni/ipam/protocol"
 )
 
+// Limits on what the client reads of an answer; the agent's answers are a few hundred bytes.
+const (
+	maxHeaderBytes = 64 << 10
+	maxBodyBytes   = 1 << 20
+)
+
 // UnreachableError says the agent could not be asked or did not answer: no socket, nobody listening,
-// a broken connection, or no answer before the deadline.
+// a broken connection, an answer that is not HTTP, or no answer before the deadline.
 type UnreachableError struct {
 	Socket string
 	Err    error
@@ -33,26 +44,17 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 type Client struct {
 	socket  string
 	timeout time.Duration
-	http    *http.Client
 }
 
 // New returns a client for the agent listening on socket; each call gives up after timeout.
 func New(socket string, timeout time.Duration) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableCompression: true,
-		MaxIdleConns:       1,
-	}
-	return &Client{socket: socket, timeout: timeout, http: &http.Client{Transport: tr}}
+	return &Client{socket: socket, timeout: timeout}
 }
 
 // Allocate asks for the addresses of a pod interface (CNI ADD).
 func (c *Client) Allocate(ctx context.Context, req protocol.Request) (*protocol.Allocation, error) {
 	var out protocol.Allocation
-	if err := c.call(ctx, http.MethodPost, protocol.PathAllocate, req, &out); err != nil {
+	if err := c.call(ctx, "POST", protocol.PathAllocate, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -61,7 +63,7 @@ func (c *Client) Allocate(ctx context.Context, req protocol.Request) (*protocol.
 // Release gives back the addresses of a pod interface (CNI DEL).
 func (c *Client) Release(ctx context.Context, req protocol.Request) (*protocol.Released, error) {
 	var out protocol.Released
-	if err := c.call(ctx, http.MethodPost, protocol.PathRelease, req, &out); err != nil {
+	if err := c.call(ctx, "POST", protocol.PathRelease, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -69,64 +71,227 @@ func (c *Client) Release(ctx context.Context, req protocol.Request) (*protocol.R
 
 // Check verifies that the pod interface still holds addresses (CNI CHECK).
 func (c *Client) Check(ctx context.Context, req protocol.CheckRequest) error {
-	return c.call(ctx, http.MethodPost, protocol.PathCheck, req, nil)
+	return c.call(ctx, "POST", protocol.PathCheck, req, nil)
 }
 
 // Health reports whether the agent serves (CNI STATUS).
 func (c *Client) Health(ctx context.Context) error {
-	return c.call(ctx, http.MethodGet, protocol.PathHealth, nil, nil)
+	return c.call(ctx, "GET", protocol.PathHealth, nil, nil)
+}
+
+// answer is what the client keeps of an HTTP response.
+type answer struct {
+	// status is the status line after the version, e.g. "409 Conflict".
+	status string
+	code   int
+	body   []byte
 }
 
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request to underlink-agent: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	// The host part is ignored: the transport always dials the socket.
-	req, err := http.NewRequestWithContext(ctx, method, "http://underlink-agent"+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	a, err := c.exchange(ctx, method, path, body)
 	if err != nil {
 		return &UnreachableError{Socket: c.socket, Err: c.cause(ctx, err)}
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return &UnreachableError{Socket: c.socket, Err: c.cause(ctx, err)}
-	}
-	if resp.StatusCode/100 != 2 {
+	if a.code/100 != 2 {
 		var e protocol.Error
-		if json.Unmarshal(raw, &e) != nil || e.Msg == "" {
-			return &protocol.Error{Code: protocol.CodeInternal, Msg: fmt.Sprintf("underlink-agent answered %s", resp.Status), Details: string(raw)}
+		if json.Unmarshal(a.body, &e) != nil || e.Msg == "" {
+			return &protocol.Error{Code: protocol.CodeInternal, Msg: fmt.Sprintf("underlink-agent answered %s", a.status), Details: string(a.body)}
 		}
 		return &e
 	}
 	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
+		if err := json.Unmarshal(a.body, out); err != nil {
 			return &protocol.Error{Code: protocol.CodeIOFailure, Msg: "underlink-agent sent an answer that is not JSON", Details: err.Error()}
 		}
 	}
 	return nil
 }
 
-// cause keeps what a person needs from a transport error: "no answer within 20s" instead of net/http's
-// wrapping of a deadline, and the dial error itself ("dial unix ...: connect: no such file or directory").
-func (c *Client) cause(ctx context.Context, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s: %w", c.timeout, context.DeadlineExceeded)
+// exchange sends one request on a new connection (Connection: close) and reads the whole answer. The
+// connection's deadline is ctx's, and ending ctx early ends the exchange.
+func (c *Client) exchange(ctx context.Context, method, path string, body []byte) (*answer, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, err
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return op
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			return nil, err
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: underlink-agent\r\nConnection: close\r\n", method, path)
+	if body != nil {
+		fmt.Fprintf(&req, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
+	}
+	req.WriteString("\r\n")
+	req.Write(body)
+	if _, err := conn.Write(req.Bytes()); err != nil {
+		return nil, err
+	}
+	return readAnswer(bufio.NewReader(conn))
+}
+
+// readAnswer reads an HTTP/1.x response: the status line, the headers, and a body delimited by
+// Content-Length, by chunked transfer coding, or (on a closing connection) by the end of the stream.
+func readAnswer(r *bufio.Reader) (*answer, error) {
+	budget := maxHeaderBytes
+	line, err := readLine(r, &budget)
+	if err != nil {
+		return nil, fmt.Errorf("reading the status line: %w", err)
+	}
+	version, status, _ := strings.Cut(line, " ")
+	codeText, _, _ := strings.Cut(status, " ")
+	code, cerr := strconv.Atoi(codeText)
+	if !strings.HasPrefix(version, "HTTP/1.") || len(codeText) != 3 || cerr != nil || code < 100 {
+		return nil, fmt.Errorf("the answer is not HTTP/1.x: status line %q", line)
+	}
+	a := &answer{status: status, code: code}
+	length, chunked := -1, false
+	for {
+		line, err := readLine(r, &budget)
+		if err != nil {
+			return nil, fmt.Errorf("reading the headers: %w", err)
+		}
+		if line == "" {
+			break
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("malformed header line %q", line)
+		}
+		value = strings.TrimSpace(value)
+		switch strings.ToLower(name) {
+		case "content-length":
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 || length >= 0 && n != length {
+				return nil, fmt.Errorf("malformed Content-Length %q", value)
+			}
+			length = n
+		case "transfer-encoding":
+			if !strings.EqualFold(value, "chunked") {
+				return nil, fmt.Errorf("unsupported Transfer-Encoding %q", value)
+			}
+			chunked = true
+		}
+	}
+	switch {
+	case code/100 == 1 || code == 204 || code == 304:
+		// No body, whatever the headers say (RFC 9112 section 6.3).
+	case chunked:
+		a.body, err = readChunked(r)
+	case length > maxBodyBytes:
+		err = fmt.Errorf("Content-Length %d is over the %d bytes an answer may have", length, maxBodyBytes)
+	case length >= 0:
+		a.body = make([]byte, length)
+		if n, rerr := io.ReadFull(r, a.body); rerr != nil {
+			err = fmt.Errorf("body ended after %d of its %d bytes: %w", n, length, rerr)
+		}
+	default:
+		a.body, err = readAll(r, maxBodyBytes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// readLine reads one CRLF- (or LF-) terminated line, charging it to budget.
+func readLine(r *bufio.Reader, budget *int) (string, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > *budget {
+			return "", fmt.Errorf("header section longer than %d bytes", maxHeaderBytes)
+		}
+		line = append(line, frag...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+	*budget -= len(line)
+	return strings.TrimRight(string(line), "\r\n"), nil
+}
+
+// readChunked reads a body in chunked transfer coding (RFC 9112 section 7.1), ignoring chunk
+// extensions and trailers.
+func readChunked(r *bufio.Reader) ([]byte, error) {
+	var body []byte
+	budget := maxHeaderBytes
+	for {
+		line, err := readLine(r, &budget)
+		if err != nil {
+			return nil, fmt.Errorf("reading a chunk size: %w", err)
+		}
+		sizeText, _, _ := strings.Cut(line, ";")
+		size, err := strconv.ParseUint(strings.TrimSpace(sizeText), 16, 31)
+		if err != nil {
+			return nil, fmt.Errorf("malformed chunk size %q", line)
+		}
+		if size == 0 {
+			for {
+				trailer, err := readLine(r, &budget)
+				if err != nil {
+					return nil, fmt.Errorf("reading the trailers: %w", err)
+				}
+				if trailer == "" {
+					return body, nil
+				}
+			}
+		}
+		if len(body)+int(size) > maxBodyBytes {
+			return nil, fmt.Errorf("chunked body is over the %d bytes an answer may have", maxBodyBytes)
+		}
+		start := len(body)
+		body = append(body, make([]byte, size)...)
+		if _, err := io.ReadFull(r, body[start:]); err != nil {
+			return nil, fmt.Errorf("chunk ended early: %w", err)
+		}
+		if end, err := readLine(r, &budget); err != nil || end != "" {
+			return nil, fmt.Errorf("chunk of %d bytes not followed by CRLF", size)
+		}
+	}
+}
+
+// readAll reads to the end of the stream, at most limit bytes.
+func readAll(r io.Reader, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err == nil && len(b) > limit {
+		err = fmt.Errorf("body is over the %d bytes an answer may have", limit)
+	}
+	return b, err
+}
+
+// cause keeps what a person needs from a transport error: "no answer within 20s" instead of a
+// connection's i/o timeout, and the dial error itself ("dial unix ...: connect: no such file or
+// directory").
+func (c *Client) cause(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return ctx.Err()
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("no answer within %s: %w", c.timeout, context.DeadlineExceeded)
 	}
 	return err
 }

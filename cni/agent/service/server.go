@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -172,8 +173,17 @@ func writeError(w http.ResponseWriter, e *protocol.Error) {
 	writeJSON(w, status, e)
 }
 
+// writeJSON always sends Content-Length: the plugin's client (cni/agent/client) reads one answer per
+// connection and need not decode chunked bodies from this server.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(&protocol.Error{Code: protocol.CodeInternal, Msg: "underlink-agent could not encode its answer", Details: err.Error()})
+	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(body)
 }
