@@ -1,4 +1,6 @@
-// Package cni measures CNI ADD latency of underlink's underlay chain against the floor of the reference
-// plugins (macvlan + host-local), in one run on one node of a netbed. The benchmark needs root and
-// carries the integration build tag: `make bench-cni`.
+// Package cni measures CNI ADD latency of underlink's full underlay chain (macvlan with underlink-ipam,
+// then underlink-coordinator, a real underlink-agent and apiserver behind the IPAM) against the floor of
+// the reference plugins (macvlan + host-local), with the rows that tell where the time goes, in one run on
+// one node of a netbed. The benchmark needs root, the cached etcd and kube-apiserver, and carries the
+// integration build tag: `make bench-cni`.
 package cni

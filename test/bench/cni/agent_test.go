@@ -1,0 +1,100 @@
+//go:build integration
+
+package cni
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	agentclient "github.com/underlink/underlink/cni/agent/client"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/netbed"
+)
+
+// podNamespace holds the benchmark's pods.
+const podNamespace = "bench"
+
+// ipamNode is the control plane and the node's underlink-agent behind the full chain.
+type ipamNode struct {
+	env *controlplane.Env
+	// socket is the agent's IPAM socket, named by the chain's ipam.socket.
+	socket string
+}
+
+// startIPAM fills env with the seed's cluster-a SpiderIPPool (172.110.1.0/24, gateway 172.110.0.1, 200
+// addresses) and the Node object of node, starts underlink-agent inside node's namespace, reaching the
+// apiserver only through the bed's loopback relay, and waits until the agent serves. env must be
+// started before bed, so that the bed (the agent, the relay) is torn down before the apiserver stops.
+func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbed.Node) *ipamNode {
+	b.Helper()
+	ctx := context.Background()
+	raw, err := test.SeedManifest("cluster-a-ippool.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pool spv2.SpiderIPPool
+	if err := yaml.UnmarshalStrict(raw, &pool); err != nil {
+		b.Fatalf("cluster-a-ippool.yaml: %v", err)
+	}
+	for _, obj := range []client.Object{&pool, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Spec.Name}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNamespace}}} {
+		if err := env.Client.Create(ctx, obj); err != nil {
+			b.Fatalf("create %s: %v", obj.GetName(), err)
+		}
+	}
+	if _, err := bed.Relay(node.NS, "", env.Config.Host); err != nil {
+		b.Fatal(err)
+	}
+	if err := netbed.BuildCommands(bed.Dir(), "underlink-agent"); err != nil {
+		b.Fatal(err)
+	}
+	n := &ipamNode{env: env, socket: filepath.Join(bed.Dir(), node.Spec.Name, "agent.sock")}
+	// The benchmark's ADD and DEL rate on one node is far above a real node's: the client's rate limit
+	// (50/s by default) would otherwise shape what is measured.
+	agent, err := bed.Start(node.NS, "agent", exec.Command(filepath.Join(bed.Dir(), "underlink-agent"),
+		"--kubeconfig", env.Kubeconfig(b), "--node-name", node.Spec.Name, "--socket", n.socket,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--lease-namespace", "kube-system",
+		"--kube-api-qps", "1000", "--kube-api-burst", "2000"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	health := agentclient.New(n.socket, 2*time.Second)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := health.Health(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("underlink-agent on %s not serving: %v\n%s", node.Spec.Name, err, agent.Logs())
+		}
+	}
+	return n
+}
+
+// pods creates count pods bound to node (no kubelet runs them: the benchmark plays the runtime), before
+// anything is timed, so the agent's pod cache holds them as it would for scheduled pods.
+func (n *ipamNode) pods(b *testing.B, prefix, node string, count int) []*corev1.Pod {
+	b.Helper()
+	out := make([]*corev1.Pod, count)
+	for i := range out {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: podNamespace, Name: fmt.Sprintf("%s-%d", prefix, i)},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+		}
+		if err := n.env.Client.Create(context.Background(), p); err != nil {
+			b.Fatal(err)
+		}
+		out[i] = p
+	}
+	return out
+}
