@@ -6,9 +6,7 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -152,24 +150,9 @@ func testInjection(t *testing.T, inj registration.Injection) {
 // waitFastPath waits until both workload webhooks' fast-path condition satisfies ok.
 func waitFastPath(t *testing.T, c client.Client, ok func(expr string) bool) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the fast-path condition", func() (bool, string) {
-		cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		if err := c.Get(context.Background(), client.ObjectKey{Name: registration.ConfigurationName}, cfg); err != nil {
-			return false, err.Error()
-		}
-		n, last := 0, ""
-		for _, w := range cfg.Webhooks {
-			for _, mc := range w.MatchConditions {
-				if mc.Name == registration.FastPathConditionName {
-					last = mc.Expression
-					if ok(mc.Expression) {
-						n++
-					}
-				}
-			}
-		}
-		return n == 2, last
-	})
+	if _, err := webhooktest.WaitFastPath(context.Background(), c, ok); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // podDecisions counts the webhook's decisions on pods, whatever the verdict.

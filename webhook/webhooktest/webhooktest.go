@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -297,6 +298,34 @@ func waitInjecting(ctx context.Context, c client.Client) error {
 		return fmt.Errorf("the apiserver does not apply MutatingAdmissionPolicy %s (last error: %v): %w", registration.PolicyName, last, err)
 	}
 	return nil
+}
+
+// WaitFastPath waits until the fast-path condition of both workload webhooks satisfies ok (the
+// controller writes it asynchronously) and returns the last expression seen.
+func WaitFastPath(ctx context.Context, c client.Client, ok func(expr string) bool) (string, error) {
+	last := ""
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := c.Get(ctx, client.ObjectKey{Name: registration.ConfigurationName}, cfg); err != nil {
+			return false, nil
+		}
+		n := 0
+		for _, w := range cfg.Webhooks {
+			for _, mc := range w.MatchConditions {
+				if mc.Name == registration.FastPathConditionName {
+					last = mc.Expression
+					if ok(mc.Expression) {
+						n++
+					}
+				}
+			}
+		}
+		return n == 2, nil
+	})
+	if err != nil {
+		return last, fmt.Errorf("fast-path condition of %s not as expected (last: %s): %w", registration.ConfigurationName, last, err)
+	}
+	return last, nil
 }
 
 // TestTimeoutSeconds is the webhook timeout of test registrations (the apiserver's maximum).

@@ -17,10 +17,8 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -130,22 +128,10 @@ func measure(b *testing.B, inj registration.Injection) {
 
 // waitFastPath waits until the controller has put the benchmark's network into the fast-path condition.
 func waitFastPath(b *testing.B, c client.Client) {
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		if err := c.Get(ctx, client.ObjectKey{Name: registration.ConfigurationName}, cfg); err != nil {
-			return false, nil
-		}
-		for _, w := range cfg.Webhooks {
-			for _, mc := range w.MatchConditions {
-				if w.Name == registration.WebhookWorkloadsOptedIn && mc.Name == registration.FastPathConditionName {
-					return strings.Contains(mc.Expression, "'"+app.DefaultNetwork+"'"), nil
-				}
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		b.Fatalf("the controller did not put %s into the fast-path condition: %v", app.DefaultNetwork, err)
+	if _, err := webhooktest.WaitFastPath(context.Background(), c, func(expr string) bool {
+		return strings.Contains(expr, "'"+app.DefaultNetwork+"'")
+	}); err != nil {
+		b.Fatal(err)
 	}
 }
 
