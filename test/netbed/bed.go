@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -385,5 +386,32 @@ func plug(h netlinksafe.Handle, name, peer string, segment *Netns) error {
 	if err := sh.LinkSetUp(pl); err != nil {
 		return fmt.Errorf("set %s up in %s: %w", peer, segment.Name, err)
 	}
+	// The kernel attaches a link's queue when it processes the carrier change, up to a second later
+	// (linkwatch); until then every packet, the first ARP request too, is dropped. Return once both
+	// ends say so, so a caller's first packet is not lost.
+	if err := waitOperUp(h, name); err != nil {
+		return err
+	}
+	if err := waitOperUp(sh, peer); err != nil {
+		return fmt.Errorf("%s in %s: %w", peer, segment.Name, err)
+	}
 	return nil
+}
+
+// waitOperUp waits until a link's operational state is up.
+func waitOperUp(h netlinksafe.Handle, name string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("find link %s: %w", name, err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s is %s 5s after it was set up", name, l.Attrs().OperState)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
