@@ -92,7 +92,7 @@ func TestCoordinatorWithUnderlinkIPAM(t *testing.T) {
 	}
 	ping := func(from *netbed.Netns, to netip.Addr) {
 		t.Helper()
-		if err := netbed.Ping(from, to, 2, 2*time.Second); err != nil {
+		if err := netbed.Ping(from, to, 2, 5*time.Second); err != nil {
 			t.Error(err)
 		}
 	}

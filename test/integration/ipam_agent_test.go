@@ -142,10 +142,10 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 			t.Errorf("pod %s routes: want %q and no %q", pods[c.pod].pod.Name, c.want, c.wantNot)
 		}
 	}
-	if err := netbed.Ping(pods[2].ns, netip.MustParseAddr("172.110.0.1"), 3, 2*time.Second); err != nil {
+	if err := netbed.Ping(pods[2].ns, netip.MustParseAddr("172.110.0.1"), 3, 5*time.Second); err != nil {
 		t.Errorf("pod web-3 → pool gateway: %v", err)
 	}
-	if err := netbed.Ping(pods[0].ns, netip.MustParseAddr("172.110.1.2"), 3, 2*time.Second); err != nil {
+	if err := netbed.Ping(pods[0].ns, netip.MustParseAddr("172.110.1.2"), 3, 5*time.Second); err != nil {
 		t.Errorf("pod web-1 → pod web-2: %v", err)
 	}
 

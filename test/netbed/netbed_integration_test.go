@@ -103,7 +103,7 @@ func TestBedTopologyAndTeardown(t *testing.T) {
 			{n1.NS, "10.6.168.74"},
 			{n3.NS, "10.6.168.73"},
 		} {
-			if err := netbed.Ping(c.from, netip.MustParseAddr(c.to), 2, 2*time.Second); err != nil {
+			if err := netbed.Ping(c.from, netip.MustParseAddr(c.to), 2, 5*time.Second); err != nil {
 				t.Error(err)
 			}
 		}
@@ -232,7 +232,7 @@ func TestCNIChainMacvlanOnUnderlay(t *testing.T) {
 		}
 	}
 	for _, dst := range []string{"172.110.1.11", "172.110.0.1"} {
-		if err := netbed.Ping(p1, netip.MustParseAddr(dst), 2, 2*time.Second); err != nil {
+		if err := netbed.Ping(p1, netip.MustParseAddr(dst), 2, 5*time.Second); err != nil {
 			t.Error(err)
 		}
 	}

@@ -18,7 +18,10 @@ import (
 // Ping sends count ICMP echo requests from inside n to dst, one after another, and returns an error
 // unless every one is answered by dst within timeout. It uses a raw ICMP socket (root) opened inside n,
 // because the machine has no ping binary and unprivileged ICMP sockets are off in a fresh namespace
-// (net.ipv4.ping_group_range defaults to "1 0").
+// (net.ipv4.ping_group_range defaults to "1 0"). An echo not answered within resendEvery is sent again
+// until timeout: a link the kernel has not yet activated drops what it is given (linkwatch attaches the
+// queue under the rtnl lock, which a namespace teardown elsewhere can hold for a while), and a test
+// checks reachability, not that the first packet on a new link survives.
 func Ping(n *Netns, dst netip.Addr, count int, timeout time.Duration) error {
 	network, proto, reqType, replyType := "ip4:icmp", 1, icmp.Type(ipv4.ICMPTypeEcho), icmp.Type(ipv4.ICMPTypeEchoReply)
 	if dst.Is6() && !dst.Is4In6() {
@@ -43,20 +46,27 @@ func Ping(n *Netns, dst netip.Addr, count int, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.WriteTo(wb, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-			return fmt.Errorf("ping %s from netns %s: send echo %d: %w", dst, n.Name, seq, err)
-		}
 		deadline := time.Now().Add(timeout)
-		if err := c.SetReadDeadline(deadline); err != nil {
-			return err
-		}
+		var resend time.Time
 		for {
+			if now := time.Now(); !now.Before(resend) {
+				if _, err := c.WriteTo(wb, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+					return fmt.Errorf("ping %s from netns %s: send echo %d: %w", dst, n.Name, seq, err)
+				}
+				resend = now.Add(resendEvery)
+			}
+			if err := c.SetReadDeadline(earliest(resend, deadline)); err != nil {
+				return err
+			}
 			nr, peer, err := c.ReadFrom(buf)
 			if err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					return fmt.Errorf("ping %s from netns %s: %w", dst, n.Name, err)
+				}
+				if !time.Now().Before(deadline) {
 					return fmt.Errorf("ping %s from netns %s: echo %d of %d not answered within %s", dst, n.Name, seq, count, timeout)
 				}
-				return fmt.Errorf("ping %s from netns %s: %w", dst, n.Name, err)
+				continue
 			}
 			from, ok := netip.AddrFromSlice(peer.(*net.IPAddr).IP)
 			if !ok || from.Unmap() != dst.Unmap() {
@@ -72,4 +82,14 @@ func Ping(n *Netns, dst netip.Addr, count int, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// resendEvery is how long Ping waits for an answer before it sends the same echo again.
+const resendEvery = 250 * time.Millisecond
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -137,7 +137,7 @@ func TestNodesRunPods(t *testing.T) {
 			t.Errorf("pod IP %s is not from the NAD's host-local range 172.110.9.10-20", pod.Status.PodIP)
 		}
 		// The node that hosts the pod reaches it over the underlay (its own ens224 address).
-		if err := netbed.Ping(cn.Nodes[0].Net.NS, netip.MustParseAddr(pod.Status.PodIP), 2, 2*time.Second); err != nil {
+		if err := netbed.Ping(cn.Nodes[0].Net.NS, netip.MustParseAddr(pod.Status.PodIP), 2, 5*time.Second); err != nil {
 			t.Errorf("node a-node1 → pod %s over the underlay: %v", pod.Status.PodIP, err)
 		}
 		if out, err := kubectl(cp.KubeconfigPath(c), "logs", "p1"); err != nil {

@@ -173,7 +173,7 @@ func Probe(from *netbed.Netns, remoteVTEP netip.Addr, count int) (time.Duration,
 	best := time.Duration(0)
 	for i := 0; i < count; i++ {
 		start := time.Now()
-		if err := netbed.Ping(from, remoteVTEP, 1, 2*time.Second); err != nil {
+		if err := netbed.Ping(from, remoteVTEP, 1, 5*time.Second); err != nil {
 			return 0, err
 		}
 		if d := time.Since(start); best == 0 || d < best {
