@@ -91,6 +91,17 @@ func TestChartBadValuesFailNamingTheValue(t *testing.T) {
 	}
 }
 
+func TestChartInjectionPolicyOnAnOldClusterFailsWithAdvice(t *testing.T) {
+	_, errOut, err := chartRunTool(t, "helm", "template", "underlink", chartDir(), "--kube-version", "1.35.4")
+	if err == nil || !strings.Contains(errOut, "Kubernetes has from 1.36; this cluster is v1.35.4") || !strings.Contains(errOut, "webhook.injection=webhook") {
+		t.Errorf("got err=%v\n%s\nwant advice to set webhook.injection=webhook", err, errOut)
+	}
+	out := chartMustTool(t, "helm", "template", "underlink", chartDir(), "--kube-version", "1.35.4", "--set", "webhook.injection=webhook")
+	if !strings.Contains(out, "kind: MutatingWebhookConfiguration") || strings.Contains(out, "kind: MutatingAdmissionPolicy") {
+		t.Error("webhook.injection=webhook on Kubernetes 1.35 should render the mutating webhook and no policy")
+	}
+}
+
 func TestChartCertManagerModeWithoutCertManagerFailsWithAdvice(t *testing.T) {
 	_, errOut, err := chartRunTool(t, "helm", "template", "underlink", chartDir(), "--set", "certs.mode=cert-manager")
 	if err == nil || !strings.Contains(errOut, "cert-manager is not installed") || !strings.Contains(errOut, "certs.mode=self-signed") {

@@ -168,6 +168,7 @@ selectors, failure policies, timeouts and the injection policy are the webhook's
 change the package.
 */ -}}
 {{- include "underlink.requireCertManager" . }}
+{{- include "underlink.requireInjectionPolicy" . }}
 {{- if eq .Values.webhook.injection "webhook" }}
 `)
 	b.WriteString(docs[0])

@@ -72,6 +72,13 @@ there); helm lint renders neither and skips it.
 {{- end -}}
 {{- end -}}
 
+{{/* The default injection is a MutatingAdmissionPolicy, admissionregistration.k8s.io/v1 since Kubernetes 1.36. */}}
+{{- define "underlink.requireInjectionPolicy" -}}
+{{- if and (eq .Values.webhook.injection "policy") (not (semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version)) -}}
+{{- fail (printf "webhook.injection=policy injects with a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1), which Kubernetes has from 1.36; this cluster is %s: set webhook.injection=webhook to inject with the mutating webhook instead" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Pod security context shared by every component: no privilege beyond what each container adds. */}}
 {{- define "underlink.restrictedContainerSecurityContext" -}}
 allowPrivilegeEscalation: false
