@@ -288,6 +288,11 @@ spec:
 				}
 			}
 		}
+		for _, ch := range rep.Checks {
+			if ch.ID == doctor.CheckWebhooksRegistered && ch.Status != doctor.Pass {
+				t.Errorf("doctor: %s is %s with the validating webhooks and the injection policy installed: %+v", ch.ID, ch.Status, ch.Findings)
+			}
+		}
 		if !found || rep.LocalCluster != "cluster-a" {
 			t.Errorf("doctor does not report macvlan-conf missing cluster-c's CIDRs (local %q):\n%s", rep.LocalCluster, out)
 		}

@@ -32,7 +32,7 @@ const (
 	// CheckNADsInSync: every SpiderMultusConfig has its NetworkAttachmentDefinition, owned by it and
 	// holding the chain the controller generates (the controller runs and keeps up).
 	CheckNADsInSync = "nads-in-sync"
-	// CheckWebhooksRegistered: the webhook configurations exist, so the cluster checks what it admits.
+	// CheckWebhooksRegistered: the validating webhooks and one way of injecting (policy or webhook) exist.
 	CheckWebhooksRegistered = "webhooks-registered"
 )
 
@@ -246,25 +246,53 @@ func checkNADs(ctx context.Context, r client.Reader, w *alignment.World) (Check,
 	return finish(c), nil
 }
 
-// checkWebhooks checks that the webhook configurations are installed.
+// checkWebhooks checks that the validating webhooks and one way of injecting are installed: the
+// injection policy (MutatingAdmissionPolicy and binding, the chart's default) or the mutating webhook.
 func checkWebhooks(ctx context.Context, r client.Reader) (Check, error) {
-	c := Check{ID: CheckWebhooksRegistered, What: "the underlink-webhook configurations are installed, so the cluster checks what it admits"}
-	for kind, obj := range map[string]client.Object{
-		"MutatingWebhookConfiguration":   &admissionregistrationv1.MutatingWebhookConfiguration{},
-		"ValidatingWebhookConfiguration": &admissionregistrationv1.ValidatingWebhookConfiguration{},
-	} {
-		err := r.Get(ctx, client.ObjectKey{Name: registration.ConfigurationName}, obj)
+	c := Check{ID: CheckWebhooksRegistered, What: "the underlink-webhook configurations and the injection are installed, so the cluster checks what it admits and pods get their network"}
+	present := func(kind, name string, obj client.Object) (bool, error) {
+		err := r.Get(ctx, client.ObjectKey{Name: name}, obj)
 		switch {
-		case apierrors.IsNotFound(err):
-			c.Findings = append(c.Findings, Finding{Severity: alignment.Warn, Subject: kind + "/" + registration.ConfigurationName,
-				Why: "is not installed, so pools, configs and pods are admitted unchecked",
-				Fix: "install underlink with its Helm chart (webhook.enabled=true)"})
+		case err == nil:
+			return true, nil
+		case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+			return false, nil
 		case apierrors.IsForbidden(err):
-			c.Findings = append(c.Findings, Finding{Severity: alignment.Warn, Subject: kind + "/" + registration.ConfigurationName,
+			c.Findings = append(c.Findings, Finding{Severity: alignment.Warn, Subject: kind + "/" + name,
 				Why: "cannot be read with these credentials", Fix: "run doctor with a kubeconfig that may read " + kind + "s"})
-		case err != nil:
-			return c, fmt.Errorf("read %s %s: %w", kind, registration.ConfigurationName, err)
+			return true, nil // unknown, and already reported
 		}
+		return false, fmt.Errorf("read %s %s: %w", kind, name, err)
+	}
+	ok, err := present("ValidatingWebhookConfiguration", registration.ConfigurationName, &admissionregistrationv1.ValidatingWebhookConfiguration{})
+	if err != nil {
+		return c, err
+	}
+	if !ok {
+		c.Findings = append(c.Findings, Finding{Severity: alignment.Warn, Subject: "ValidatingWebhookConfiguration/" + registration.ConfigurationName,
+			Why: "is not installed, so pools, configs and pods are admitted unchecked", Fix: "install underlink with its Helm chart"})
+	}
+	policy, err := present("MutatingAdmissionPolicy", registration.PolicyName, &admissionregistrationv1.MutatingAdmissionPolicy{})
+	if err != nil {
+		return c, err
+	}
+	binding, err := present("MutatingAdmissionPolicyBinding", registration.PolicyName, &admissionregistrationv1.MutatingAdmissionPolicyBinding{})
+	if err != nil {
+		return c, err
+	}
+	webhook, err := present("MutatingWebhookConfiguration", registration.ConfigurationName, &admissionregistrationv1.MutatingWebhookConfiguration{})
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case policy && !binding:
+		c.Findings = append(c.Findings, Finding{Severity: alignment.Warn, Subject: "MutatingAdmissionPolicy/" + registration.PolicyName,
+			Why: "has no MutatingAdmissionPolicyBinding " + registration.PolicyName + ", so the apiserver never applies it and pods get no network",
+			Fix: "reinstall underlink with its Helm chart, which installs both"})
+	case !policy && !webhook:
+		c.Findings = append(c.Findings, Finding{Severity: alignment.Warn, Subject: "MutatingAdmissionPolicy/" + registration.PolicyName,
+			Why: "is not installed, nor MutatingWebhookConfiguration " + registration.ConfigurationName + ", so pods of opted-in namespaces get no default network",
+			Fix: "install underlink with its Helm chart (webhook.injection=policy, or webhook on clusters older than 1.36)"})
 	}
 	sort.Slice(c.Findings, func(i, j int) bool { return c.Findings[i].Subject < c.Findings[j].Subject })
 	return finish(c), nil

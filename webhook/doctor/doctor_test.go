@@ -20,6 +20,7 @@ import (
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/webhook/alignment"
 	"github.com/underlink/underlink/webhook/netconf"
+	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 
@@ -141,5 +142,33 @@ func TestDoctorFindsMissingNADAndBadPods(t *testing.T) {
 	hooks := check(t, rep, CheckWebhooksRegistered)
 	if hooks.Status != Warn || len(hooks.Findings) != 2 {
 		t.Errorf("webhook configurations absent: %+v", hooks)
+	}
+}
+
+// Either injection counts; a policy without its binding does not, nor neither.
+func TestDoctorAcceptsEitherInjection(t *testing.T) {
+	policy, binding := registration.InjectPolicy(registration.Policy{DefaultNetwork: "kube-system/macvlan-conf"})
+	validating := registration.Validating(registration.Options{URL: "https://127.0.0.1:9443"})
+	mutating := registration.Mutating(registration.Options{URL: "https://127.0.0.1:9443", Injection: registration.InjectionWebhook})
+	for _, tc := range []struct {
+		name    string
+		objs    []client.Object
+		finding string // the subject of the one finding, "" for none
+	}{
+		{"policy (the chart's default)", []client.Object{validating.DeepCopy(), policy.DeepCopy(), binding.DeepCopy()}, ""},
+		{"webhook", []client.Object{validating.DeepCopy(), mutating.DeepCopy()}, ""},
+		{"policy without its binding", []client.Object{validating.DeepCopy(), policy.DeepCopy()}, "MutatingAdmissionPolicy/" + registration.PolicyName},
+		{"no injection", []client.Object{validating.DeepCopy()}, "MutatingAdmissionPolicy/" + registration.PolicyName},
+		{"no validation", []client.Object{policy.DeepCopy(), binding.DeepCopy()}, "ValidatingWebhookConfiguration/" + registration.ConfigurationName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hooks := check(t, run(t, tc.objs...), CheckWebhooksRegistered)
+			switch {
+			case tc.finding == "" && (hooks.Status != Pass || len(hooks.Findings) != 0):
+				t.Errorf("want a pass: %+v", hooks)
+			case tc.finding != "" && (hooks.Status != Warn || len(hooks.Findings) != 1 || hooks.Findings[0].Subject != tc.finding || hooks.Findings[0].Fix == ""):
+				t.Errorf("want one warning about %s with a fix: %+v", tc.finding, hooks)
+			}
+		})
 	}
 }
