@@ -68,10 +68,15 @@ func newObject(gk schema.GroupKind) (runtime.Object, bool) {
 type Rules struct {
 	// Reader is the manager's cache.
 	Reader client.Reader
-	// LiveReader, when set, reads the apiserver directly. A denial is confirmed through it before it is
-	// answered: the cache may not yet hold a config created a moment earlier by the same
-	// `kubectl apply -f dir/`, and a false denial would stop a correct rollout. Denials are rare, so the
-	// extra reads cost nothing on the common path.
+	// LiveReader, when set, reads the apiserver directly. Two things go through it:
+	//   - A denial of a pod or workload is confirmed through it before it is answered: the cache may not
+	//     yet hold a config created a moment earlier by the same `kubectl apply -f dir/`, and a false
+	//     denial would stop a correct rollout. Denials are rare, so the extra reads cost nothing on the
+	//     common path.
+	//   - Pools and multus configs are judged on a live read only. Their verdicts guard exclusivity (no
+	//     two pools share an address), and a cache that has not yet seen a pool created a moment earlier
+	//     would admit an overlapping one: a false allow, which no later read can take back. These writes
+	//     are rare, so the apiserver reads cost nothing that matters.
 	LiveReader client.Reader
 	// Snapshot says which cluster is local and the static clusters.
 	Snapshot snapshot.Options
@@ -84,12 +89,17 @@ func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (
 	if ns != "" {
 		scope.Namespaces = []string{ns}
 	}
-	w, err := snapshot.Read(ctx, r.Reader, r.Snapshot, scope)
+	first := r.Reader
+	live := r.LiveReader != nil && judgedLive(obj)
+	if live {
+		first = r.LiveReader
+	}
+	w, err := snapshot.Read(ctx, first, r.Snapshot, scope)
 	if err != nil {
 		return nil, false, fmt.Errorf("underlink cannot read the cluster state it validates against: %w", err)
 	}
 	vs, handled = alignment.Check(w, obj, old)
-	if handled && alignment.Denied(vs) && r.LiveReader != nil {
+	if handled && !live && alignment.Denied(vs) && r.LiveReader != nil {
 		live, err := snapshot.Read(ctx, r.LiveReader, r.Snapshot, scope)
 		if err != nil {
 			return nil, false, fmt.Errorf("underlink cannot confirm its verdict against the apiserver: %w", err)
@@ -97,6 +107,15 @@ func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (
 		vs, _ = alignment.Check(live, obj, old)
 	}
 	return vs, handled, nil
+}
+
+// judgedLive says whether obj is judged on a live read (see Rules.LiveReader).
+func judgedLive(obj runtime.Object) bool {
+	switch obj.(type) {
+	case *spv2.SpiderIPPool, *spv2.SpiderMultusConfig:
+		return true
+	}
+	return false
 }
 
 // Validator is the validating handler: it decodes the object and lets Rules decide. Denying violations

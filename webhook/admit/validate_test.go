@@ -204,3 +204,33 @@ func TestValidatorCountsDecisions(t *testing.T) {
 		t.Error("no latency observed")
 	}
 }
+
+// A cache that lags the apiserver must not change a verdict. Pools are judged on the live read, so a
+// pool overlapping one the cache has not seen yet is still denied; a pod whose network the cache has not
+// seen yet is denied by the cache, and the denial is taken back by the live read.
+func TestValidatorLaggingCache(t *testing.T) {
+	first := fixedPool(t)
+	first.Name = "first"
+	second := fixedPool(t)
+	second.Name = "second"
+	stale := validator(t, seedClusters()...)
+	fresh := validator(t, append(seedClusters(), first, seedConfig(t))...)
+	v := &Validator{Rules: Rules{Reader: stale.Reader, LiveReader: fresh.Reader, Snapshot: stale.Snapshot}, Kinds: stale.Kinds}
+
+	resp := v.Handle(context.Background(), admissionRequest{admissionv1.Create, poolGVK, "", second}.build(t))
+	if resp.Allowed {
+		t.Fatal("a pool sharing every address with SpiderIPPool/first was admitted because the cache had not seen first")
+	}
+	if !strings.Contains(resp.Result.Message, "SpiderIPPool/first") {
+		t.Errorf("denial does not name the pool it overlaps: %s", resp.Result.Message)
+	}
+
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default",
+		Annotations: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"}}}
+	if resp := stale.Handle(context.Background(), admissionRequest{admissionv1.Create, podGVK, "default", pod}.build(t)); resp.Allowed {
+		t.Fatal("precondition: the stale cache alone should deny a pod naming a network it has not seen")
+	}
+	if resp := v.Handle(context.Background(), admissionRequest{admissionv1.Create, podGVK, "default", pod}.build(t)); !resp.Allowed {
+		t.Fatalf("pod naming a network that exists was denied on the cache's word: %+v", resp.Result)
+	}
+}

@@ -147,3 +147,21 @@ func TestNearest(t *testing.T) {
 		t.Errorf("editDistance = %d", d)
 	}
 }
+
+// Two overlapping pools that both got in (created at the same instant, so neither admission saw the
+// other) are reported by the audit, which is what `underlink doctor` prints.
+func TestAuditReportsPoolsThatGotInTogether(t *testing.T) {
+	w := seedWorld([]spiderv2beta1.SpiderIPPool{
+		pool("first", "172.110.10.0/24", "172.110.10.254", []string{"172.110.10.1-172.110.10.100"}),
+		pool("second", "172.110.10.0/24", "172.110.10.254", []string{"172.110.10.50-172.110.10.150"}),
+	})
+	var got []string
+	for _, v := range AuditViolations(w) {
+		if v.Rule == RulePoolNoOverlap {
+			got = append(got, v.Subject+": "+v.String())
+		}
+	}
+	if len(got) != 2 || !strings.Contains(strings.Join(got, "\n"), "shares 172.110.10.50-172.110.10.100 with SpiderIPPool/first") {
+		t.Errorf("audit of two overlapping pools, want each named against the other:\n%s", strings.Join(got, "\n"))
+	}
+}
