@@ -12,8 +12,8 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/podnet"
 	"github.com/underlink/underlink/scheduler/underlaynetwork/cache"
-	"github.com/underlink/underlink/scheduler/underlaynetwork/podnet"
 )
 
 // EventsToRegister returns the events that can make a pod this plugin rejected schedulable, each with a

@@ -17,9 +17,9 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/podnet"
 	configv1 "github.com/underlink/underlink/scheduler/apis/config/v1"
 	"github.com/underlink/underlink/scheduler/underlaynetwork/cache"
-	"github.com/underlink/underlink/scheduler/underlaynetwork/podnet"
 	"github.com/underlink/underlink/test"
 )
 

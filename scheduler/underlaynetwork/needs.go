@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/underlink/underlink/pkg/podnet"
 	"github.com/underlink/underlink/scheduler/underlaynetwork/cache"
-	"github.com/underlink/underlink/scheduler/underlaynetwork/podnet"
 )
 
 // needs is what a pod asks of a node and of the pools: host NICs that must be up and addresses to take.

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"github.com/underlink/underlink/scheduler/underlaynetwork/podnet"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // Store is the plugin's memory between cycles. It is safe for concurrent use: informer handlers and

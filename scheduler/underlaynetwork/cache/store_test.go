@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/underlink/underlink/scheduler/underlaynetwork/podnet"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 func TestStorePoolVersions(t *testing.T) {

@@ -1,8 +1,8 @@
 // Package podnet reads what a pod asks of the network from its annotations and what a network gives
 // from its SpiderMultusConfig or NetworkAttachmentDefinition: which networks the pod is attached to, on
 // which interfaces, which host NICs those networks use and which SpiderIPPools their addresses come from.
-// It is pure (no client), so the scheduler plugin and its tests share one reading of Multus' and
-// Spiderpool's conventions.
+// It is pure (no client), so the scheduler plugin and underlink-agent's pre-allocation share one
+// reading of Multus' and Spiderpool's conventions.
 package podnet
 
 import (
