@@ -201,6 +201,34 @@ func (p *Pool) Find(h Holder) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// Preallocated returns the address h's pod interface holds in this pool through a pre-allocation: a
+// record written before any sandbox asked, so without a container ID (see Adopt).
+func (p *Pool) Preallocated(h Holder) (netip.Addr, bool) {
+	a, ok := p.Find(h)
+	if !ok || p.allocs[a.String()].ContainerID != "" {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// Adopt records h's sandbox (h.ContainerID) on the pre-allocated address of h's pod interface, and
+// reports whether it did. It never gives an address: when the pre-allocation is gone (a DEL freed it
+// meanwhile) or already belongs to a sandbox, nothing changes.
+func (p *Pool) Adopt(h Holder) bool {
+	if h.ContainerID == "" {
+		return false
+	}
+	a, ok := p.Preallocated(h)
+	if !ok {
+		return false
+	}
+	key := a.String()
+	rec := p.allocs[key]
+	rec.ContainerID = h.ContainerID
+	p.allocs[key] = rec
+	return true
+}
+
 // Allocate gives h an address: the one its pod interface already holds (then changed is true only if
 // the allocation's record had to be updated, e.g. to a new sandbox), or a free one: the lowest free
 // address of a freshly loaded pool, then the next free one after the last this Pool gave, wrapping.

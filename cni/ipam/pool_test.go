@@ -352,3 +352,52 @@ func TestShrunkPoolKeepsOutsideAllocations(t *testing.T) {
 		t.Fatalf("lost outside allocation")
 	}
 }
+
+// A pre-allocation is a record without a container ID; the first sandbox adopts it, and adoption never
+// gives an address.
+func TestAdoptOnlyRecordsTheSandboxOnAPreallocation(t *testing.T) {
+	p := mustLoad(t, pool("p", "10.0.0.0/24", []string{"10.0.0.10-10.0.0.20"}))
+	pre := holder("a", "uid-a")
+	pre.ContainerID = ""
+	a, changed, err := p.Allocate(pre)
+	if err != nil || !changed {
+		t.Fatalf("pre-allocation: %s changed=%v err=%v", a, changed, err)
+	}
+	if got, ok := p.Preallocated(pre); !ok || got != a {
+		t.Fatalf("Preallocated = %s %v, want %s", got, ok, a)
+	}
+	sandbox := pre
+	sandbox.ContainerID = "c1"
+	if got, ok := p.Preallocated(sandbox); !ok || got != a {
+		t.Fatalf("the sandbox does not see its pod's pre-allocation: %s %v", got, ok)
+	}
+	if !p.Adopt(sandbox) {
+		t.Fatal("Adopt did not record the sandbox")
+	}
+	if rec := p.Allocations()[a.String()]; rec.ContainerID != "c1" || rec.PodUID != "uid-a" || rec.NIC != "eth0" {
+		t.Errorf("record after Adopt = %+v", rec)
+	}
+	if _, ok := p.Preallocated(sandbox); ok {
+		t.Error("an adopted address is still reported as a pre-allocation")
+	}
+	// A second sandbox does not take the record over by adoption (that is Allocate's move).
+	other := sandbox
+	other.ContainerID = "c2"
+	if p.Adopt(other) {
+		t.Error("Adopt moved an address that belongs to a sandbox")
+	}
+	// Once a DEL freed the pre-allocation, a late adoption gives nothing.
+	p2 := mustLoad(t, pool("p", "10.0.0.0/24", []string{"10.0.0.10-10.0.0.20"}))
+	if _, _, err := p2.Allocate(pre); err != nil {
+		t.Fatal(err)
+	}
+	if freed := p2.Release(sandbox); len(freed) != 1 {
+		t.Fatalf("DEL of the sandbox freed %v, want the pre-allocation (matched by UID)", freed)
+	}
+	if p2.Adopt(sandbox) || p2.Allocated() != 0 {
+		t.Errorf("a late Adopt changed the pool: %d allocated", p2.Allocated())
+	}
+	if p.Adopt(Holder{Namespace: "d", Name: "a", UID: "uid-a", NIC: "eth0"}) {
+		t.Error("Adopt without a container ID changed something")
+	}
+}

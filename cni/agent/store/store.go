@@ -35,6 +35,9 @@ const (
 	Release
 	// ReleaseIfHeld frees IP only if its record is still Record (garbage collection).
 	ReleaseIfHeld
+	// Adopt records the holder's sandbox on its pre-allocated address (ipam.Pool.Adopt); it never
+	// gives an address.
+	Adopt
 )
 
 // Op is one change to a pool.
@@ -52,6 +55,11 @@ type PoolInfo struct {
 	Subnet  netip.Prefix
 	Gateway netip.Addr
 	Routes  []spv2.Route
+}
+
+// InfoOf is what a pod needs to know about pool.
+func InfoOf(pool *ipam.Pool) PoolInfo {
+	return PoolInfo{Name: pool.Name, Family: pool.Family, Subnet: pool.Subnet, Gateway: pool.Gateway, Routes: pool.Routes}
 }
 
 // Result is the outcome of an Op.
@@ -331,7 +339,7 @@ func dropGone(batch []*pending) []*pending {
 // apply runs the batch's ops in order on pool. hits says some allocation was answered from an existing
 // record without a change.
 func apply(pool *ipam.Pool, batch []*pending) (results []Result, changed, hits bool) {
-	info := PoolInfo{Name: pool.Name, Family: pool.Family, Subnet: pool.Subnet, Gateway: pool.Gateway, Routes: pool.Routes}
+	info := InfoOf(pool)
 	results = make([]Result, len(batch))
 	for i, p := range batch {
 		r := Result{Pool: info}
@@ -345,6 +353,10 @@ func apply(pool *ipam.Pool, batch []*pending) (results []Result, changed, hits b
 		case Release:
 			r.Freed = pool.Release(p.op.Holder)
 			changed = changed || len(r.Freed) > 0
+		case Adopt:
+			if pool.Adopt(p.op.Holder) {
+				changed = true
+			}
 		case ReleaseIfHeld:
 			if pool.ReleaseIfHeld(p.op.IP, p.op.Record) {
 				r.Freed = []netip.Addr{p.op.IP}
