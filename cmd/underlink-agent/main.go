@@ -42,6 +42,7 @@ func run(args []string) error {
 	fs.StringVar(&o.Socket, "socket", cniconf.DefaultAgentSocket, "unix socket to serve IPAM on (directory created 0700, socket 0600)")
 	fs.DurationVar(&o.GCInterval, "gc-interval", 30*time.Second, "time between garbage collection passes")
 	fs.DurationVar(&o.GCGrace, "gc-grace", 60*time.Second, "how long an address must stay orphaned (pod gone or replaced) before it is freed")
+	fs.BoolVar(&o.Preallocate, "preallocate", true, "give pods scheduled to this node their default network's addresses as soon as they are seen, so CNI ADD does not wait for a pool write; false: allocate on ADD")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9711", "address of /metrics; 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":9712", "address of /healthz and /readyz; 0 disables")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0", "address of /debug/pprof for profiling; 0 disables")

@@ -34,6 +34,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/linkwatch"
 	"github.com/underlink/underlink/cni/agent/metrics"
 	"github.com/underlink/underlink/cni/agent/pools"
+	"github.com/underlink/underlink/cni/agent/prealloc"
 	"github.com/underlink/underlink/cni/agent/service"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
@@ -50,6 +51,9 @@ type Options struct {
 	// GCInterval is the time between garbage collection passes; GCGrace how long an allocation must
 	// stay orphaned before it is freed.
 	GCInterval, GCGrace time.Duration
+	// Preallocate gives pods scheduled to the node their default network's addresses as soon as the
+	// agent sees them (cni/agent/prealloc), so ADD answers without waiting for a pool write.
+	Preallocate bool
 	// MetricsAddr and HealthAddr are the listen addresses of /metrics and /healthz,/readyz; "0" disables.
 	MetricsAddr, HealthAddr string
 	// PprofAddr serves net/http/pprof when set ("" or "0": off).
@@ -109,8 +113,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var synced atomic.Bool
+	svc := &service.Service{Cache: mgr.GetCache(), Pools: view, Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m, Log: log.WithName("ipam")}
 	srv := &service.Server{
-		Service: &service.Service{Cache: mgr.GetCache(), Pools: view, Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m, Log: log.WithName("ipam")},
+		Service: svc,
 		Socket:  o.Socket,
 		Ready:   synced.Load,
 		Log:     log.WithName("ipam"),
@@ -142,6 +147,11 @@ func Run(ctx context.Context, o Options) error {
 			Log: log.WithName("gc"),
 		},
 	}
+	if o.Preallocate {
+		runnables = append(runnables, &prealloc.Runner{
+			Informers: mgr.GetCache(), Reader: mgr.GetCache(), Allocator: svc, NodeName: o.NodeName, Log: log.WithName("prealloc"),
+		})
+	}
 	for _, r := range runnables {
 		if err := mgr.Add(r); err != nil {
 			return err
@@ -158,7 +168,7 @@ func Run(ctx context.Context, o Options) error {
 	}); err != nil {
 		return err
 	}
-	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
+	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "preallocate", o.Preallocate, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
 	err = mgr.Start(ctx)
 	_ = os.Remove(o.Socket)
 	return err

@@ -9,7 +9,8 @@ import (
 // Metrics are the agent's counters, histograms and gauges.
 type Metrics struct {
 	// Allocations counts ADDs by result: "new" (an address was given), "existing" (the pod interface
-	// already held one), "failed".
+	// already held one), "preallocated" (answered from a pre-allocation, without a write), "failed".
+	// Pre-allocations themselves count as "ahead" (given) and "ahead-failed".
 	Allocations *prometheus.CounterVec
 	// Releases counts addresses freed by DEL.
 	Releases prometheus.Counter
@@ -33,7 +34,7 @@ type Metrics struct {
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "underlink_ipam_allocations_total", Help: "IPAM ADD requests by result (new, existing, failed).",
+			Name: "underlink_ipam_allocations_total", Help: "IPAM ADD requests by result (new, existing, preallocated, failed), and pre-allocations (ahead, ahead-failed).",
 		}, []string{"result"}),
 		Releases: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "underlink_ipam_releases_total", Help: "Addresses freed by CNI DEL.",

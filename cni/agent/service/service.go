@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,9 +23,15 @@ import (
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/cni/ipam/protocol"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // Service answers IPAM requests for the pods of one node.
+//
+// Pre-allocation (see Preallocate): the agent gives a pod scheduled to its node its addresses as soon as
+// it sees the pod, before the runtime asks, so the ADD that follows answers from the pool as the agent
+// last wrote it, without waiting for an apiserver write; the sandbox is recorded on the address
+// afterwards (store.Adopt).
 type Service struct {
 	// Cache reads pods of this node, namespaces and this node from the agent's informers.
 	Cache client.Reader
@@ -36,6 +43,13 @@ type Service struct {
 	NodeName string
 	Metrics  *metrics.Metrics
 	Log      logr.Logger
+
+	// inflight holds, per pod UID, a channel closed when that pod's pre-allocation has finished.
+	inflight sync.Map
+	// ahead holds, per pod UID, the addresses this agent pre-allocated and no ADD has used yet.
+	ahead sync.Map
+	// adoptions runs the sandbox records of ADDs answered from a pre-allocation; Wait waits for them.
+	adoptions sync.WaitGroup
 }
 
 // Allocate serves an ADD: it chooses the pod interface's pools and gives it one address per family, or
@@ -67,6 +81,36 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if err != nil {
 		return nil, toProtocol(err)
 	}
+	s.waitPreallocation(ctx, subject.UID)
+	if got, ok := s.fromPreallocation(ctx, subject.Holder, plan); ok {
+		result = "preallocated"
+		out := s.answer(got, plan)
+		s.adopt(subject.Holder, got)
+		s.dropStrayPreallocations(subject.Holder, got)
+		log.Info("allocated", "ips", out.IPs, "source", plan.Source, "preallocated", true, "took", time.Since(start).String())
+		return out, nil
+	}
+	got, err := s.allocate(ctx, subject.Holder, plan)
+	if err != nil {
+		return nil, err
+	}
+	out := s.answer(got, plan)
+	anyNew := false
+	for _, r := range got {
+		anyNew = anyNew || r.New
+	}
+	result = "existing"
+	if anyNew {
+		result = "new"
+	}
+	s.dropStrayPreallocations(subject.Holder, got)
+	log.Info("allocated", "ips", out.IPs, "source", plan.Source, "new", anyNew, "took", time.Since(start).String())
+	return out, nil
+}
+
+// allocate takes one address per family of plan for h, through the pools' writers, or frees what it
+// newly took and fails.
+func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan ipam.Plan) ([]store.Result, error) {
 	var got []store.Result
 	rollback := func() {
 		// Free what this request newly took; a DEL after the failed ADD would too, but need not come.
@@ -74,22 +118,25 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		defer cancel()
 		for _, r := range got {
 			if r.New {
-				s.Store.Do(rctx, r.Pool.Name, store.Op{Kind: store.Release, Holder: subject.Holder})
+				s.Store.Do(rctx, r.Pool.Name, store.Op{Kind: store.Release, Holder: h})
 			}
 		}
 	}
 	for _, fp := range plan.Families {
-		r, err := s.allocateFamily(ctx, subject.Holder, plan.Source, fp)
+		r, err := s.allocateFamily(ctx, h, plan.Source, fp)
 		if err != nil {
 			rollback()
 			return nil, err
 		}
 		got = append(got, r)
 	}
+	return got, nil
+}
+
+// answer is the plugin's result for the addresses got.
+func (s *Service) answer(got []store.Result, plan ipam.Plan) *protocol.Allocation {
 	out := &protocol.Allocation{}
-	anyNew := false
 	for _, r := range got {
-		anyNew = anyNew || r.New
 		ipc := protocol.IP{Address: netip.PrefixFrom(r.IP, r.Pool.Subnet.Bits()).String(), Pool: r.Pool.Name}
 		if r.Pool.Gateway.IsValid() && !plan.CleanGateway {
 			ipc.Gateway = r.Pool.Gateway.String()
@@ -100,13 +147,165 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		}
 		out.IPs = append(out.IPs, ipc)
 	}
-	result = "existing"
-	if anyNew {
-		result = "new"
-	}
-	log.Info("allocated", "ips", out.IPs, "source", plan.Source, "new", anyNew, "took", time.Since(start).String())
-	return out, nil
+	return out
 }
+
+// Preallocate gives the default network interface (eth0) of pod, scheduled to this node, its addresses
+// ahead of the runtime's ADD, from the pools conf names (the pod's SpiderMultusConfig), the pod's
+// annotations or the default pools, exactly as that ADD would choose them. The record carries no
+// container ID until a sandbox adopts it. It is idempotent per pod UID, and an ADD for the pod waits
+// for a pre-allocation under way instead of racing it.
+func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf ipam.ConfPools) (err error) {
+	done := make(chan struct{})
+	if _, busy := s.inflight.LoadOrStore(pod.UID, done); busy {
+		return nil
+	}
+	defer func() {
+		s.inflight.Delete(pod.UID)
+		close(done)
+	}()
+	start := time.Now()
+	log := s.Log.WithValues("pod", pod.Namespace+"/"+pod.Name, "podUID", pod.UID, "ifName", podnet.DefaultInterface)
+	defer func() {
+		if err != nil {
+			s.Metrics.Allocations.WithLabelValues("ahead-failed").Inc()
+			log.Info("pre-allocation failed; the ADD will allocate", "err", err.Error())
+		}
+	}()
+	subject, err := s.subjectOf(ctx, pod, ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: podnet.DefaultInterface})
+	if err != nil {
+		return err
+	}
+	all, err := s.Pools.List(ctx)
+	if err != nil {
+		return tryAgain("list SpiderIPPools", err)
+	}
+	plan, err := ipam.Choose(subject, conf, all)
+	if err != nil {
+		return toProtocol(err)
+	}
+	got, err := s.allocate(ctx, subject.Holder, plan)
+	if err != nil {
+		return err
+	}
+	s.Metrics.Allocations.WithLabelValues("ahead").Inc()
+	s.ahead.Store(pod.UID, got)
+	ips := make([]string, 0, len(got))
+	for _, r := range got {
+		ips = append(ips, r.IP.String())
+	}
+	log.Info("pre-allocated", "ips", ips, "source", plan.Source, "took", time.Since(start).String())
+	return nil
+}
+
+// waitPreallocation waits for a pre-allocation of the pod under way, if any.
+func (s *Service) waitPreallocation(ctx context.Context, uid string) {
+	v, ok := s.inflight.Load(types.UID(uid))
+	if !ok {
+		return
+	}
+	select {
+	case <-v.(chan struct{}):
+	case <-ctx.Done():
+	}
+}
+
+// fromPreallocation answers an ADD from pre-allocations, without a write: for every family of plan, one
+// of its pools must hold a pre-allocated address (no container ID yet) of h's pod interface in the
+// newest version of the pool this agent knows of. No quorum read confirms it: the record was written by
+// this agent's own writer for a pod of this node, and only a DEL of that pod (which goes through this
+// agent) or garbage collection of a pod that is gone or has another UID (this ADD's pod exists, with
+// this UID) can free it.
+func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan ipam.Plan) ([]store.Result, bool) {
+	var got []store.Result
+	for _, fp := range plan.Families {
+		found := false
+		for _, name := range fp.Pools {
+			snap, err := s.Store.Snapshot(ctx, name)
+			if err != nil {
+				continue
+			}
+			if a, ok := snap.Preallocated(h); ok {
+				got = append(got, store.Result{IP: a, Pool: store.InfoOf(snap)})
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return got, len(got) > 0
+}
+
+// AdoptDelay is how long after an ADD answered from a pre-allocation its sandbox is recorded. The write
+// then leaves the ADD's critical path and the CPU the plugins chained after underlink-ipam need, and the
+// adoptions of a burst of pods share one pool write (group commit). Until it lands a DEL matches the
+// record by pod UID; a second sandbox of the same pod, whose late DEL the container ID guards
+// against, cannot come that soon: the kubelet notices a dead sandbox by relisting, every second.
+const AdoptDelay = 250 * time.Millisecond
+
+// adopt records h's sandbox on the pre-allocated addresses got, AdoptDelay after the ADD was answered.
+// If the agent dies first, the records keep no container ID, and a DEL matches them by pod UID.
+func (s *Service) adopt(h ipam.Holder, got []store.Result) {
+	s.adoptions.Add(1)
+	go func() {
+		defer s.adoptions.Done()
+		time.Sleep(AdoptDelay)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, r := range got {
+			if res := s.Store.Do(ctx, r.Pool.Name, store.Op{Kind: store.Adopt, Holder: h}); res.Err != nil {
+				s.Log.Info("recording the sandbox on a pre-allocated address failed; a DEL matches it by pod UID", "pool", r.Pool.Name, "ip", r.IP.String(), "err", res.Err.Error())
+			}
+		}
+	}()
+}
+
+// dropStrayPreallocations frees pre-allocations this agent made for h's pod interface in pools other
+// than those the ADD got its addresses from (the pod's network changed its pools between the
+// pre-allocation and the ADD), so the pod does not hold an address it never uses until it is deleted.
+// Only this agent's own pre-allocations since it started are known here; one made before a restart
+// stays until the pod is gone.
+func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result) {
+	v, ok := s.ahead.LoadAndDelete(types.UID(h.UID))
+	if !ok {
+		return
+	}
+	used := map[string]bool{}
+	for _, r := range got {
+		used[r.Pool.Name] = true
+	}
+	for _, r := range v.([]store.Result) {
+		if used[r.Pool.Name] {
+			continue
+		}
+		s.adoptions.Add(1)
+		go func(pool string, ip netip.Addr) {
+			defer s.adoptions.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			snap, err := s.Store.Snapshot(ctx, pool)
+			if err != nil {
+				return
+			}
+			if a, ok := snap.Preallocated(h); !ok || a != ip {
+				return
+			}
+			rec := snap.Allocations()[ip.String()]
+			if res := s.Store.Do(ctx, pool, store.Op{Kind: store.ReleaseIfHeld, IP: ip, Record: rec}); res.Err == nil && len(res.Freed) > 0 {
+				s.Log.Info("freed a pre-allocation the ADD did not use", "pool", pool, "ip", ip.String(), "pod", h.NamespacedName())
+			}
+		}(r.Pool.Name, r.IP)
+	}
+}
+
+// Forget drops what the service remembers of a pod's pre-allocation (the pod was deleted before an
+// ADD came; garbage collection frees its addresses).
+func (s *Service) Forget(uid types.UID) { s.ahead.Delete(uid) }
+
+// Wait waits for the background work of answered ADDs (sandbox records, stray pre-allocations).
+func (s *Service) Wait() { s.adoptions.Wait() }
 
 // defaultRoutes is the default route via the pool's gateway. A gateway outside the pool's subnet (the
 // seed's 172.110.0.1 for 172.110.1.0/24, which admission denies) is not on-link: a route via it would make
@@ -249,6 +448,11 @@ func (s *Service) subject(ctx context.Context, req protocol.Request) (ipam.Subje
 	if err != nil {
 		return ipam.Subject{}, err
 	}
+	return s.subjectOf(ctx, pod, ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: req.IfName, ContainerID: req.ContainerID})
+}
+
+// subjectOf reads pod's namespace and this node for pool choice for the holder h.
+func (s *Service) subjectOf(ctx context.Context, pod *corev1.Pod, h ipam.Holder) (ipam.Subject, error) {
 	var ns corev1.Namespace
 	if err := s.get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns); err != nil {
 		return ipam.Subject{}, tryAgain(fmt.Sprintf("read namespace %s", pod.Namespace), err)
@@ -258,7 +462,7 @@ func (s *Service) subject(ctx context.Context, req protocol.Request) (ipam.Subje
 		return ipam.Subject{}, tryAgain(fmt.Sprintf("read node %s", s.NodeName), err)
 	}
 	return ipam.Subject{
-		Holder:          ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: req.IfName, ContainerID: req.ContainerID},
+		Holder:          h,
 		PodLabels:       pod.Labels,
 		PodAnnotations:  pod.Annotations,
 		NamespaceLabels: ns.Labels,

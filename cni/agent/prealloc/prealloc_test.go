@@ -1,0 +1,106 @@
+package prealloc
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func boundPod(mutate func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u1",
+			Annotations: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"}},
+		Spec:   corev1.PodSpec{NodeName: "a-node1"},
+		Status: corev1.PodStatus{Phase: corev1.PodPending},
+	}
+	if mutate != nil {
+		mutate(p)
+	}
+	return p
+}
+
+func TestEligibleOnlyPodsNotYetAttached(t *testing.T) {
+	now := metav1.Now()
+	for _, tc := range []struct {
+		name   string
+		mutate func(*corev1.Pod)
+		want   bool
+	}{
+		{"bound and pending", nil, true},
+		{"no phase yet", func(p *corev1.Pod) { p.Status.Phase = "" }, true},
+		{"another node's", func(p *corev1.Pod) { p.Spec.NodeName = "a-node2" }, false},
+		{"not bound", func(p *corev1.Pod) { p.Spec.NodeName = "" }, false},
+		{"host network", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, false},
+		{"being deleted", func(p *corev1.Pod) { p.DeletionTimestamp = &now }, false},
+		{"running", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, false},
+		{"has its IP", func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "172.110.1.11"}} }, false},
+		{"sandbox ready", func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionTrue}}
+		}, false},
+		{"sandbox not ready", func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionFalse}}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Eligible(boundPod(tc.mutate), "a-node1"); got != tc.want {
+				t.Errorf("Eligible = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func seedConfig(mutate func(*spv2.SpiderMultusConfig)) *spv2.SpiderMultusConfig {
+	c := &spv2.SpiderMultusConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "macvlan-conf"},
+		Spec: spv2.MultusCNIConfigSpec{CniType: ptr("macvlan"), MacvlanConfig: &spv2.SpiderMacvlanCniConfig{
+			Master: []string{"ens224"}, SpiderpoolConfigPools: &spv2.SpiderpoolPools{IPv4IPPool: []string{"cluster-a"}},
+		}},
+	}
+	if mutate != nil {
+		mutate(c)
+	}
+	return c
+}
+
+func TestConfIsTheDefaultNetworksPools(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pod    *corev1.Pod
+		config *spv2.SpiderMultusConfig
+		ok     bool
+		ipv4   []string
+	}{
+		{"the seed's config", boundPod(nil), seedConfig(nil), true, []string{"cluster-a"}},
+		{"config without pools: the default pools", boundPod(nil), seedConfig(func(c *spv2.SpiderMultusConfig) { c.Spec.MacvlanConfig.SpiderpoolConfigPools = nil }), true, nil},
+		{"name in the pod's namespace", boundPod(func(p *corev1.Pod) {
+			p.Annotations[nadv1.DefaultNetworkAnnotation] = "macvlan-conf"
+			p.Namespace = "kube-system"
+		}), seedConfig(nil), true, []string{"cluster-a"}},
+		{"no annotation: the cluster's primary CNI", boundPod(func(p *corev1.Pod) { p.Annotations = nil }), seedConfig(nil), false, nil},
+		{"a network that does not exist", boundPod(func(p *corev1.Pod) { p.Annotations[nadv1.DefaultNetworkAnnotation] = "kube-system/macvlan-confg" }), seedConfig(nil), false, nil},
+		{"unreadable annotation", boundPod(func(p *corev1.Pod) { p.Annotations[nadv1.DefaultNetworkAnnotation] = "a/b/c" }), seedConfig(nil), false, nil},
+		{"IPAM disabled", boundPod(nil), seedConfig(func(c *spv2.SpiderMultusConfig) { c.Spec.DisableIPAM = ptr(true) }), false, nil},
+		{"macvlan without master", boundPod(nil), seedConfig(func(c *spv2.SpiderMultusConfig) { c.Spec.MacvlanConfig.Master = nil }), false, nil},
+		{"not an underlay type", boundPod(nil), seedConfig(func(c *spv2.SpiderMultusConfig) { c.Spec.CniType = ptr("ipvlan") }), false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lookup := func(ns, name string) (*spv2.SpiderMultusConfig, bool) {
+				if ns == tc.config.Namespace && name == tc.config.Name {
+					return tc.config, true
+				}
+				return nil, false
+			}
+			conf, ok := Conf(tc.pod, lookup)
+			if ok != tc.ok || !slices.Equal(conf.IPv4, tc.ipv4) {
+				t.Errorf("Conf = %+v %v, want ipv4 %v %v", conf, ok, tc.ipv4, tc.ok)
+			}
+		})
+	}
+}

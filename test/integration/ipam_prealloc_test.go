@@ -1,0 +1,156 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+)
+
+// TestIPAMPreallocation: the agent gives a pod bound to its node the address of its default network as
+// soon as it sees the pod, and the runtime's ADD then gets that address; only pods whose default network
+// is an underlink SpiderMultusConfig get one, each pod once; a DEL frees it for good; an address the ADD
+// did not use (the config's pools changed) is freed; a pod deleted before any ADD is collected; a
+// restarted agent pre-allocates for pods bound while it was down.
+func TestIPAMPreallocation(t *testing.T) {
+	c := newIPAMCluster(t, false)
+	node := c.addNode(t, "a-node1", nil)
+	c.startAgent(t, node, "--gc-interval", "500ms", "--gc-grace", "1s", "--lease-duration", "2s", "--lease-renew-deadline", "1500ms", "--lease-retry-period", "250ms")
+	ctx := context.Background()
+	c.createPool(t, "pre", "172.110.5.0/24", "172.110.5.254", []string{"172.110.5.10-172.110.5.50"})
+	c.createPool(t, "other", "172.110.6.0/24", "172.110.6.254", []string{"172.110.6.10-172.110.6.50"})
+	smc := &spv2.SpiderMultusConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "macvlan-conf"},
+		Spec: spv2.MultusCNIConfigSpec{CniType: new("macvlan"), MacvlanConfig: &spv2.SpiderMacvlanCniConfig{
+			Master: []string{"ens224"}, SpiderpoolConfigPools: &spv2.SpiderpoolPools{IPv4IPPool: []string{"pre"}},
+		}},
+	}
+	if err := c.Env.Client.Create(ctx, smc); err != nil {
+		t.Fatal(err)
+	}
+	onNetwork := map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"}
+	// held returns the address pool holds for pod's eth0, and the sandbox recorded on it.
+	held := func(pool string, pod *corev1.Pod) (ip, containerID string, ok bool) {
+		allocs, _ := c.poolAllocations(t, pool)
+		for k, a := range allocs {
+			if a.PodUID == string(pod.UID) && a.NIC == "eth0" {
+				return k, a.ContainerID, true
+			}
+		}
+		return "", "", false
+	}
+	waitHeld := func(pool string, pod *corev1.Pod) string {
+		t.Helper()
+		var ip string
+		waitFor(t, 10*time.Second, fmt.Sprintf("pre-allocation of %s in %s", pod.Name, pool), func() (bool, string) {
+			var cid string
+			var ok bool
+			ip, cid, ok = held(pool, pod)
+			return ok && cid == "", fmt.Sprintf("held %q by sandbox %q", ip, cid)
+		})
+		return ip
+	}
+	add := func(pod *corev1.Pod, cid string, pools ...string) string {
+		t.Helper()
+		res, e, err := pluginCall{Plugin: c.Plugin, Command: "ADD", Netns: c.Scratch.Path(), ContainerID: cid, Pod: pod, Conf: ipamConf("1.1.0", node.Socket, 10, pools...)}.add(ctx)
+		if err != nil || e != nil {
+			t.Fatalf("ADD %s: %v %v", pod.Name, err, e)
+		}
+		return res.IPs[0].Address.IP.String()
+	}
+
+	web := c.createPod(t, "default", "web", "a-node1", onNetwork)
+	plain := c.createPod(t, "default", "plain", "a-node1", nil)
+	ip := waitHeld("pre", web)
+	t.Logf("web pre-allocated %s before any ADD", ip)
+	if got := add(web, "cid-web", "pre"); got != ip {
+		t.Fatalf("ADD gave %s, want the pre-allocated %s", got, ip)
+	}
+	waitFor(t, 10*time.Second, "the ADD's sandbox recorded on the pre-allocated address", func() (bool, string) {
+		got, cid, ok := held("pre", web)
+		return ok && got == ip && cid == "cid-web", fmt.Sprintf("held %q by sandbox %q", got, cid)
+	})
+	if got := add(web, "cid-web", "pre"); got != ip {
+		t.Fatalf("repeated ADD gave %s, want %s", got, ip)
+	}
+	if _, _, ok := held("pre", plain); ok {
+		t.Error("a pod without a network annotation (the cluster's primary CNI) got an address before any ADD")
+	}
+
+	// DEL frees it, and the still pending pod is not given another one.
+	if _, e, err := (pluginCall{Plugin: c.Plugin, Command: "DEL", Netns: c.Scratch.Path(), ContainerID: "cid-web", Pod: web, Conf: ipamConf("1.1.0", node.Socket, 10, "pre")}).run(ctx); err != nil || e != nil {
+		t.Fatal(err, e)
+	}
+	// Touch the pod so the agent sees an update of it, as a kubelet's status write would cause.
+	web.Labels["touched"] = "yes"
+	if err := c.Env.Client.Update(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got, _, ok := held("pre", web); ok {
+		t.Errorf("after DEL the pod holds %s again: pre-allocation must happen once per pod", got)
+	}
+
+	// An ADD right after the pod is bound gets one address, whichever of the two comes first.
+	race := c.createPod(t, "default", "race", "a-node1", onNetwork)
+	raced := add(race, "cid-race", "pre")
+	time.Sleep(500 * time.Millisecond)
+	allocs, _ := c.poolAllocations(t, "pre")
+	n := 0
+	for k, a := range allocs {
+		if a.PodUID == string(race.UID) {
+			n++
+			if k != raced || a.ContainerID != "cid-race" {
+				t.Errorf("race pod: pool holds %s for sandbox %q, the ADD got %s", k, a.ContainerID, raced)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("race pod holds %d addresses, want 1: %v", n, allocs)
+	}
+
+	// The config's pools change between the pre-allocation and the ADD: the unused address is freed.
+	moved := c.createPod(t, "default", "moved", "a-node1", onNetwork)
+	stray := waitHeld("pre", moved)
+	got := add(moved, "cid-moved", "other")
+	waitFor(t, 10*time.Second, "the unused pre-allocation freed", func() (bool, string) {
+		_, _, ok := held("pre", moved)
+		return !ok, "pre still holds " + stray
+	})
+	if ip, _, ok := held("other", moved); !ok || ip != got {
+		t.Errorf("moved: other holds %q, the ADD got %s", ip, got)
+	}
+
+	// A pod deleted before its sandbox ever asked: garbage collection frees its address.
+	never := c.createPod(t, "default", "never", "a-node1", onNetwork)
+	waitHeld("pre", never)
+	if err := c.Env.Client.Delete(ctx, never, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "GC to free the pre-allocation of a deleted pod", func() (bool, string) {
+		_, _, ok := held("pre", never)
+		return !ok, "still held"
+	})
+
+	// A pod bound while the agent is down is pre-allocated by the restarted agent.
+	if err := node.agent.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	late := c.createPod(t, "default", "late", "a-node1", onNetwork)
+	if err := c.restartAgent(node); err != nil {
+		t.Fatal(err)
+	}
+	lateIP := waitHeld("pre", late)
+	if got := add(late, "cid-late", "pre"); got != lateIP {
+		t.Fatalf("ADD after restart gave %s, want the pre-allocated %s", got, lateIP)
+	}
+}
