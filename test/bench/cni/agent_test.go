@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	agentclient "github.com/underlink/underlink/cni/agent/client"
 	"github.com/underlink/underlink/test"
@@ -30,24 +32,48 @@ type ipamNode struct {
 	env *controlplane.Env
 	// socket is the agent's IPAM socket, named by the chain's ipam.socket.
 	socket string
+	agent  *netbed.Process
+}
+
+// answeredFromPreallocation counts the ADDs of pods named prefix<number> that the agent answered from a
+// pre-allocation, from its log (klog text: "allocated" pod="bench/<name>" ... preallocated=true).
+func (n *ipamNode) answeredFromPreallocation(prefix string) int {
+	count := 0
+	for line := range strings.Lines(n.agent.Logs()) {
+		if !strings.Contains(line, `"allocated"`) || !strings.Contains(line, "preallocated=true") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, `pod="`+podNamespace+"/"+prefix)
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, `"`)
+		if num != "" && strings.Trim(num, "0123456789") == "" {
+			count++
+		}
+	}
+	return count
 }
 
 // startIPAM fills env with the seed's cluster-a SpiderIPPool (172.110.1.0/24, gateway 172.110.0.1, 200
-// addresses) and the Node object of node, starts underlink-agent inside node's namespace, reaching the
+// addresses), its SpiderMultusConfig kube-system/macvlan-conf and the Node object of node, starts underlink-agent inside node's namespace, reaching the
 // apiserver only through the bed's loopback relay, and waits until the agent serves. env must be
 // started before bed, so that the bed (the agent, the relay) is torn down before the apiserver stops.
 func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbed.Node) *ipamNode {
 	b.Helper()
 	ctx := context.Background()
-	raw, err := test.SeedManifest("cluster-a-ippool.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
 	var pool spv2.SpiderIPPool
-	if err := yaml.UnmarshalStrict(raw, &pool); err != nil {
-		b.Fatalf("cluster-a-ippool.yaml: %v", err)
+	var smc spv2.SpiderMultusConfig
+	for name, obj := range map[string]any{"cluster-a-ippool.yaml": &pool, "cluster-a-multusconfig.yaml": &smc} {
+		raw, err := test.SeedManifest(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
 	}
-	for _, obj := range []client.Object{&pool, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Spec.Name}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNamespace}}} {
+	for _, obj := range []client.Object{&pool, &smc, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Spec.Name}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNamespace}}} {
 		if err := env.Client.Create(ctx, obj); err != nil {
 			b.Fatalf("create %s: %v", obj.GetName(), err)
 		}
@@ -68,6 +94,7 @@ func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbe
 	if err != nil {
 		b.Fatal(err)
 	}
+	n.agent = agent
 	health := agentclient.New(n.socket, 2*time.Second)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		err := health.Health(ctx)
@@ -82,19 +109,32 @@ func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbe
 }
 
 // pods creates count pods bound to node (no kubelet runs them: the benchmark plays the runtime), before
-// anything is timed, so the agent's pod cache holds them as it would for scheduled pods.
+// anything is timed, so the agent's pod cache holds them as it would for scheduled pods. They carry no
+// network annotation, so the agent does not pre-allocate for them: their ADD allocates.
 func (n *ipamNode) pods(b *testing.B, prefix, node string, count int) []*corev1.Pod {
 	b.Helper()
 	out := make([]*corev1.Pod, count)
 	for i := range out {
-		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: podNamespace, Name: fmt.Sprintf("%s-%d", prefix, i)},
-			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
-		}
-		if err := n.env.Client.Create(context.Background(), p); err != nil {
-			b.Fatal(err)
-		}
-		out[i] = p
+		out[i] = n.pod(b, fmt.Sprintf("%s-%d", prefix, i), node, nil)
 	}
 	return out
+}
+
+// pod creates one pod bound to node with annotations.
+func (n *ipamNode) pod(b *testing.B, name, node string, annotations map[string]string) *corev1.Pod {
+	b.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: podNamespace, Name: name, Annotations: annotations},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+	}
+	if err := n.env.Client.Create(context.Background(), p); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// scheduledPod is a pod as admission leaves it in an opted-in namespace: its default network is the
+// seed's kube-system/macvlan-conf, so the agent pre-allocates its address when it sees it bound.
+func (n *ipamNode) scheduledPod(b *testing.B, name, node string) *corev1.Pod {
+	return n.pod(b, name, node, map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"})
 }
