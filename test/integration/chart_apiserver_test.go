@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,17 +205,33 @@ func chartCertManagerCRDs(t *testing.T) string {
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
 }
 
+// chartWaitGone waits until the CRDs are deleted. The apiserver deletes a CRD only after its finalizer
+// has deleted every object of it, which on a loaded 2-core machine once took over 30 s; a CRD still
+// there after a minute is reported with its conditions (Terminating says what it waits for).
 func chartWaitGone(t *testing.T, c client.Client, crds []string) {
 	t.Helper()
-	chartEventually(t, func() bool {
+	var left []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		left = left[:0]
 		for _, n := range crds {
 			var crd apiextensionsv1.CustomResourceDefinition
 			if err := c.Get(context.Background(), types.NamespacedName{Name: n}, &crd); err == nil {
-				return false
+				var conds []string
+				for _, cd := range crd.Status.Conditions {
+					conds = append(conds, fmt.Sprintf("%s=%s (%s: %s)", cd.Type, cd.Status, cd.Reason, cd.Message))
+				}
+				left = append(left, fmt.Sprintf("%s %v", n, conds))
 			}
 		}
-		return true
-	})
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CRDs not deleted within 60s:\n%s", strings.Join(left, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func chartEventually(t *testing.T, f func() bool) {
