@@ -48,8 +48,6 @@ type Service struct {
 	inflight sync.Map
 	// ahead holds, per pod UID, the addresses this agent pre-allocated and no ADD has used yet.
 	ahead sync.Map
-	// adoptions runs the sandbox records of ADDs answered from a pre-allocation; Wait waits for them.
-	adoptions sync.WaitGroup
 }
 
 // Allocate serves an ADD: it chooses the pod interface's pools and gives it one address per family, or
@@ -248,9 +246,7 @@ const AdoptDelay = 250 * time.Millisecond
 // adopt records h's sandbox on the pre-allocated addresses got, AdoptDelay after the ADD was answered.
 // If the agent dies first, the records keep no container ID, and a DEL matches them by pod UID.
 func (s *Service) adopt(h ipam.Holder, got []store.Result) {
-	s.adoptions.Add(1)
 	go func() {
-		defer s.adoptions.Done()
 		time.Sleep(AdoptDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -280,9 +276,7 @@ func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result) {
 		if used[r.Pool.Name] {
 			continue
 		}
-		s.adoptions.Add(1)
 		go func(pool string, ip netip.Addr) {
-			defer s.adoptions.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			snap, err := s.Store.Snapshot(ctx, pool)
@@ -303,9 +297,6 @@ func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result) {
 // Forget drops what the service remembers of a pod's pre-allocation (the pod was deleted before an
 // ADD came; garbage collection frees its addresses).
 func (s *Service) Forget(uid types.UID) { s.ahead.Delete(uid) }
-
-// Wait waits for the background work of answered ADDs (sandbox records, stray pre-allocations).
-func (s *Service) Wait() { s.adoptions.Wait() }
 
 // defaultRoutes is the default route via the pool's gateway. A gateway outside the pool's subnet (the
 // seed's 172.110.0.1 for 172.110.1.0/24, which admission denies) is not on-link: a route via it would make
