@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	"github.com/underlink/underlink/webhook/registration"
@@ -155,13 +156,14 @@ func Patches(pod *corev1.Pod, network, schedulerName string) []jsonpatch.JsonPat
 }
 
 // patchable checks that the object has the metadata and spec objects the patch adds to; the apiserver
-// always sends both, so a pod without them is a malformed request, not one to patch blindly.
+// always sends both, so a pod without them is a malformed request, not one to patch blindly. Keys are
+// matched case-sensitively, as the patch's paths are: {"Metadata":{}} has no /metadata.
 func patchable(raw []byte) error {
 	var parts struct {
 		Metadata json.RawMessage `json:"metadata"`
 		Spec     json.RawMessage `json:"spec"`
 	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &parts); err != nil {
 		return err
 	}
 	for name, part := range map[string]json.RawMessage{"metadata": parts.Metadata, "spec": parts.Spec} {
@@ -177,7 +179,9 @@ func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
-// decodeStrict decodes JSON into obj; an empty or non-object body is an error, not a zero object.
+// decodeStrict decodes JSON into obj; an empty or non-object body is an error, not a zero object. Field
+// names match case-sensitively, as in the apiserver's own decoding, so the object judged is the object
+// stored: encoding/json would read {"speC":{...}} as the spec the apiserver ignores.
 func decodeStrict(raw []byte, obj any) error {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
@@ -186,7 +190,7 @@ func decodeStrict(raw []byte, obj any) error {
 	if trimmed[0] != '{' {
 		return fmt.Errorf("the object is not a JSON object")
 	}
-	if err := json.Unmarshal(trimmed, obj); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(trimmed, obj); err != nil {
 		return err
 	}
 	return nil
