@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/underlink/underlink/webhook/alignment"
 	"github.com/underlink/underlink/webhook/registration"
@@ -80,8 +81,10 @@ func FuzzAdmissionReview(f *testing.F) {
 				}
 				continue
 			}
+			// Read the body as controller-runtime does (the apiserver's case-sensitive decoding), so the
+			// oracle judges the request the handler was given.
 			var in admissionv1.AdmissionReview
-			if err := json.Unmarshal(body, &in); err != nil || in.Request == nil {
+			if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &in); err != nil || in.Request == nil {
 				t.Fatalf("%s: allowed a body that is not an AdmissionReview (%v): %q", name, err, body)
 			}
 			checkAllowedByRules(t, name, h, in.Request, out.Response, r, opts)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -15,6 +16,11 @@ func checkRequest(req admission.Request) error {
 	}
 	if req.Kind.Kind == "" || req.Kind.Version == "" {
 		return errors.New("malformed admission request: no kind")
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+	default:
+		return fmt.Errorf("malformed admission request: operation %q is none of CREATE, UPDATE, DELETE, CONNECT", req.Operation)
 	}
 	return nil
 }

@@ -163,6 +163,11 @@ func TestValidatorErrors(t *testing.T) {
 		{"no object", v, admissionRequest{admissionv1.Create, poolGVK, "", nil}.build(t), http.StatusBadRequest},
 		{"stored object does not decode", v, request(t, admissionv1.Update, poolGVK, "", "cluster-a", fixedPool(t), []byte(`{"spec":[]}`)), http.StatusBadRequest},
 		{"update without the stored object", v, request(t, admissionv1.Update, poolGVK, "", "cluster-a", fixedPool(t), nil), http.StatusBadRequest},
+		{"no operation (or one the apiserver never sends)", v, func() admission.Request {
+			r := admissionRequest{admissionv1.Create, poolGVK, "", fixedPool(t)}.build(t)
+			r.Operation = "create"
+			return r
+		}(), http.StatusBadRequest},
 		{"no uid", v, func() admission.Request {
 			r := admissionRequest{admissionv1.Create, poolGVK, "", fixedPool(t)}.build(t)
 			r.UID = ""
