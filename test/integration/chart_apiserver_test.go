@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -150,6 +151,7 @@ func TestChartOnARealAPIServer(t *testing.T) {
 		}
 	})
 	t.Run("install on a cluster without the CRDs installs them and uninstall keeps them", func(t *testing.T) {
+		chartWaitServed(t, c, crdNames)
 		for _, n := range crdNames {
 			crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: n}}
 			if err := c.Delete(ctx, crd); err != nil {
@@ -205,13 +207,47 @@ func chartCertManagerCRDs(t *testing.T) string {
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
 }
 
+// chartWaitServed waits until the watch cache serves a list of every CRD's objects. A CRD's finalizer
+// lists its objects before it lets the CRD go; when that list meets storage the apiserver is still
+// (re)initializing, after the upgrade that rewrote the CRDs, the finalizer backs off exponentially, and
+// in CI the CRD stayed Terminating past a minute ("InstanceDeletionFailed: could not list instances:
+// storage is (re)initializing").
+func chartWaitServed(t *testing.T, c client.Client, crds []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, n := range crds {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(ctx, types.NamespacedName{Name: n}, &crd); err != nil {
+			t.Fatal(err)
+		}
+		version := ""
+		for _, v := range crd.Spec.Versions {
+			if v.Storage {
+				version = v.Name
+			}
+		}
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.ListKind})
+		var err error
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if err = c.List(ctx, list, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("the apiserver does not serve %s from its watch cache after 60s: %v", n, err)
+		}
+	}
+}
+
 // chartWaitGone waits until the CRDs are deleted. The apiserver deletes a CRD only after its finalizer
-// has deleted every object of it, which on a loaded 2-core machine once took over 30 s; a CRD still
-// there after a minute is reported with its conditions (Terminating says what it waits for).
+// has deleted every object of it, and the finalizer retries a failed list with exponential backoff, so
+// a CRD whose storage needed 30 s to come back can stay another 30 s or more; a CRD still there after
+// three minutes is reported with its conditions (Terminating says what it waits for).
 func chartWaitGone(t *testing.T, c client.Client, crds []string) {
 	t.Helper()
 	var left []string
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		left = left[:0]
 		for _, n := range crds {
@@ -228,7 +264,7 @@ func chartWaitGone(t *testing.T, c client.Client, crds []string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("CRDs not deleted within 60s:\n%s", strings.Join(left, "\n"))
+			t.Fatalf("CRDs not deleted within 3m:\n%s", strings.Join(left, "\n"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
