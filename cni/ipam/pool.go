@@ -77,6 +77,11 @@ func Load(p *spv2.SpiderIPPool) (*Pool, error) {
 		if err != nil || iprange.FamilyOf(gw.Unmap()) != pool.Family {
 			return nil, &SpecError{Pool: p.Name, Field: "spec.gateway", Err: fmt.Errorf("%q is not an IPv%d address", *p.Spec.Gateway, pool.Family)}
 		}
+		if gw.Zone() != "" {
+			// A zone would travel into the set arithmetic below (the neighbours of fe80::1%eth0 are
+			// zoned too) and into the addresses given out, as the webhook and Spiderpool refuse it.
+			return nil, &SpecError{Pool: p.Name, Field: "spec.gateway", Err: fmt.Errorf("%q has an IPv6 zone; write the address without %%%s", *p.Spec.Gateway, gw.Zone())}
+		}
 		pool.Gateway = gw.Unmap()
 		usable = usable.Minus(iprange.NewSet(iprange.Range{First: pool.Gateway, Last: pool.Gateway}))
 	}

@@ -102,6 +102,7 @@ func TestLoadRejectsUnusableSpec(t *testing.T) {
 		{"ips of the other family", pool("p", "10.0.0.0/24", []string{"fd00::1"}), "spec.ips[0]"},
 		{"excludeIPs entry", pool("p", "10.0.0.0/24", []string{"10.0.0.1"}, withExclude("10.0.0.9-10.0.0.1")), "spec.excludeIPs[0]"},
 		{"gateway", pool("p", "10.0.0.0/24", []string{"10.0.0.1"}, withGateway("fd00::1")), "spec.gateway"},
+		{"gateway with a zone", pool("p", "fd00::/120", []string{"fd00::1-fd00::9"}, withGateway("fd00::fe%eth0")), "spec.gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(tc.pool)
