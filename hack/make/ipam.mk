@@ -22,8 +22,8 @@ bench-ipam: whereabouts ## IPAM allocations/s, 10 nodes × 100 ADDs through unde
 	$(GO) test -tags integration -run '^$$' -bench '^BenchmarkIPAMAllocations$$' -benchtime 1x -count 1 -timeout 60m ./test/bench/ipam/
 
 .PHONY: fuzz-ipam
-fuzz-ipam: ## fuzz the pool allocator briefly (part of make test)
-	$(GO) test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime 20s ./cni/ipam/
+fuzz-ipam: ## fuzz the pool allocator briefly (part of make test): 200000 inputs, about 20 s
+	$(GO) test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime 200000x ./cni/ipam/
 
 .PHONY: fuzz-ipam-long
 fuzz-ipam-long: ## fuzz the pool allocator for 5 minutes
