@@ -90,8 +90,8 @@ func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (
 		scope.Namespaces = []string{ns}
 	}
 	first := r.Reader
-	live := r.LiveReader != nil && judgedLive(obj)
-	if live {
+	readLive := r.LiveReader != nil && judgedLive(obj)
+	if readLive {
 		first = r.LiveReader
 	}
 	w, err := snapshot.Read(ctx, first, r.Snapshot, scope)
@@ -99,7 +99,7 @@ func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (
 		return nil, false, fmt.Errorf("underlink cannot read the cluster state it validates against: %w", err)
 	}
 	vs, handled = alignment.Check(w, obj, old)
-	if handled && !live && alignment.Denied(vs) && r.LiveReader != nil {
+	if handled && !readLive && alignment.Denied(vs) && r.LiveReader != nil {
 		live, err := snapshot.Read(ctx, r.LiveReader, r.Snapshot, scope)
 		if err != nil {
 			return nil, false, fmt.Errorf("underlink cannot confirm its verdict against the apiserver: %w", err)

@@ -79,7 +79,6 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if err != nil {
 		return nil, toProtocol(err)
 	}
-	s.waitPreallocation(ctx, subject.UID)
 	if got, ok := s.fromPreallocation(ctx, subject.Holder, plan); ok {
 		result = "preallocated"
 		out := s.answer(got, plan)
@@ -208,13 +207,19 @@ func (s *Service) waitPreallocation(ctx context.Context, uid string) {
 	}
 }
 
-// fromPreallocation answers an ADD from pre-allocations, without a write: for every family of plan, one
-// of its pools must hold a pre-allocated address (no container ID yet) of h's pod interface in the
+// fromPreallocation answers an ADD from pre-allocations, without a write. It waits for a pre-allocation
+// of the pod under way, and looks at the pools only when this agent pre-allocated for the pod, so the
+// ADD of any other pod reads no pool more than before. For every family of plan, one of its pools must
+// hold a pre-allocated address (no container ID yet) of h's pod interface in the
 // newest version of the pool this agent knows of. No quorum read confirms it: the record was written by
 // this agent's own writer for a pod of this node, and only a DEL of that pod (which goes through this
 // agent) or garbage collection of a pod that is gone or has another UID (this ADD's pod exists, with
 // this UID) can free it.
 func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan ipam.Plan) ([]store.Result, bool) {
+	s.waitPreallocation(ctx, h.UID)
+	if _, ok := s.ahead.Load(types.UID(h.UID)); !ok {
+		return nil, false
+	}
 	var got []store.Result
 	for _, fp := range plan.Families {
 		found := false
