@@ -49,7 +49,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (types.Result, error) {
 	}
 	defer podH.Close()
 
-	node, err := discoverNode(host)
+	node, err := discoverNode(host, p.HostNS)
 	if err != nil {
 		return nil, cniError(err)
 	}

@@ -47,13 +47,13 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	defer podH.Close()
 
 	name := HostVethName(args.ContainerID, args.IfName)
-	if err := checkAttachment(c, args, podH, host, name); err != nil {
+	if err := checkAttachment(c, args, podH, host, p.HostNS, name); err != nil {
 		return fmt.Errorf("underlink-coordinator CHECK of %s/%s: %w", args.ContainerID, args.IfName, err)
 	}
 	return nil
 }
 
-func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle, name string) error {
+func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle, hostNS ns.NetNS, name string) error {
 	// Links: the pod NIC with the result's addresses, veth0 paired with our host veth.
 	nic, err := podH.LinkByName(c.PodNIC)
 	if err != nil {
@@ -115,7 +115,7 @@ func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle,
 	}
 
 	// The plan, rebuilt from today's node: a node address that changed since ADD is drift too.
-	node, err := discoverNode(host)
+	node, err := discoverNode(host, hostNS)
 	if err != nil {
 		return err
 	}

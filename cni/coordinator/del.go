@@ -60,7 +60,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 			return cniError(err)
 		}
 		defer podH.Close()
-		node, err := discoverNode(host)
+		node, err := discoverNode(host, p.HostNS)
 		if err != nil {
 			return cniError(err)
 		}
