@@ -35,10 +35,11 @@ type ipamNode struct {
 	agent  *netbed.Process
 }
 
-// answeredFromPreallocation counts the ADDs of pods named prefix<number> that the agent answered from a
-// pre-allocation, from its log (klog text: "allocated" pod="bench/<name>" ... preallocated=true).
-func (n *ipamNode) answeredFromPreallocation(prefix string) int {
-	count := 0
+// answeredFromPreallocation returns how long the agent took (its own "took", from reading the request
+// to the answer) for each ADD of pods named prefix<number> that it answered from a pre-allocation, from
+// its log (klog text: "allocated" pod="bench/<name>" ... preallocated=true took="1.2ms").
+func (n *ipamNode) answeredFromPreallocation(prefix string) []time.Duration {
+	var took []time.Duration
 	for line := range strings.Lines(n.agent.Logs()) {
 		if !strings.Contains(line, `"allocated"`) || !strings.Contains(line, "preallocated=true") {
 			continue
@@ -48,11 +49,18 @@ func (n *ipamNode) answeredFromPreallocation(prefix string) int {
 			continue
 		}
 		num, _, _ := strings.Cut(rest, `"`)
-		if num != "" && strings.Trim(num, "0123456789") == "" {
-			count++
+		if num == "" || strings.Trim(num, "0123456789") != "" {
+			continue
 		}
+		_, t, _ := strings.Cut(rest, `took="`)
+		t, _, _ = strings.Cut(t, `"`)
+		d, err := time.ParseDuration(t)
+		if err != nil {
+			d = -1 // counted, with no time
+		}
+		took = append(took, d)
 	}
-	return count
+	return took
 }
 
 // startIPAM fills env with the seed's cluster-a SpiderIPPool (172.110.1.0/24, gateway 172.110.0.1, 200
