@@ -39,6 +39,7 @@ var (
 	duration  = flag.Duration("duration", 30*time.Second, "how long each stream creates pods")
 	warmup    = flag.Duration("warmup", 3*time.Second, "creates before measuring, to warm connections and caches")
 	injection = flag.String("injection", "policy,webhook", "ways of injecting to measure, comma-separated: policy (the chart's default), webhook")
+	profile   = flag.String("apiserver-cpuprofile", "", "write the apiserver's CPU profile of each measured run to this file (suffixed with the injection), for go tool pprof")
 )
 
 // BenchmarkPodCreateLatency runs, for each way of injecting (-injection), two open-loop streams of pod
@@ -88,9 +89,11 @@ func measure(b *testing.B, inj registration.Injection) {
 
 	run(ctx, b, c, *warmup)
 	before, plugBefore := handlerTime(b), admissionTime(b, env.Config)
+	prof := startProfile(b, env.Config, inj)
 	b.ResetTimer()
 	res := run(ctx, b, c, *duration)
 	b.StopTimer()
+	prof()
 	after, plugAfter := handlerTime(b), admissionTime(b, env.Config)
 
 	with, without := res["with-webhook"], res["without-webhook"]
@@ -162,6 +165,39 @@ func admissionTime(b *testing.B, cfg *rest.Config) map[string]float64 {
 		out[name] += v
 	}
 	return out
+}
+
+// startProfile asks the apiserver for a CPU profile as long as the measured run (-apiserver-cpuprofile);
+// the returned func waits for it and writes it to the file.
+func startProfile(b *testing.B, cfg *rest.Config, inj registration.Injection) (wait func()) {
+	if *profile == "" {
+		return func() {}
+	}
+	rc, err := rest.RESTClientFor(withCodecs(cfg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	type result struct {
+		raw []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		raw, err := rc.Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(int(duration.Seconds()))).
+			Timeout(*duration + time.Minute).DoRaw(context.Background())
+		done <- result{raw, err}
+	}()
+	return func() {
+		r := <-done
+		if r.err != nil {
+			b.Fatalf("apiserver CPU profile: %v", r.err)
+		}
+		file := *profile + "." + string(inj)
+		if err := os.WriteFile(file, r.raw, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stdout, "apiserver CPU profile of the measured run: %s\n", file)
+	}
 }
 
 func withCodecs(cfg *rest.Config) *rest.Config {
