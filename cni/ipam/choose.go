@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // Where a request's pools come from, in order of precedence.
@@ -30,6 +31,10 @@ type Subject struct {
 	NamespaceLabels map[string]string
 	NodeName        string
 	NodeLabels      map[string]string
+	// Network is the network ("namespace/name") the pod's Multus annotations attach on Holder.NIC
+	// (podnet.NetworkOn), or "" when they attach none there; a pool's spec.multusName is checked
+	// against it.
+	Network string
 }
 
 // ConfPools are the pools the CNI network config names (api/cniconf.IPAM ipv4Pools/ipv6Pools).
@@ -204,7 +209,7 @@ func fromAnnotations(s Subject) (plan Plan, v4, v6 []string, err error) {
 }
 
 // defaults lists the default pools per family, the most specific first (pod affinity, then node, then
-// namespace restrictions, as Spiderpool orders candidates), then by name.
+// namespace, then network restrictions, as Spiderpool orders candidates), then by name.
 func defaults(pools []*spv2.SpiderIPPool) (v4, v6 []string) {
 	var ds []*spv2.SpiderIPPool
 	for _, p := range pools {
@@ -222,6 +227,9 @@ func defaults(pools []*spv2.SpiderIPPool) (v4, v6 []string) {
 		}
 		if len(p.Spec.NamespaceName) > 0 || p.Spec.NamespaceAffinity != nil {
 			r += 2
+		}
+		if len(p.Spec.MultusName) > 0 {
+			r++
 		}
 		return r
 	}
@@ -244,6 +252,7 @@ func defaults(pools []*spv2.SpiderIPPool) (v4, v6 []string) {
 
 // Eligible says why p cannot serve s for the given family, or nil if it can. spec.nodeName, when set,
 // replaces spec.nodeAffinity, and spec.namespaceName replaces spec.namespaceAffinity, as in Spiderpool.
+// spec.multusName, when set, must list s.Network; a bare name there is in Multus' namespace.
 func Eligible(p *spv2.SpiderIPPool, family int, s Subject) error {
 	if p == nil {
 		return fmt.Errorf("does not exist")
@@ -271,7 +280,16 @@ func Eligible(p *spv2.SpiderIPPool, family int, s Subject) error {
 	} else if err := selects(p.Spec.NamespaceAffinity, s.NamespaceLabels, "spec.namespaceAffinity", "namespace "+quote(s.Namespace)); err != nil {
 		return err
 	}
-	return selects(p.Spec.PodAffinity, s.PodLabels, "spec.podAffinity", "pod "+quote(s.NamespacedName()))
+	if err := selects(p.Spec.PodAffinity, s.PodLabels, "spec.podAffinity", "pod "+quote(s.NamespacedName())); err != nil {
+		return err
+	}
+	if !podnet.PoolServesNetwork(p.Spec.MultusName, s.Network) {
+		if s.Network == "" {
+			return fmt.Errorf("spec.multusName %v limits it to those networks, and the pod's annotations attach no network on %s", p.Spec.MultusName, s.NIC)
+		}
+		return fmt.Errorf("spec.multusName %v does not include network %s of interface %s", p.Spec.MultusName, s.Network, s.NIC)
+	}
+	return nil
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -111,12 +112,15 @@ func TestDefaultPoolsMostSpecificFirst(t *testing.T) {
 		pool("node", "10.0.4.0/24", []string{"10.0.4.1"}, def, func(p *spv2.SpiderIPPool) { p.Spec.NodeName = []string{"node1"} }),
 		pool("pod", "10.0.5.0/24", []string{"10.0.5.1"}, def, func(p *spv2.SpiderIPPool) { p.Spec.PodAffinity = sel("app", "web") }),
 		pool("not-default", "10.0.6.0/24", []string{"10.0.6.1"}),
+		pool("net", "10.0.7.0/24", []string{"10.0.7.1"}, def, func(p *spv2.SpiderIPPool) { p.Spec.MultusName = []string{"kube-system/macvlan-conf"} }),
 	}
-	plan, err := Choose(subject(nil), ConfPools{}, pools)
+	s := subject(nil)
+	s.Network = "kube-system/macvlan-conf"
+	plan, err := Choose(s, ConfPools{}, pools)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(plan.Families[0].Pools, ","); got != "pod,node,ns,a-plain,b-plain" {
+	if got := strings.Join(plan.Families[0].Pools, ","); got != "pod,node,ns,net,a-plain,b-plain" {
 		t.Fatalf("default order %s", got)
 	}
 }
@@ -180,6 +184,46 @@ func TestChooseExplainsEveryRejection(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
+	}
+}
+
+// A pool's spec.multusName limits it to the pods whose interface is attached to one of those networks,
+// whichever list names the pool; two networks on two NICs with default pools each get their own.
+func TestChooseByNetwork(t *testing.T) {
+	onNet := func(name string, multusName ...string) *spv2.SpiderIPPool {
+		return pool(name, "10.1."+fmt.Sprint(len(name))+".0/24", []string{"10.1." + fmt.Sprint(len(name)) + ".1"}, def,
+			func(p *spv2.SpiderIPPool) { p.Spec.MultusName = multusName })
+	}
+	pools := []*spv2.SpiderIPPool{onNet("ens224", "kube-system/macvlan-conf"), onNet("ens256pool", "macvlan-ens256")}
+	for _, tc := range []struct {
+		network, want, wantErr string
+	}{
+		{network: "kube-system/macvlan-conf", want: "ens224"},
+		{network: "kube-system/macvlan-ens256", want: "ens256pool"}, // a bare name is in Multus' namespace
+		{network: "team-a/macvlan-ens256", wantErr: `"ens256pool": spec.multusName [macvlan-ens256] does not include network team-a/macvlan-ens256 of interface eth0`},
+		{network: "", wantErr: `"ens224": spec.multusName [kube-system/macvlan-conf] limits it to those networks, and the pod's annotations attach no network on eth0`},
+	} {
+		s := subject(nil)
+		s.Network = tc.network
+		plan, err := Choose(s, ConfPools{}, pools)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("network %q: err = %v, want %q", tc.network, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("network %q: %v", tc.network, err)
+		}
+		if got := strings.Join(plan.Families[0].Pools, ","); got != tc.want {
+			t.Errorf("network %q: pools %s, want %s", tc.network, got, tc.want)
+		}
+	}
+	// Named pools are held to it too: the annotation cannot take another network's pool.
+	s := subject(map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["ens224"]}`})
+	s.Network = "kube-system/macvlan-ens256"
+	if _, err := Choose(s, ConfPools{}, pools); err == nil || !strings.Contains(err.Error(), "does not include network kube-system/macvlan-ens256") {
+		t.Errorf("annotation naming another network's pool: err = %v", err)
 	}
 }
 

@@ -13,7 +13,7 @@ RULES_FUZZ_TARGETS := \
 	./webhook/alignment:FuzzCheckPool:40000 \
 	./webhook/alignment:FuzzCheckPod:30000 \
 	./webhook/alignment:FuzzCheckMultusConfig:40000 \
-	./webhook/alignment:FuzzParseNetworks:100000 \
+	./pkg/podnet:FuzzParseNetworks:100000 \
 	./webhook/alignment/manifest:FuzzDecode:100000
 # Override for every target, e.g. RULES_FUZZTIME=30s or 1000x; empty: each target's count above.
 RULES_FUZZTIME ?=

@@ -6,12 +6,10 @@
 package podnet
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 )
@@ -39,15 +37,20 @@ func (a Attachment) Key() string { return a.Namespace + "/" + a.Name }
 // Attachments returns the networks of pod: the v1.multus-cni.io/default-network annotation (or
 // defaultNetwork, "namespace/name", when the pod has none; empty means the cluster's primary CNI) on
 // eth0, then each entry of k8s.v1.cni.cncf.io/networks. A pod may carry both annotations; it then has one
-// attachment per network. A name without a namespace is in the pod's namespace. An annotation that
-// cannot be read is an error naming the annotation and its value.
+// attachment per network. As in Multus, a default network without a namespace is in MultusNamespace and
+// a secondary one in the pod's namespace. An annotation that cannot be read is an error naming the
+// annotation and its value.
 func Attachments(pod *v1.Pod, defaultNetwork string) ([]Attachment, error) {
 	var out []Attachment
 	if v, ok := pod.Annotations[nadv1.DefaultNetworkAnnotation]; ok && strings.TrimSpace(v) != "" {
-		sel, err := parseElement(v, pod.Namespace)
+		sels, err := ParseNetworks(v, MultusNamespace)
 		if err != nil {
 			return nil, fmt.Errorf("annotation %s=%q: %w", nadv1.DefaultNetworkAnnotation, v, err)
 		}
+		if len(sels) != 1 {
+			return nil, fmt.Errorf("annotation %s=%q: names %d networks; the default network is exactly one", nadv1.DefaultNetworkAnnotation, v, len(sels))
+		}
+		sel := sels[0]
 		if sel.Interface != "" && sel.Interface != DefaultInterface {
 			return nil, fmt.Errorf("annotation %s=%q: the default network is always on %s", nadv1.DefaultNetworkAnnotation, v, DefaultInterface)
 		}
@@ -60,7 +63,7 @@ func Attachments(pod *v1.Pod, defaultNetwork string) ([]Attachment, error) {
 	if !ok || strings.TrimSpace(v) == "" {
 		return out, nil
 	}
-	sels, err := parseNetworks(v, pod.Namespace)
+	sels, err := ParseNetworks(v, pod.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("annotation %s=%q: %w", nadv1.NetworksAnnotation, v, err)
 	}
@@ -79,6 +82,21 @@ func Attachments(pod *v1.Pod, defaultNetwork string) ([]Attachment, error) {
 	return out, nil
 }
 
+// NetworkOn returns the attachment of pod on interface ifname (see Attachments), and false when the
+// pod's annotations attach no network there or cannot be read.
+func NetworkOn(pod *v1.Pod, ifname string) (Attachment, bool) {
+	atts, err := Attachments(pod, "")
+	if err != nil {
+		return Attachment{}, false
+	}
+	for _, a := range atts {
+		if a.Interface == ifname {
+			return a, true
+		}
+	}
+	return Attachment{}, false
+}
+
 // HasNetworkAnnotations reports whether pod names a network by annotation; it is the cheap test that
 // lets pods of the cluster's primary network through without parsing anything.
 func HasNetworkAnnotations(pod *v1.Pod) bool {
@@ -88,79 +106,4 @@ func HasNetworkAnnotations(pod *v1.Pod) bool {
 	_, a := pod.Annotations[nadv1.DefaultNetworkAnnotation]
 	_, b := pod.Annotations[nadv1.NetworksAnnotation]
 	return a || b
-}
-
-// selection is one network selection: Multus' NetworkSelectionElement, reduced to what placement needs.
-type selection struct {
-	Name      string `json:"name"`
-	Namespace string `json:"namespace,omitempty"`
-	Interface string `json:"interface,omitempty"`
-}
-
-// parseNetworks reads the networks annotation: a JSON list of selections, or Multus' short form
-// "ns/name@ifname, name, ...".
-func parseNetworks(v, podNamespace string) ([]selection, error) {
-	v = strings.TrimSpace(v)
-	if strings.HasPrefix(v, "[") {
-		var sels []selection
-		if err := json.Unmarshal([]byte(v), &sels); err != nil {
-			return nil, fmt.Errorf("not a JSON list of network selections: %w", err)
-		}
-		for i := range sels {
-			if sels[i].Namespace == "" {
-				sels[i].Namespace = podNamespace
-			}
-			if err := sels[i].validate(); err != nil {
-				return nil, fmt.Errorf("entry %d: %w", i, err)
-			}
-		}
-		return sels, nil
-	}
-	var sels []selection
-	for _, item := range strings.Split(v, ",") {
-		s, err := parseElement(item, podNamespace)
-		if err != nil {
-			return nil, err
-		}
-		sels = append(sels, s)
-	}
-	return sels, nil
-}
-
-// parseElement reads "[namespace/]name[@interface]".
-func parseElement(item, podNamespace string) (selection, error) {
-	item = strings.TrimSpace(item)
-	s := selection{Namespace: podNamespace}
-	ref, ifname, hasIf := strings.Cut(item, "@")
-	if hasIf {
-		s.Interface = ifname
-		if ifname == "" {
-			return s, fmt.Errorf("%q: empty interface name after @", item)
-		}
-	}
-	if ns, name, ok := strings.Cut(ref, "/"); ok {
-		s.Namespace, s.Name = ns, name
-	} else {
-		s.Name = ref
-	}
-	if err := s.validate(); err != nil {
-		return s, fmt.Errorf("%q: %w", item, err)
-	}
-	return s, nil
-}
-
-func (s selection) validate() error {
-	if s.Name == "" {
-		return fmt.Errorf("no network name; write namespace/name or name")
-	}
-	if msgs := content.IsDNS1123Subdomain(s.Name); len(msgs) > 0 {
-		return fmt.Errorf("network name %q: %s", s.Name, strings.Join(msgs, "; "))
-	}
-	if msgs := content.IsDNS1123Label(s.Namespace); len(msgs) > 0 {
-		return fmt.Errorf("namespace %q: %s", s.Namespace, strings.Join(msgs, "; "))
-	}
-	if len(s.Interface) > 15 || strings.ContainsAny(s.Interface, "/ \t") {
-		return fmt.Errorf("interface %q is not a Linux interface name", s.Interface)
-	}
-	return nil
 }

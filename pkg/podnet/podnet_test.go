@@ -33,9 +33,10 @@ func TestAttachments(t *testing.T) {
 			want: []Attachment{{Namespace: "kube-system", Name: "macvlan-confg", Interface: "eth0", Source: nadv1.DefaultNetworkAnnotation}},
 		},
 		{
-			name: "default network without namespace is in the pod's namespace",
+			// Multus reads it in its own namespace, not the pod's (tryLoadK8sPodDefaultNetwork).
+			name: "default network without namespace is in Multus' namespace",
 			ann:  map[string]string{nadv1.DefaultNetworkAnnotation: "macvlan-conf"},
-			want: []Attachment{{Namespace: "default", Name: "macvlan-conf", Interface: "eth0", Source: nadv1.DefaultNetworkAnnotation}},
+			want: []Attachment{{Namespace: "kube-system", Name: "macvlan-conf", Interface: "eth0", Source: nadv1.DefaultNetworkAnnotation}},
 		},
 		{
 			name:           "args default network applies to pods without the annotation",
@@ -73,12 +74,12 @@ func TestAttachments(t *testing.T) {
 				{Namespace: "kube-system", Name: "macvlan-conf", Interface: "net1", Source: nadv1.NetworksAnnotation},
 			},
 		},
-		{name: "bad JSON names the annotation", ann: map[string]string{nadv1.NetworksAnnotation: `[{"name":`}, wantErr: "annotation k8s.v1.cni.cncf.io/networks=\"[{\\\"name\\\":\": not a JSON list"},
+		{name: "bad JSON names the annotation", ann: map[string]string{nadv1.NetworksAnnotation: `[{"name":`}, wantErr: "annotation k8s.v1.cni.cncf.io/networks=\"[{\\\"name\\\":\": is not a JSON list"},
 		{name: "bad name", ann: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/Mac_Vlan"}, wantErr: `network name "Mac_Vlan"`},
-		{name: "empty name", ann: map[string]string{nadv1.NetworksAnnotation: "a,,b"}, wantErr: "no network name"},
+		{name: "empty name", ann: map[string]string{nadv1.NetworksAnnotation: "a,,b"}, wantErr: "stray comma"},
 		{name: "default network on another interface", ann: map[string]string{nadv1.DefaultNetworkAnnotation: "a@net1"}, wantErr: "always on eth0"},
 		{name: "interface used twice", ann: map[string]string{nadv1.NetworksAnnotation: "a@x,b@x"}, wantErr: "interface x is used twice"},
-		{name: "JSON entry without name", ann: map[string]string{nadv1.NetworksAnnotation: `[{"namespace":"a"}]`}, wantErr: "entry 0: no network name"},
+		{name: "JSON entry without name", ann: map[string]string{nadv1.NetworksAnnotation: `[{"namespace":"a"}]`}, wantErr: "entry 0: names no network"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Attachments(pod(tc.ann), tc.defaultNetwork)
@@ -246,5 +247,59 @@ func TestFromNAD(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseNetworks(t *testing.T) {
+	got, err := ParseNetworks(" a , ns2/b@net1,c@net2 ", "pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Selection{{Namespace: "pods", Name: "a"}, {Namespace: "ns2", Name: "b", Interface: "net1"}, {Namespace: "pods", Name: "c", Interface: "net2"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("entry %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"", "a@", "a@b@c", "/a", "a/", "[1]", strings.Repeat("a,", MaxNetworks+1) + "a"} {
+		if _, err := ParseNetworks(bad, "pods"); err == nil {
+			t.Errorf("ParseNetworks(%q) accepted", bad)
+		}
+	}
+}
+
+// A spec.multusName entry without a namespace is in Multus' namespace, like a default network.
+func TestPoolServesNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		multusName []string
+		network    string
+		want       bool
+	}{
+		{nil, "kube-system/macvlan-conf", true},
+		{[]string{"kube-system/macvlan-conf"}, "kube-system/macvlan-conf", true},
+		{[]string{"macvlan-conf"}, "kube-system/macvlan-conf", true},
+		{[]string{"macvlan-conf"}, "default/macvlan-conf", false},
+		{[]string{"kube-system/macvlan-ens256"}, "kube-system/macvlan-conf", false},
+		{[]string{"kube-system/macvlan-conf"}, "", false},
+	} {
+		if got := PoolServesNetwork(tc.multusName, tc.network); got != tc.want {
+			t.Errorf("PoolServesNetwork(%v, %q) = %v, want %v", tc.multusName, tc.network, got, tc.want)
+		}
+	}
+}
+
+func TestNetworkOn(t *testing.T) {
+	p := pod(map[string]string{nadv1.DefaultNetworkAnnotation: "macvlan-conf", nadv1.NetworksAnnotation: "sriov@ul0,other"})
+	for ifname, want := range map[string]string{"eth0": "kube-system/macvlan-conf", "ul0": "default/sriov", "net2": "default/other", "net1": ""} {
+		a, ok := NetworkOn(p, ifname)
+		if got := map[bool]string{true: a.Key()}[ok]; got != want {
+			t.Errorf("NetworkOn(%s) = %q, want %q", ifname, got, want)
+		}
+	}
+	if _, ok := NetworkOn(pod(map[string]string{nadv1.DefaultNetworkAnnotation: "Bad_Name"}), "eth0"); ok {
+		t.Error("NetworkOn read a network from an annotation that does not parse")
 	}
 }

@@ -32,6 +32,12 @@ func TestPreFilter(t *testing.T) {
 			nics: []string{"ens224"}, pools: [][]string{{"cluster-a"}}, uniform: true,
 		},
 		{
+			// Multus reads a default network without a namespace in kube-system, not the pod's namespace.
+			name: "a bare default network is Multus' kube-system one",
+			ann:  map[string]string{nadv1.DefaultNetworkAnnotation: "macvlan-conf"},
+			nics: []string{"ens224"}, pools: [][]string{{"cluster-a"}}, uniform: true,
+		},
+		{
 			name:   "the seed deployment's misspelt config is named",
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-confg"},
 			code:   fwk.UnschedulableAndUnresolvable,
@@ -96,7 +102,7 @@ func TestPreFilter(t *testing.T) {
 			name:   "an unreadable networks annotation is named",
 			ann:    map[string]string{nadv1.NetworksAnnotation: `[{"name":}]`},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: `annotation k8s.v1.cni.cncf.io/networks="[{\"name\":}]": not a JSON list`,
+			reason: `annotation k8s.v1.cni.cncf.io/networks="[{\"name\":}]": is not a JSON list`,
 		},
 		{
 			name: "a config that cannot be used is named with its field",

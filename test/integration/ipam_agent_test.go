@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/ipam/protocol"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/netbed"
@@ -469,5 +470,60 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestIPAMPoolsByNetwork: two networks with default pools of their own, told apart by spec.multusName
+// (one entry with a namespace, one bare, which is in Multus' namespace). Each pod gets an address from
+// its network's pool through the real plugin and agent, and a pod of a third network is refused with
+// the reason for each pool. The scheduler and the webhook read spec.multusName the same way.
+func TestIPAMPoolsByNetwork(t *testing.T) {
+	c := newIPAMCluster(t, false)
+	node := c.addNode(t, "a-node1", nil)
+	c.startAgent(t, node)
+	ctx := context.Background()
+	isDefault := func(multusName string) func(*spv2.SpiderIPPool) {
+		return func(p *spv2.SpiderIPPool) {
+			yes := true
+			p.Spec.Default, p.Spec.MultusName = &yes, []string{multusName}
+		}
+	}
+	c.createPool(t, "ens224-pool", "172.110.1.0/24", "172.110.0.1", []string{"172.110.1.10-172.110.1.20"}, isDefault("kube-system/macvlan-conf"))
+	c.createPool(t, "ens256-pool", "172.110.2.0/24", "172.110.0.1", []string{"172.110.2.10-172.110.2.20"}, isDefault("macvlan-ens256"))
+	conf := ipamConf("1.1.0", node.Socket, 10) // no pools named: the default pools
+	add := func(name, network string) (*current.Result, *types.Error) {
+		t.Helper()
+		pod := c.createPod(t, "team-a", name, "a-node1", map[string]string{"v1.multus-cni.io/default-network": network})
+		res, cniErr, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-" + name, Pod: pod, Conf: conf}.add(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, cniErr
+	}
+	for _, tc := range []struct{ pod, network, subnet string }{
+		{"on-ens224", "kube-system/macvlan-conf", "172.110.1.0/24"},
+		{"on-ens256", "macvlan-ens256", "172.110.2.0/24"}, // Multus reads it in kube-system, not team-a
+	} {
+		res, e := add(tc.pod, tc.network)
+		if e != nil {
+			t.Fatalf("ADD %s: %v", tc.pod, e)
+		}
+		if len(res.IPs) != 1 || !netip.MustParsePrefix(tc.subnet).Contains(netip.MustParseAddr(res.IPs[0].Address.IP.String())) {
+			t.Errorf("%s on %s got %v, want an address of %s", tc.pod, tc.network, res.IPs, tc.subnet)
+		}
+	}
+	_, e := add("elsewhere", "team-a/macvlan-ens256")
+	for _, want := range []string{
+		`"ens224-pool": spec.multusName [kube-system/macvlan-conf] does not include network team-a/macvlan-ens256 of interface eth0`,
+		`"ens256-pool": spec.multusName [macvlan-ens256] does not include network team-a/macvlan-ens256 of interface eth0`,
+	} {
+		if e == nil || e.Code != protocol.CodeNoEligiblePool || !strings.Contains(e.Msg, want) {
+			t.Errorf("pod of a third network: got %v, want code %d saying %q", e, protocol.CodeNoEligiblePool, want)
+		}
+	}
+	for pool, want := range map[string]int64{"ens224-pool": 1, "ens256-pool": 1} {
+		if _, p := c.poolAllocations(t, pool); *p.Status.AllocatedIPCount != want {
+			t.Errorf("%s holds %d addresses, want %d", pool, *p.Status.AllocatedIPCount, want)
+		}
 	}
 }

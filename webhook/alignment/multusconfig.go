@@ -3,12 +3,12 @@ package alignment
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	spiderv2beta1 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 var (
@@ -61,7 +61,7 @@ func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 		return
 	}
 	for i, name := range m.Master {
-		if msg := ifaceNameProblem(name); msg != "" {
+		if msg := podnet.InterfaceNameProblem(name); msg != "" {
 			c.deny(RuleConfigSpecValid, masterPath.Index(i), name, msg, "write the host NIC's name as `ip link` shows it, e.g. ens224")
 		}
 	}
@@ -71,7 +71,7 @@ func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 	}
 	if m.Bond != nil {
 		bp := macvlanPath.Child("bond")
-		if msg := ifaceNameProblem(m.Bond.Name); msg != "" {
+		if msg := podnet.InterfaceNameProblem(m.Bond.Name); msg != "" {
 			c.deny(RuleConfigSpecValid, bp.Child("name"), m.Bond.Name, msg, "name the bond interface, e.g. bond0")
 		}
 		if m.Bond.Mode < 0 || m.Bond.Mode > 6 {
@@ -84,21 +84,6 @@ func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 	if m.MTU != nil && (*m.MTU < 0 || (*m.MTU > 0 && *m.MTU < 576) || *m.MTU > 65535) {
 		c.deny(RuleConfigSpecValid, macvlanPath.Child("mtu"), *m.MTU, "an MTU is 576 to 65535, or 0 to keep the master's", "set the underlay's MTU, e.g. 1500")
 	}
-}
-
-// ifaceNameProblem returns why name cannot be a Linux interface name, or "".
-func ifaceNameProblem(name string) string {
-	switch {
-	case name == "":
-		return "is empty"
-	case len(name) > 15:
-		return fmt.Sprintf("is %d characters; Linux interface names have at most 15", len(name))
-	case name == "." || name == "..":
-		return "is not an interface name"
-	case strings.ContainsAny(name, "/: \t\n"):
-		return "contains '/', ':' or a space, which interface names cannot"
-	}
-	return ""
 }
 
 // checkConfigPools: named pools exist (a warning: pools may be created after their config) and match the

@@ -13,112 +13,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spiderv2beta1 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // MaxNetworks bounds the entries of one network annotation.
-const MaxNetworks = 64
+const MaxNetworks = podnet.MaxNetworks
 
 // NetworkSelection is one network a pod asks Multus for.
-type NetworkSelection struct {
-	Namespace string
-	Name      string
-	// Interface is the pod interface name asked for ("name@net1"), or "".
-	Interface string
-}
+type NetworkSelection = podnet.Selection
 
-// String is "namespace/name".
-func (n NetworkSelection) String() string { return n.Namespace + "/" + n.Name }
-
-// ParseNetworks reads a Multus network annotation the way Multus does: a JSON list of
-// {"name","namespace","interface"} objects, or a comma-separated list of "[namespace/]name[@interface]".
-// Entries without a namespace get defaultNamespace (the pod's namespace for k8s.v1.cni.cncf.io/networks,
-// the Multus namespace for v1.multus-cni.io/default-network).
+// ParseNetworks reads a Multus network annotation the way Multus does (podnet.ParseNetworks, which the
+// scheduler and underlink-agent read pods with too).
 func ParseNetworks(value, defaultNamespace string) ([]NetworkSelection, error) {
-	v := strings.TrimSpace(value)
-	if v == "" {
-		return nil, fmt.Errorf("is empty")
-	}
-	var out []NetworkSelection
-	if strings.HasPrefix(v, "[") {
-		var elems []struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-			Interface string `json:"interface"`
-		}
-		if err := json.Unmarshal([]byte(v), &elems); err != nil {
-			return nil, fmt.Errorf("is not a JSON list of {\"name\",\"namespace\",\"interface\"}: %w", err)
-		}
-		if len(elems) > MaxNetworks {
-			return nil, fmt.Errorf("lists %d networks, more than %d", len(elems), MaxNetworks)
-		}
-		for i, e := range elems {
-			n := NetworkSelection{Namespace: e.Namespace, Name: e.Name, Interface: e.Interface}
-			if n.Namespace == "" {
-				n.Namespace = defaultNamespace
-			}
-			if err := validSelection(n); err != nil {
-				return nil, fmt.Errorf("entry %d: %w", i, err)
-			}
-			out = append(out, n)
-		}
-		return out, nil
-	}
-	items := strings.Split(v, ",")
-	if len(items) > MaxNetworks {
-		return nil, fmt.Errorf("lists %d networks, more than %d", len(items), MaxNetworks)
-	}
-	for _, item := range items {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			return nil, fmt.Errorf("has an empty entry (stray comma)")
-		}
-		n := NetworkSelection{Namespace: defaultNamespace}
-		rest := item
-		if name, iface, ok := strings.Cut(rest, "@"); ok {
-			rest, n.Interface = name, iface
-			if n.Interface == "" || strings.Contains(n.Interface, "@") {
-				return nil, fmt.Errorf("%q: write name@interface with one interface name", item)
-			}
-		}
-		switch parts := strings.Split(rest, "/"); len(parts) {
-		case 1:
-			n.Name = parts[0]
-		case 2:
-			if parts[0] == "" {
-				return nil, fmt.Errorf("%q: the namespace before '/' is empty", item)
-			}
-			n.Namespace, n.Name = parts[0], parts[1]
-		default:
-			return nil, fmt.Errorf("%q: write namespace/name", item)
-		}
-		if err := validSelection(n); err != nil {
-			return nil, fmt.Errorf("%q: %w", item, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func validSelection(n NetworkSelection) error {
-	if n.Name == "" {
-		return fmt.Errorf("names no network")
-	}
-	if errs := validation.IsDNS1123Subdomain(n.Name); len(errs) > 0 {
-		return fmt.Errorf("network name %q is not a valid object name: %s", n.Name, errs[0])
-	}
-	if errs := validation.IsDNS1123Label(n.Namespace); n.Namespace != "" && len(errs) > 0 {
-		return fmt.Errorf("namespace %q is not a valid namespace name: %s", n.Namespace, errs[0])
-	}
-	if n.Interface != "" && ifaceNameProblem(n.Interface) != "" {
-		return fmt.Errorf("interface %q %s", n.Interface, ifaceNameProblem(n.Interface))
-	}
-	return nil
+	return podnet.ParseNetworks(value, defaultNamespace)
 }
 
 // PodTemplate is the pod inside a Pod or a workload.
@@ -319,8 +231,8 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 		if err := decodeAnnotation(c, p, multi, &v, `[{"interface":"eth0","ipv4":["cluster-a"]}]`); err == nil {
 			seen := map[string]bool{}
 			for _, item := range v {
-				if item.NIC != "" && ifaceNameProblem(item.NIC) != "" {
-					c.deny(RulePodPoolsAllowed, p, multi, fmt.Sprintf("interface %q %s", item.NIC, ifaceNameProblem(item.NIC)), "name the pod interface, e.g. eth0 or net1")
+				if item.NIC != "" && podnet.InterfaceNameProblem(item.NIC) != "" {
+					c.deny(RulePodPoolsAllowed, p, multi, fmt.Sprintf("interface %q %s", item.NIC, podnet.InterfaceNameProblem(item.NIC)), "name the pod interface, e.g. eth0 or net1")
 				}
 				if seen[item.NIC] {
 					c.add(Violation{Rule: RulePodPoolsAllowed, Field: p, Type: field.ErrorTypeDuplicate, Value: multi, Severity: Deny,
@@ -441,9 +353,9 @@ func newLike(v any) any {
 	return &map[string]any{}
 }
 
-func anyNetworkIn(nets []NetworkSelection, names []string) bool {
+func anyNetworkIn(nets []NetworkSelection, multusName []string) bool {
 	for _, n := range nets {
-		if contains(names, n.String()) || contains(names, n.Name) {
+		if podnet.PoolServesNetwork(multusName, n.String()) {
 			return true
 		}
 	}

@@ -29,15 +29,19 @@ func podWorld() *World {
 	byNet := pool("net-bound", "172.110.5.0/24", "172.110.5.254", []string{"172.110.5.1"}, func(p *spiderv2beta1.SpiderIPPool) {
 		p.Spec.MultusName = []string{"kube-system/other-net"}
 	})
+	byBareNet := pool("bare-net-bound", "172.110.7.0/24", "172.110.7.254", []string{"172.110.7.1"}, func(p *spiderv2beta1.SpiderIPPool) {
+		p.Spec.MultusName = []string{"other-net"} // in Multus' namespace
+	})
 	off := pool("off", "172.110.6.0/24", "172.110.6.254", []string{"172.110.6.1"}, func(p *spiderv2beta1.SpiderIPPool) { p.Spec.Disable = ptr(true) })
 	v6 := pool("v6", "fd00:110::/64", "", []string{"fd00:110::10"})
 	return NewWorld(Input{
 		Clusters: []submarinerv1.Cluster{clusterA, clusterB}, LocalCluster: "cluster-a",
-		Pools:         []spiderv2beta1.SpiderIPPool{fixedPool(), restricted, byLabel, byPod, byNet, off, v6},
+		Pools:         []spiderv2beta1.SpiderIPPool{fixedPool(), restricted, byLabel, byPod, byNet, byBareNet, off, v6},
 		MultusConfigs: []spiderv2beta1.SpiderMultusConfig{seedConfig(), config("team", "team-net", []string{"cluster-a"}, "10.243.0.0/18", "172.111.0.0/16")},
 		NADs: []nadv1.NetworkAttachmentDefinition{
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "plain-nad"}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "other-net"}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other-net"}},
 		},
 		Namespaces: []corev1.Namespace{
 			{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
@@ -73,7 +77,7 @@ func TestCheckPod(t *testing.T) {
 		},
 		{
 			name: "a name far from any network lists the existing ones", ns: "default", annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/sriov-net-x"},
-			want: []string{"Deny pod-network-exists " + defNet}, contains: []string{"or name an existing network: default/plain-nad, kube-system/macvlan-conf, kube-system/other-net, team/team-net"},
+			want: []string{"Deny pod-network-exists " + defNet}, contains: []string{"or name an existing network: default/other-net, default/plain-nad, kube-system/macvlan-conf, kube-system/other-net, team/team-net"},
 		},
 		{
 			name: "two default networks", ns: "default", annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf,kube-system/other-net"},
@@ -152,6 +156,15 @@ func TestCheckPod(t *testing.T) {
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/other-net", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["net-bound"]}`},
 		},
 		{
+			name: "a bare multusName is in Multus' namespace, as is a bare default network", ns: "default",
+			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "other-net", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["bare-net-bound"]}`},
+		},
+		{
+			name: "a bare multusName is not the pod namespace's network", ns: "default",
+			annos: map[string]string{nadv1.NetworksAnnotation: "other-net", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["bare-net-bound"]}`},
+			want:  []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"serves networks other-net (spec.multusName)"},
+		},
+		{
 			name: "a disabled pool", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["off"]}`},
 			want: []string{"Warn pod-pools-allowed " + poolAnno},
 		},
@@ -194,27 +207,6 @@ func TestCheckPod(t *testing.T) {
 			spec := &corev1.PodSpec{HostNetwork: tt.host}
 			expectViolations(t, CheckPod(w, tt.ns, meta, spec, nil), tt.want, tt.contains...)
 		})
-	}
-}
-
-func TestParseNetworks(t *testing.T) {
-	got, err := ParseNetworks(" a , ns2/b@net1,c@net2 ", "pods")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []NetworkSelection{{"pods", "a", ""}, {"ns2", "b", "net1"}, {"pods", "c", "net2"}}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("entry %d: got %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	for _, bad := range []string{"", "a@", "a@b@c", "/a", "a/", "[1]", strings.Repeat("a,", MaxNetworks+1) + "a"} {
-		if _, err := ParseNetworks(bad, "pods"); err == nil {
-			t.Errorf("ParseNetworks(%q) accepted", bad)
-		}
 	}
 }
 

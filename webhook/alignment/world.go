@@ -12,10 +12,11 @@ import (
 	spiderv2beta1 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // DefaultMultusNamespace is where Multus resolves a default-network annotation without a namespace.
-const DefaultMultusNamespace = "kube-system"
+const DefaultMultusNamespace = podnet.MultusNamespace
 
 // Input is what a caller read from the cluster or from files; NewWorld turns it into a World.
 type Input struct {

@@ -79,9 +79,10 @@ func TestConfIsTheDefaultNetworksPools(t *testing.T) {
 	}{
 		{"the seed's config", boundPod(nil), seedConfig(nil), true, []string{"cluster-a"}},
 		{"config without pools: the default pools", boundPod(nil), seedConfig(func(c *spv2.SpiderMultusConfig) { c.Spec.MacvlanConfig.SpiderpoolConfigPools = nil }), true, nil},
-		{"name in the pod's namespace", boundPod(func(p *corev1.Pod) {
+		// Multus reads a default network without a namespace in its own namespace, whatever the pod's.
+		{"bare name, pod elsewhere: Multus' namespace", boundPod(func(p *corev1.Pod) {
 			p.Annotations[nadv1.DefaultNetworkAnnotation] = "macvlan-conf"
-			p.Namespace = "kube-system"
+			p.Namespace = "team-a"
 		}), seedConfig(nil), true, []string{"cluster-a"}},
 		{"no annotation: the cluster's primary CNI", boundPod(func(p *corev1.Pod) { p.Annotations = nil }), seedConfig(nil), false, nil},
 		{"a network that does not exist", boundPod(func(p *corev1.Pod) { p.Annotations[nadv1.DefaultNetworkAnnotation] = "kube-system/macvlan-confg" }), seedConfig(nil), false, nil},

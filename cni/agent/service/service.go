@@ -457,14 +457,18 @@ func (s *Service) subjectOf(ctx context.Context, pod *corev1.Pod, h ipam.Holder)
 	if err := s.get(ctx, types.NamespacedName{Name: s.NodeName}, &node); err != nil {
 		return ipam.Subject{}, tryAgain(fmt.Sprintf("read node %s", s.NodeName), err)
 	}
-	return ipam.Subject{
+	subject := ipam.Subject{
 		Holder:          h,
 		PodLabels:       pod.Labels,
 		PodAnnotations:  pod.Annotations,
 		NamespaceLabels: ns.Labels,
 		NodeName:        s.NodeName,
 		NodeLabels:      node.Labels,
-	}, nil
+	}
+	if att, ok := podnet.NetworkOn(pod, h.NIC); ok {
+		subject.Network = att.Key()
+	}
+	return subject, nil
 }
 
 // get reads from the cache, then from the apiserver when the cache does not have the object yet.

@@ -19,6 +19,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // Pool is one SpiderIPPool as placement sees it. It is computed once per version of the object and never
@@ -84,7 +85,10 @@ func NewPool(p *spv2.SpiderIPPool) *Pool {
 		pl.namespaces = sets.New(p.Spec.NamespaceName...)
 	}
 	if len(p.Spec.MultusName) > 0 {
-		pl.multusNames = sets.New(p.Spec.MultusName...)
+		pl.multusNames = sets.New[string]()
+		for _, e := range p.Spec.MultusName {
+			pl.multusNames.Insert(podnet.MultusNameKey(e)) // a bare name is in Multus' namespace
+		}
 	}
 	return pl
 }

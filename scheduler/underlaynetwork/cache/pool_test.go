@@ -168,6 +168,8 @@ func TestAdmitsPod(t *testing.T) {
 			s.PodAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}
 		}), pod: pod, because: "admits only pods matching app=db (spec.podAffinity)"},
 		{name: "multus name", pool: mk(func(s *spv2.IPPoolSpec) { s.MultusName = []string{"kube-system/other"} }), pod: pod, because: "(spec.multusName)"},
+		{name: "multus name listed", pool: mk(func(s *spv2.IPPoolSpec) { s.MultusName = []string{"kube-system/macvlan-conf"} }), pod: pod, ok: true},
+		{name: "bare multus name is in Multus' namespace", pool: mk(func(s *spv2.IPPoolSpec) { s.MultusName = []string{"macvlan-conf"} }), pod: pod, ok: true},
 		{name: "namespace affinity matches", pool: mk(func(s *spv2.IPPoolSpec) {
 			s.NamespaceAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "prod"}}
 		}), pod: pod, ok: true},
