@@ -10,7 +10,6 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/test"
-	"sigs.k8s.io/yaml"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -42,14 +41,8 @@ func holder(name string, uid string) Holder {
 // seedPool reads a SpiderIPPool of the user's scenario from test/testdata/seed.
 func seedPool(t *testing.T, file string) *spv2.SpiderIPPool {
 	t.Helper()
-	raw, err := test.SeedManifest(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var p spv2.SpiderIPPool
-	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
+	test.DecodeSeed(t, file, &p)
 	return &p
 }
 

@@ -7,7 +7,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
@@ -157,14 +156,8 @@ func TestPoolAnnotations(t *testing.T) {
 
 func seedMultusConfig(t *testing.T) *spv2.SpiderMultusConfig {
 	t.Helper()
-	raw, err := test.SeedManifest("cluster-a-multusconfig.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	smc := &spv2.SpiderMultusConfig{}
-	if err := yaml.UnmarshalStrict(raw, smc); err != nil {
-		t.Fatal(err)
-	}
+	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", smc)
 	return smc
 }
 

@@ -13,7 +13,6 @@ import (
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
-	"sigs.k8s.io/yaml"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
@@ -110,13 +109,7 @@ func (w *world) seed() (*spv2.SpiderIPPool, *spv2.SpiderMultusConfig) {
 	pool := &spv2.SpiderIPPool{}
 	smc := &spv2.SpiderMultusConfig{}
 	for name, into := range map[string]any{"cluster-a-ippool.yaml": pool, "cluster-a-multusconfig.yaml": smc} {
-		raw, err := test.SeedManifest(name)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		if err := yaml.UnmarshalStrict(raw, into); err != nil {
-			w.t.Fatal(err)
-		}
+		test.DecodeSeed(w.t, name, into)
 	}
 	return w.pool(pool), w.multusConfig(smc)
 }

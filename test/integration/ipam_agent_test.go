@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/ipam/protocol"
@@ -30,14 +29,8 @@ import (
 
 func applySeed(t *testing.T, c *ipamCluster, file string) {
 	t.Helper()
-	raw, err := test.SeedManifest(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var obj map[string]any
-	if err := yaml.Unmarshal(raw, &obj); err != nil {
-		t.Fatal(err)
-	}
+	test.DecodeSeed(t, file, &obj)
 	if err := c.Env.Client.Create(context.Background(), &unstructured.Unstructured{Object: obj}); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}

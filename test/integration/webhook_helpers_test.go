@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/underlink/underlink/api/scheme"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
@@ -63,15 +62,8 @@ func warningClient(t *testing.T, cfg *rest.Config) (client.Client, *warningRecor
 // seedObject decodes the first document of a seed manifest, unchanged, as unstructured.
 func seedObject(t *testing.T, name string) *unstructured.Unstructured {
 	t.Helper()
-	raw, err := test.SeedManifest(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, _, _ := strings.Cut(string(raw), "\n---\n")
 	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatal(err)
-	}
+	test.DecodeSeed(t, name, &u.Object)
 	return u
 }
 

@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	"sigs.k8s.io/yaml"
 
 	"github.com/underlink/underlink/api/scheme"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
@@ -44,34 +43,9 @@ func seedClusters() []client.Object {
 	}
 }
 
-// seed decodes a seed manifest (the first document) into obj.
-func seed(t testing.TB, name string, obj any) {
-	t.Helper()
-	raw, err := test.SeedManifest(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if doc, _, found := cutDocument(raw); found {
-		raw = doc
-	}
-	if err := yaml.Unmarshal(raw, obj); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func cutDocument(raw []byte) ([]byte, []byte, bool) {
-	s := string(raw)
-	for i := 0; i+4 <= len(s); i++ {
-		if (i == 0 || s[i-1] == '\n') && s[i:i+4] == "---\n" {
-			return []byte(s[:i]), []byte(s[i+4:]), true
-		}
-	}
-	return raw, nil, false
-}
-
 func seedPool(t testing.TB) *spv2.SpiderIPPool {
 	p := &spv2.SpiderIPPool{}
-	seed(t, "cluster-a-ippool.yaml", p)
+	test.DecodeSeed(t, "cluster-a-ippool.yaml", p)
 	return p
 }
 
@@ -84,7 +58,7 @@ func fixedPool(t testing.TB) *spv2.SpiderIPPool {
 
 func seedConfig(t testing.TB) *spv2.SpiderMultusConfig {
 	c := &spv2.SpiderMultusConfig{}
-	seed(t, "cluster-a-multusconfig.yaml", c)
+	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", c)
 	return c
 }
 

@@ -17,13 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/webhook/alignment"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 
 func seedDeployment(t testing.TB) *appsv1.Deployment {
 	d := &appsv1.Deployment{}
-	seed(t, "deployment-and-service.yaml", d)
+	test.DecodeSeed(t, "deployment-and-service.yaml", d)
 	d.Namespace = "default"
 	return d
 }

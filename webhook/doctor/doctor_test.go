@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/yaml"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	"github.com/underlink/underlink/api/scheme"
@@ -32,15 +31,8 @@ func cluster(id, pods, services string) *submarinerv1.Cluster {
 func seedObjects(t *testing.T) (*spv2.SpiderIPPool, *spv2.SpiderMultusConfig) {
 	pool := &spv2.SpiderIPPool{}
 	smc := &spv2.SpiderMultusConfig{}
-	for name, obj := range map[string]any{"cluster-a-ippool.yaml": pool, "cluster-a-multusconfig.yaml": smc} {
-		raw, err := test.SeedManifest(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := yaml.Unmarshal(raw, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
+	test.DecodeSeed(t, "cluster-a-ippool.yaml", pool)
+	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", smc)
 	gw := "172.110.1.254"
 	pool.Spec.Gateway = &gw
 	smc.UID = "smc-uid"

@@ -8,7 +8,6 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/test"
@@ -16,14 +15,8 @@ import (
 
 func seedConfig(t *testing.T) *spv2.SpiderMultusConfig {
 	t.Helper()
-	raw, err := test.SeedManifest("cluster-a-multusconfig.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	smc := &spv2.SpiderMultusConfig{}
-	if err := yaml.UnmarshalStrict(raw, smc); err != nil {
-		t.Fatal(err)
-	}
+	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", smc)
 	return smc
 }
 

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/underlink/underlink/test"
 )
@@ -62,14 +61,8 @@ func TestDesiredMissingNICIsDown(t *testing.T) {
 }
 
 func TestMastersOfSeedAndDefault(t *testing.T) {
-	raw, err := test.SeedManifest("cluster-a-multusconfig.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var seed spv2.SpiderMultusConfig
-	if err := yaml.Unmarshal(raw, &seed); err != nil {
-		t.Fatal(err)
-	}
+	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", &seed)
 	other := spv2.SpiderMultusConfig{Spec: spv2.MultusCNIConfigSpec{MacvlanConfig: &spv2.SpiderMacvlanCniConfig{Master: []string{"ens256", "ens224"}}}}
 	for _, tc := range []struct {
 		configs []spv2.SpiderMultusConfig

@@ -8,7 +8,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/test"
@@ -18,14 +17,8 @@ func ptr[T any](v T) *T { return &v }
 
 func seedPool(t *testing.T) *spv2.SpiderIPPool {
 	t.Helper()
-	raw, err := test.SeedManifest("cluster-a-ippool.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &spv2.SpiderIPPool{}
-	if err := yaml.UnmarshalStrict(raw, p); err != nil {
-		t.Fatal(err)
-	}
+	test.DecodeSeed(t, "cluster-a-ippool.yaml", p)
 	p.ResourceVersion = "10"
 	return p
 }

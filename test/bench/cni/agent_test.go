@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
@@ -73,13 +72,7 @@ func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbe
 	var pool spv2.SpiderIPPool
 	var smc spv2.SpiderMultusConfig
 	for name, obj := range map[string]any{"cluster-a-ippool.yaml": &pool, "cluster-a-multusconfig.yaml": &smc} {
-		raw, err := test.SeedManifest(name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
-			b.Fatalf("%s: %v", name, err)
-		}
+		test.DecodeSeed(b, name, obj)
 	}
 	for _, obj := range []client.Object{&pool, &smc, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Spec.Name}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNamespace}}} {
 		if err := env.Client.Create(ctx, obj); err != nil {
