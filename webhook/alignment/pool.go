@@ -13,6 +13,7 @@ import (
 
 	spiderv2beta1 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // MaxListEntries bounds spec.ips, spec.excludeIPs, spec.routes and hijackCIDR as the CRD does, so an
@@ -65,6 +66,7 @@ func CheckPool(w *World, pool, old *spiderv2beta1.SpiderIPPool) []Violation {
 		checkPoolUpdate(c, pool, old, f)
 	}
 	checkPoolCapacity(c, pool, old, f)
+	checkPoolNetworks(c, w, &pool.Spec)
 	if f.subnet.IsValid() {
 		checkPoolOverlaps(c, w, pool, f)
 		checkPoolAlignment(c, w, pool, f)
@@ -175,6 +177,40 @@ func checkSelectors(c *collector, s *spiderv2beta1.IPPoolSpec) {
 		if len(errs) == 0 && sel.name == "podAffinity" && len(sel.ls.MatchLabels)+len(sel.ls.MatchExpressions) == 0 {
 			c.deny(RulePoolAffinityValid, p, "{}", "an empty podAffinity selects every pod", "give it matchLabels or matchExpressions, or remove it")
 		}
+	}
+}
+
+// checkPoolNetworks: each spec.multusName entry names a network as Multus does ("namespace/name", or a
+// bare name in Multus' namespace). One that names no SpiderMultusConfig or NetworkAttachmentDefinition is
+// a warning, not a denial (the network may be created next): until it exists the pool serves no pod on
+// it, which is how a typo there would otherwise fail, silently, at the pod's ADD.
+func checkPoolNetworks(c *collector, w *World, s *spiderv2beta1.IPPoolSpec) {
+	p := specPath.Child("multusName")
+	if len(s.MultusName) > MaxListEntries {
+		c.add(Violation{Rule: RulePoolAffinityValid, Field: p, Type: field.ErrorTypeTooMany, Value: len(s.MultusName), Severity: Deny,
+			Message: fmt.Sprintf("lists %d networks, more than %d", len(s.MultusName), MaxListEntries), Fix: "list the few networks the pool serves"})
+		return
+	}
+	for i, e := range s.MultusName {
+		sels, err := podnet.ParseNetworks(e, podnet.MultusNamespace)
+		if err != nil || len(sels) != 1 || sels[0].Interface != "" {
+			why := "is not one network name"
+			if err != nil {
+				why = err.Error()
+			}
+			c.deny(RulePoolAffinityValid, p.Index(i), e, why, "write namespace/name of a SpiderMultusConfig, or its name alone for one in "+podnet.MultusNamespace)
+			continue
+		}
+		n := sels[0]
+		if w == nil || w.HasNetwork(n.Namespace, n.Name) {
+			continue
+		}
+		fix := fmt.Sprintf("create SpiderMultusConfig %s, or name an existing network", n)
+		if near := nearest(n.String(), w.networkNames()); near != "" {
+			fix = "did you mean " + near + "?"
+		}
+		c.add(Violation{Rule: RulePoolAffinityValid, Field: p.Index(i), Type: field.ErrorTypeNotFound, Value: e, Object: ObjectRef("SpiderMultusConfig", n.Namespace, n.Name),
+			Severity: Warn, Message: fmt.Sprintf("network %s does not exist, so the pool serves no pod until it does", n), Fix: fix})
 	}
 }
 

@@ -173,6 +173,16 @@ func TestCheckPool(t *testing.T) {
 			contains: []string{"an empty podAffinity selects every pod", `spec.namespaceAffinity: Invalid value: "Near": matchExpressions[0].operator: not a valid selector operator`},
 		},
 		{
+			// spec.multusName: a bare name is in kube-system; a name that exists nowhere warns with the nearest one.
+			name: "multusName: existing networks, a typo and a malformed entry", world: inLocal(),
+			pool: pool("cluster-a", "172.110.1.0/24", "172.110.1.254", []string{"172.110.1.1-172.110.1.200"}, func(p *spiderv2beta1.SpiderIPPool) {
+				p.Spec.MultusName = []string{"kube-system/macvlan-conf", "macvlan-conf", "kube-system/macvlan-confg", "a/b/c"}
+			}),
+			want: []string{"Warn pool-affinity-valid spec.multusName[2]", "Deny pool-affinity-valid spec.multusName[3]"},
+			contains: []string{`spec.multusName[2]: Not found: "kube-system/macvlan-confg": network kube-system/macvlan-confg does not exist, so the pool serves no pod until it does; did you mean kube-system/macvlan-conf?`,
+				`spec.multusName[3]: Invalid value: "a/b/c": "a/b/c": write namespace/name`},
+		},
+		{
 			name:  "same subnet: excluded addresses do not count as shared",
 			world: inLocal(pool("other", "172.110.1.0/24", "", []string{"172.110.1.150-172.110.1.210"}, func(p *spiderv2beta1.SpiderIPPool) { p.Spec.ExcludeIPs = []string{"172.110.1.150-172.110.1.200"} })),
 			pool:  fixedPool(),

@@ -20,7 +20,8 @@ const (
 	RulePoolGatewayNotAllocatable = "pool-gateway-not-allocatable"
 	// RulePoolRoutesValid: spec.routes have CIDR destinations and next hops inside the subnet.
 	RulePoolRoutesValid = "pool-routes-valid"
-	// RulePoolAffinityValid: spec.podAffinity, namespaceAffinity and nodeAffinity are valid label selectors.
+	// RulePoolAffinityValid: spec.podAffinity, namespaceAffinity and nodeAffinity are valid label selectors,
+	// and spec.multusName names networks that exist (a warning when one does not).
 	RulePoolAffinityValid = "pool-affinity-valid"
 	// RulePoolNoOverlap: the pool's subnet and addresses overlap no other pool's.
 	RulePoolNoOverlap = "pool-no-overlap"
