@@ -99,6 +99,7 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 		multusNS = w.MultusNamespace
 	}
 	var nets []NetworkSelection
+	onNIC := map[string]string{} // pod interface → the network attached there, as Multus numbers them
 	if v, ok := meta.Annotations[nadv1.DefaultNetworkAnnotation]; ok {
 		p := annos.Key(nadv1.DefaultNetworkAnnotation)
 		sel, err := ParseNetworks(v, multusNS)
@@ -110,6 +111,7 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 				"keep one network here and list extra ones in "+nadv1.NetworksAnnotation)
 		default:
 			nets = append(nets, sel...)
+			onNIC[podnet.DefaultInterface] = sel[0].String()
 			checkNetworkExists(c, w, p, v, sel[0])
 		}
 	}
@@ -119,15 +121,20 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 		if err != nil {
 			c.deny(RulePodNetworkExists, p, v, "network annotation "+err.Error(), "write namespace/name[@interface], comma-separated, or a JSON list of {\"name\",\"namespace\",\"interface\"}")
 		}
-		for _, n := range sel {
+		for i, n := range sel {
 			nets = append(nets, n)
+			if nic := n.Interface; nic != "" {
+				onNIC[nic] = n.String()
+			} else {
+				onNIC[fmt.Sprintf("net%d", i+1)] = n.String()
+			}
 			checkNetworkExists(c, w, p, v, n)
 		}
 	}
 	if spec != nil && spec.HostNetwork && len(nets) > 0 {
 		c.warn(RulePodNetworkExists, annos, nil, "Multus ignores network annotations of hostNetwork pods", "remove hostNetwork: true or the network annotations")
 	}
-	checkPodPools(c, w, ns, meta, annos, nets)
+	checkPodPools(c, w, ns, meta, annos, nets, onNIC)
 	return c.vs
 }
 
@@ -207,11 +214,13 @@ type poolChoice struct {
 	family int
 	path   *field.Path
 	raw    string
+	// nic is the pod interface an ipam.spidernet.io/ippools item names, or "" (any interface).
+	nic string
 }
 
 // checkPodPools: the pools a pod's ipam.spidernet.io/ippool(s) annotations name exist, match their
 // family and admit the pod's namespace, labels and networks.
-func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, annos *field.Path, nets []NetworkSelection) {
+func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, annos *field.Path, nets []NetworkSelection, onNIC map[string]string) {
 	var choices []poolChoice
 	single, hasSingle := meta.Annotations[spiderv2beta1.AnnoPodIPPool]
 	multi, hasMulti := meta.Annotations[spiderv2beta1.AnnoPodIPPools]
@@ -222,7 +231,7 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 			if hasMulti {
 				c.warn(RulePodPoolsAllowed, p, single, "ignored: "+spiderv2beta1.AnnoPodIPPools+" takes precedence", "keep one of the two annotations")
 			}
-			choices = append(choices, poolsOf(p, single, v.IPv4Pools, v.IPv6Pools)...)
+			choices = append(choices, poolsOf(p, single, "", v.IPv4Pools, v.IPv6Pools)...)
 		}
 	}
 	if hasMulti {
@@ -239,7 +248,7 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 						Message: fmt.Sprintf("interface %q is listed twice", item.NIC), Fix: "list each interface once"})
 				}
 				seen[item.NIC] = true
-				choices = append(choices, poolsOf(p, multi, item.IPv4Pools, item.IPv6Pools)...)
+				choices = append(choices, poolsOf(p, multi, item.NIC, item.IPv4Pools, item.IPv6Pools)...)
 			}
 		}
 	}
@@ -304,7 +313,12 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 					Fix:     "label the pod to match, or use another pool"})
 			}
 		}
-		if len(pool.Spec.MultusName) > 0 && len(nets) > 0 && !anyNetworkIn(nets, pool.Spec.MultusName) {
+		if net, ok := onNIC[ch.nic]; ok && ch.nic != "" && !podnet.PoolServesNetwork(pool.Spec.MultusName, net) {
+			// The item names its interface: the pool must serve the network attached there.
+			c.add(Violation{Rule: RulePodPoolsAllowed, Field: ch.path, Type: field.ErrorTypeForbidden, Value: ch.raw, Object: ref, Severity: Deny,
+				Message: fmt.Sprintf("SpiderIPPool %s serves networks %s (spec.multusName), not %s, which the pod attaches on %s", ch.name, strings.Join(pool.Spec.MultusName, ", "), net, ch.nic),
+				Fix:     fmt.Sprintf("name a pool of network %s for %s, or add %s to the pool's spec.multusName", net, ch.nic, net)})
+		} else if len(pool.Spec.MultusName) > 0 && len(nets) > 0 && !anyNetworkIn(nets, pool.Spec.MultusName) {
 			c.add(Violation{Rule: RulePodPoolsAllowed, Field: ch.path, Type: field.ErrorTypeForbidden, Value: ch.raw, Object: ref, Severity: Deny,
 				Message: fmt.Sprintf("SpiderIPPool %s serves networks %s (spec.multusName), none of which the pod uses", ch.name, strings.Join(pool.Spec.MultusName, ", ")),
 				Fix:     "attach the pod to one of those networks, or use another pool"})
@@ -316,13 +330,13 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 	}
 }
 
-func poolsOf(p *field.Path, raw string, v4, v6 []string) []poolChoice {
+func poolsOf(p *field.Path, raw, nic string, v4, v6 []string) []poolChoice {
 	var out []poolChoice
 	for _, n := range v4 {
-		out = append(out, poolChoice{name: n, family: 4, path: p, raw: raw})
+		out = append(out, poolChoice{name: n, family: 4, path: p, raw: raw, nic: nic})
 	}
 	for _, n := range v6 {
-		out = append(out, poolChoice{name: n, family: 6, path: p, raw: raw})
+		out = append(out, poolChoice{name: n, family: 6, path: p, raw: raw, nic: nic})
 	}
 	return out
 }

@@ -156,6 +156,18 @@ func TestCheckPod(t *testing.T) {
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/other-net", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["net-bound"]}`},
 		},
 		{
+			name: "an ippools item's pool must serve the network on its interface", ns: "default",
+			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/other-net",
+				spiderv2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["net-bound"]}]`},
+			want:     []string{"Deny pod-pools-allowed " + poolsAn},
+			contains: []string{"SpiderIPPool net-bound serves networks kube-system/other-net (spec.multusName), not kube-system/macvlan-conf, which the pod attaches on eth0"},
+		},
+		{
+			name: "an ippools item on the interface of the pool's network", ns: "default",
+			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/other-net",
+				spiderv2beta1.AnnoPodIPPools: `[{"interface":"net1","ipv4":["net-bound"]}]`},
+		},
+		{
 			name: "a bare multusName is in Multus' namespace, as is a bare default network", ns: "default",
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "other-net", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["bare-net-bound"]}`},
 		},
