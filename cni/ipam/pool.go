@@ -148,6 +148,16 @@ func parseStatus(p *spv2.SpiderIPPool, family int) (spv2.PoolIPAllocations, erro
 // Total is the number of allocatable addresses (status.totalIPCount).
 func (p *Pool) Total() int64 { return p.total }
 
+// Clone returns a copy of p that can be changed without changing p: what Load of p's pool with
+// p.Status() would return, without parsing anything again. The search for a free address starts over
+// from the lowest, as after Load.
+func (p *Pool) Clone() *Pool {
+	c := *p
+	c.allocs = p.Allocations()
+	c.cursor = netip.Addr{}
+	return &c
+}
+
 // Allocated is the number of allocations (status.allocatedIPCount), including any that lie outside the
 // allocatable addresses after the pool was shrunk.
 func (p *Pool) Allocated() int64 { return int64(len(p.allocs)) }

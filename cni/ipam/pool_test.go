@@ -2,7 +2,9 @@ package ipam
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -393,5 +395,47 @@ func TestAdoptOnlyRecordsTheSandboxOnAPreallocation(t *testing.T) {
 	}
 	if p.Adopt(Holder{Namespace: "d", Name: "a", UID: "uid-a", NIC: "eth0"}) {
 		t.Error("Adopt without a container ID changed something")
+	}
+}
+
+// Clone stands in for Load of the status the pool would write, so a writer can keep changing the pool it
+// last wrote without parsing its status again: after any sequence of changes, the clone equals that
+// reload, and changing the clone leaves the original alone.
+func TestCloneIsTheReloadedPool(t *testing.T) {
+	spec := pool("p", "10.0.0.0/24", []string{"10.0.0.2-10.0.0.60"}, withGateway("10.0.0.1"), withExclude("10.0.0.7"),
+		withStatus(`{"10.0.0.200":{"interface":"eth0","pod":"d/outside","podUid":"uo"}}`)) // shrunk pool
+	p := mustLoad(t, spec)
+	for i := range 40 {
+		h := holder(fmt.Sprintf("p%d", i), fmt.Sprintf("u%d", i))
+		if i%7 == 3 {
+			h.ContainerID = "" // a pre-allocation
+		}
+		if _, _, err := p.Allocate(h); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 4 {
+			p.Release(holder(fmt.Sprintf("p%d", i-2), fmt.Sprintf("u%d", i-2)))
+		}
+		if i%7 == 3 {
+			p.Adopt(holder(fmt.Sprintf("p%d", i), fmt.Sprintf("u%d", i)))
+		}
+		st, err := p.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := spec.DeepCopy()
+		written.Status = st
+		if got, want := p.Clone(), mustLoad(t, written); !reflect.DeepEqual(got, want) {
+			t.Fatalf("after change %d: clone\n%+v\nreload\n%+v", i, got, want)
+		}
+	}
+	c := p.Clone()
+	before := p.Allocations()
+	if _, _, err := c.Allocate(holder("late", "ul")); err != nil {
+		t.Fatal(err)
+	}
+	c.Release(holder("p0", "u0"))
+	if !reflect.DeepEqual(p.Allocations(), before) {
+		t.Error("changing the clone changed the original")
 	}
 }

@@ -189,7 +189,7 @@ type writer struct {
 	log   logr.Logger
 
 	mu sync.Mutex
-	// snap is last parsed for Snapshot, at snapRV.
+	// snap is the pool parsed at snapRV, by Snapshot or as the writer's last write; shared, never changed.
 	snap   *ipam.Pool
 	snapRV string
 }
@@ -266,7 +266,7 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 			fresh = err == nil
 			continue
 		}
-		pool, lerr := ipam.Load(base)
+		pool, lerr := w.parse(base)
 		if lerr != nil {
 			if !fresh {
 				// Refuse only what the apiserver holds now, not a stale copy.
@@ -302,6 +302,11 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 		switch {
 		case uerr == nil:
 			w.s.pools.Observe(obj)
+			// pool is obj parsed: keep it for Snapshot and the next commit, which then parse nothing
+			// while this agent is the pool's only writer. It is not changed after this.
+			w.mu.Lock()
+			w.snap, w.snapRV = pool, obj.ResourceVersion
+			w.mu.Unlock()
 			w.s.metrics.BatchSize.Observe(float64(len(batch)))
 			reply(batch, results)
 			return
@@ -322,6 +327,18 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 		base, err = w.liveGet(ctx)
 		fresh = err == nil
 	}
+}
+
+// parse returns base parsed, for a commit to change: a copy of the writer's last parse when that is of
+// base's resourceVersion (most often the writer's own last write), else a parse of base.
+func (w *writer) parse(base *spv2.SpiderIPPool) (*ipam.Pool, error) {
+	w.mu.Lock()
+	snap, rv := w.snap, w.snapRV
+	w.mu.Unlock()
+	if snap != nil && rv != "" && rv == base.ResourceVersion {
+		return snap.Clone(), nil
+	}
+	return ipam.Load(base)
 }
 
 func dropGone(batch []*pending) []*pending {
