@@ -45,9 +45,11 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 
 	var prefix, nodesDir string
 	t.Run("scenario", func(t *testing.T) {
+		// The test's temporary directory first: cleanups run last-registered first, so its removal then
+		// waits for the bed's teardown, which stops the kubelets and containerds still writing there.
+		nodesDir = filepath.Join(t.TempDir(), "nodes")
 		bed := netbed.New(t)
 		prefix = bed.Prefix()
-		nodesDir = filepath.Join(t.TempDir(), "nodes")
 		start := time.Now()
 		env, err := e2e.Up(ctx, bed, cp, e2e.UpOptions{Dir: nodesDir, Out: testWriter{t}, KeepLogs: t.Failed})
 		if err != nil {

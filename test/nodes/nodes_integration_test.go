@@ -73,9 +73,11 @@ func TestNodesRunPods(t *testing.T) {
 	var prefix string
 	var cgroupRoots []string
 	t.Run("bed", func(t *testing.T) {
+		// The test's temporary directory first: cleanups run last-registered first, so its removal then
+		// waits for the bed's teardown, which stops the kubelets and containerds still writing there.
+		binDir := t.TempDir()
 		bed := netbed.New(t)
 		prefix = bed.Prefix()
-		binDir := t.TempDir()
 		standin, err := multus.Build(binDir)
 		if err != nil {
 			t.Fatal(err)
