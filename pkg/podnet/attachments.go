@@ -69,10 +69,7 @@ func Attachments(pod *v1.Pod, defaultNetwork string) ([]Attachment, error) {
 	}
 	seen := map[string]bool{DefaultInterface: len(out) > 0}
 	for i, s := range sels {
-		if s.Interface == "" {
-			// Multus numbers unnamed secondary interfaces by their position in the list.
-			s.Interface = fmt.Sprintf("net%d", i+1)
-		}
+		s.Interface = SecondaryInterface(i, s)
 		if seen[s.Interface] {
 			return nil, fmt.Errorf("annotation %s=%q: interface %s is used twice", nadv1.NetworksAnnotation, v, s.Interface)
 		}
@@ -80,6 +77,15 @@ func Attachments(pod *v1.Pod, defaultNetwork string) ([]Attachment, error) {
 		out = append(out, Attachment{Namespace: s.Namespace, Name: s.Name, Interface: s.Interface, Source: nadv1.NetworksAnnotation})
 	}
 	return out, nil
+}
+
+// SecondaryInterface is the pod interface of entry i (from 0) of k8s.v1.cni.cncf.io/networks: the one it
+// names, else Multus' net1, net2, ... by position in the list.
+func SecondaryInterface(i int, s Selection) string {
+	if s.Interface != "" {
+		return s.Interface
+	}
+	return fmt.Sprintf("net%d", i+1)
 }
 
 // NetworkOn returns the attachment of pod on interface ifname (see Attachments), and false when the

@@ -123,11 +123,7 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 		}
 		for i, n := range sel {
 			nets = append(nets, n)
-			if nic := n.Interface; nic != "" {
-				onNIC[nic] = n.String()
-			} else {
-				onNIC[fmt.Sprintf("net%d", i+1)] = n.String()
-			}
+			onNIC[podnet.SecondaryInterface(i, n)] = n.String()
 			checkNetworkExists(c, w, p, v, n)
 		}
 	}
@@ -313,7 +309,7 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 					Fix:     "label the pod to match, or use another pool"})
 			}
 		}
-		if net, ok := onNIC[ch.nic]; ok && ch.nic != "" && !podnet.PoolServesNetwork(pool.Spec.MultusName, net) {
+		if net, ok := onNIC[ch.nic]; ok && !podnet.PoolServesNetwork(pool.Spec.MultusName, net) {
 			// The item names its interface: the pool must serve the network attached there.
 			c.add(Violation{Rule: RulePodPoolsAllowed, Field: ch.path, Type: field.ErrorTypeForbidden, Value: ch.raw, Object: ref, Severity: Deny,
 				Message: fmt.Sprintf("SpiderIPPool %s serves networks %s (spec.multusName), not %s, which the pod attaches on %s", ch.name, strings.Join(pool.Spec.MultusName, ", "), net, ch.nic),
