@@ -159,6 +159,13 @@ func TestChartWebhookConfigurationsAreTheWebhooksContract(t *testing.T) {
 		}
 	}
 	objs := chartObjects(t, renderChart(t))
+	// With the default values (no scheduler name) the chart renders the policy without scheduler logic.
+	wantPolicy, _ := registration.InjectPolicy(registration.Policy{DefaultNetwork: "kube-system/macvlan-conf"})
+	var policy admissionregistrationv1.MutatingAdmissionPolicy
+	chartDecodeStrict(t, chartFind(t, objs, "MutatingAdmissionPolicy", registration.PolicyName), &policy)
+	if !reflect.DeepEqual(policy.Spec, wantPolicy.Spec) {
+		t.Errorf("default injection policy differs from webhook/registration's without a scheduler:\n got %+v\nwant %+v", policy.Spec, wantPolicy.Spec)
+	}
 	var svc corev1.Service
 	chartDecodeStrict(t, chartFind(t, objs, "Service", "underlink-webhook"), &svc)
 	var dep appsv1.Deployment

@@ -35,6 +35,10 @@ const (
 	servicePlaceholder   = "UNDERLINK-SERVICE-PLACEHOLDER"
 	networkPlaceholder   = "UNDERLINK-DEFAULT-NETWORK-PLACEHOLDER"
 	schedulerPlaceholder = "UNDERLINK-SCHEDULER-NAME-PLACEHOLDER"
+	// Lines that become the chart's choice between the two injection policies.
+	schedulerIf   = "UNDERLINK-IF-SCHEDULER-PLACEHOLDER\n"
+	schedulerElse = "UNDERLINK-ELSE-SCHEDULER-PLACEHOLDER\n"
+	schedulerEnd  = "UNDERLINK-END-SCHEDULER-PLACEHOLDER\n"
 )
 
 // Files returns every generated file of the chart, by path relative to the chart directory, from the CRD
@@ -139,16 +143,24 @@ func Webhooks() ([]byte, error) {
 			}
 			objs = append(objs, object{"MutatingWebhookConfiguration", registration.ConfigurationName, true, m})
 		} else {
-			policy, binding := registration.InjectPolicy(registration.Policy{DefaultNetwork: networkPlaceholder, SchedulerName: schedulerPlaceholder})
-			ps, err := yaml.Marshal(map[string]any{"spec": policy.Spec})
-			if err != nil {
-				return nil, err
+			// The policy holds the scheduler logic only when a scheduler is configured (it runs for every
+			// pod of an opted-in namespace), so the chart renders one policy or the other.
+			withScheduler, binding := registration.InjectPolicy(registration.Policy{DefaultNetwork: networkPlaceholder, SchedulerName: schedulerPlaceholder})
+			networkOnly, _ := registration.InjectPolicy(registration.Policy{DefaultNetwork: networkPlaceholder})
+			var specs [2][]byte
+			for i, p := range []*admissionregistrationv1.MutatingAdmissionPolicy{withScheduler, networkOnly} {
+				b, err := yaml.Marshal(map[string]any{"spec": p.Spec})
+				if err != nil {
+					return nil, err
+				}
+				specs[i] = b
 			}
+			ps := append(append(append(append([]byte(schedulerIf), specs[0]...), schedulerElse...), specs[1]...), schedulerEnd...)
 			bs, err := yaml.Marshal(map[string]any{"spec": binding.Spec})
 			if err != nil {
 				return nil, err
 			}
-			objs = append(objs, object{"MutatingAdmissionPolicy", policy.Name, false, ps}, object{"MutatingAdmissionPolicyBinding", binding.Name, false, bs})
+			objs = append(objs, object{"MutatingAdmissionPolicy", withScheduler.Name, false, ps}, object{"MutatingAdmissionPolicyBinding", binding.Name, false, bs})
 		}
 		objs = append(objs, object{"ValidatingWebhookConfiguration", registration.ConfigurationName, true, v})
 		doc := ""
@@ -179,6 +191,9 @@ change the package.
 	out = strings.ReplaceAll(out, servicePlaceholder, `{{ include "underlink.webhookServiceName" . }}`)
 	out = strings.ReplaceAll(out, networkPlaceholder, `{{ .Values.network.defaultNetwork }}`)
 	out = strings.ReplaceAll(out, schedulerPlaceholder, `{{ .Values.webhook.schedulerName }}`)
+	out = strings.ReplaceAll(out, schedulerIf, "{{- if .Values.webhook.schedulerName }}\n")
+	out = strings.ReplaceAll(out, schedulerElse, "{{- else }}\n")
+	out = strings.ReplaceAll(out, schedulerEnd, "{{- end }}\n")
 	return []byte(out), nil
 }
 
