@@ -14,10 +14,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/go-logr/logr/testr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -88,6 +90,55 @@ func snapshot(t *testing.T, n *netbed.Netns) []string {
 	return out
 }
 
+// addrconfSettled waits until no IPv6 address in n is tentative and each has its local route.
+func addrconfSettled(t *testing.T, n *netbed.Netns) {
+	t.Helper()
+	h, err := n.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := addrconfPending(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("IPv6 address configuration in %s not settled after 10s: %s", n.Role, pending)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// addrconfPending names an IPv6 address of h's namespace still in duplicate address detection or
+// without its local route, or returns "".
+func addrconfPending(h netlinksafe.Handle) (string, error) {
+	addrs, err := h.AddrList(nil, netlink.FAMILY_V6)
+	if err != nil {
+		return "", err
+	}
+	local, err := h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_LOCAL}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if a.Flags&unix.IFA_F_DADFAILED != 0 {
+			continue // stays as it is
+		}
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			return a.IPNet.String() + " tentative", nil
+		}
+		if !slices.ContainsFunc(local, func(r netlink.Route) bool { return r.Dst != nil && r.Dst.IP.Equal(a.IP) }) {
+			return a.IPNet.String() + " without its local route", nil
+		}
+	}
+	return "", nil
+}
+
 // diff lists lines added and removed, counting duplicates.
 func diff(before, after []string) string {
 	count := map[string]int{}
@@ -144,6 +195,11 @@ func newFixture(t *testing.T, conf string) *fixture {
 			t.Fatal(err)
 		}
 	}
+	// The kernel finishes duplicate address detection of the links' IPv6 link-local addresses about a
+	// second after they come up, and only then adds their local routes (table 255): a baseline taken
+	// earlier sees those routes appear later, as if the coordinator had left them (a CI run caught it).
+	addrconfSettled(t, node.NS)
+	addrconfSettled(t, pod)
 	var stdin map[string]any
 	if err := json.Unmarshal([]byte(conf), &stdin); err != nil {
 		t.Fatal(err)
