@@ -141,7 +141,7 @@ func Patches(pod *corev1.Pod, network, schedulerName string) []jsonpatch.JsonPat
 		if pod.Annotations == nil {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{nadv1.DefaultNetworkAnnotation: network}))
 		} else {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapePointer(nadv1.DefaultNetworkAnnotation), network))
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+registration.JSONPointerToken(nadv1.DefaultNetworkAnnotation), network))
 		}
 	}
 	if schedulerName != "" {
@@ -172,11 +172,6 @@ func patchable(raw []byte) error {
 		}
 	}
 	return nil
-}
-
-// escapePointer escapes a JSON pointer token (RFC 6901): "~" is "~0" and "/" is "~1".
-func escapePointer(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 // decodeStrict decodes JSON into obj; an empty or non-object body is an error, not a zero object. Field

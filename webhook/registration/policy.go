@@ -58,7 +58,7 @@ func InjectPolicy(p Policy) (*admissionregistrationv1.MutatingAdmissionPolicy, *
 	lacksNetwork := `!` + hasNetwork
 	optedOut := CELString(PodInjectAnno) + ` in ` + anno + ` && ` + anno + `[` + CELString(PodInjectAnno) + `] == ` + CELString(InjectDisabled)
 	addNetwork := `variables.network == '' ? [] : ` + hasAnno + ` ? ` +
-		`[JSONPatch{op: 'add', path: ` + CELString("/metadata/annotations/"+jsonPointerEscape(key)) + `, value: variables.network}] : ` +
+		`[JSONPatch{op: 'add', path: ` + CELString("/metadata/annotations/"+JSONPointerToken(key)) + `, value: variables.network}] : ` +
 		`[JSONPatch{op: 'add', path: '/metadata/annotations', value: {` + CELString(key) + `: variables.network}}]`
 	// One condition: the pod is not opted out and lacks what the policy adds. A pod without annotations is
 	// never opted out; a pod with nothing to add is not patched at all (no encode and decode).
@@ -107,8 +107,9 @@ func InjectPolicy(p Policy) (*admissionregistrationv1.MutatingAdmissionPolicy, *
 	return policy, binding
 }
 
-// jsonPointerEscape escapes s as one reference token of a JSON pointer (RFC 6901).
-func jsonPointerEscape(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
+// JSONPointerToken escapes s as one reference token of a JSON pointer (RFC 6901): "~" is "~0" and "/"
+// is "~1". The policy's patch and the injection webhook's address the annotation with it.
+func JSONPointerToken(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
 
 // CELString quotes s as a CEL string literal.
 func CELString(s string) string {
