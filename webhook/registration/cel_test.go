@@ -1,6 +1,7 @@
 package registration
 
 import (
+	"cmp"
 	"context"
 	"testing"
 
@@ -211,15 +212,15 @@ func TestInjectPolicyDecisions(t *testing.T) {
 				wantNetwork string // "" for no annotation
 				wantSched   string
 			}{
-				{"no annotations", plainNS, nil, "default-scheduler", network, or(sched, "default-scheduler")},
-				{"other annotations", plainNS, map[string]string{"team": "a"}, "default-scheduler", network, or(sched, "default-scheduler")},
-				{"names its own", plainNS, map[string]string{key: "kube-system/own"}, "default-scheduler", "kube-system/own", or(sched, "default-scheduler")},
+				{"no annotations", plainNS, nil, "default-scheduler", network, cmp.Or(sched, "default-scheduler")},
+				{"other annotations", plainNS, map[string]string{"team": "a"}, "default-scheduler", network, cmp.Or(sched, "default-scheduler")},
+				{"names its own", plainNS, map[string]string{key: "kube-system/own"}, "default-scheduler", "kube-system/own", cmp.Or(sched, "default-scheduler")},
 				{"own scheduler", plainNS, nil, "custom", network, "custom"},
 				{"no scheduler field", plainNS, nil, "", network, sched},
 				{"opted out", plainNS, map[string]string{PodInjectAnno: InjectDisabled}, "default-scheduler", "", "default-scheduler"},
-				{"opt-out value other than false", plainNS, map[string]string{PodInjectAnno: "no"}, "default-scheduler", network, or(sched, "default-scheduler")},
-				{"namespace default", teamNS, nil, "default-scheduler", "kube-system/alt", or(sched, "default-scheduler")},
-				{"blank namespace default", blankNS, nil, "default-scheduler", network, or(sched, "default-scheduler")},
+				{"opt-out value other than false", plainNS, map[string]string{PodInjectAnno: "no"}, "default-scheduler", network, cmp.Or(sched, "default-scheduler")},
+				{"namespace default", teamNS, nil, "default-scheduler", "kube-system/alt", cmp.Or(sched, "default-scheduler")},
+				{"blank namespace default", blankNS, nil, "default-scheduler", network, cmp.Or(sched, "default-scheduler")},
 			} {
 				pod := injectedPod()
 				pod.Annotations, pod.Spec.SchedulerName = tc.annotations, tc.scheduler
@@ -245,10 +246,3 @@ func TestInjectPolicyDecisions(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
-
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
