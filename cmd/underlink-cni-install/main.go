@@ -1,6 +1,6 @@
 // Command underlink-cni-install is the agent DaemonSet's init container: it copies the CNI plugins the
 // agent image carries (underlink-ipam, underlink-coordinator and the reference macvlan) into the host's CNI
-// bin directory. See deploy/cniinstall.
+// bin directory. See cni/cniinstall.
 package main
 
 import (
@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/underlink/underlink/deploy/cniinstall"
+	"github.com/underlink/underlink/cni/cniinstall"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/underlink/underlink/api/scheme"
-	"github.com/underlink/underlink/webhook/doctor"
+	"github.com/underlink/underlink/cli/doctor"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/underlink/underlink/internal/cli/validate"
+	"github.com/underlink/underlink/cli/validate"
 )
 
 func init() {

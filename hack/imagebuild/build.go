@@ -61,7 +61,7 @@ var Images = []Spec{
 	{Name: "underlink-scheduler", User: "65532:65532", Entrypoint: []string{"/usr/local/bin/underlink-scheduler"},
 		Files: []File{{"underlink-scheduler", "/usr/local/bin/underlink-scheduler"}}},
 	{Name: "underlink-testapp", User: "0:0", Entrypoint: []string{"/usr/local/bin/underlink-testapp"},
-		// The same binary as ip, ping and curl, for the seed's in-pod checks (cmd/underlink-testapp/tools.go).
+		// The same binary as ip, ping and curl, for the seed's in-pod checks (test/cmd/underlink-testapp/tools.go).
 		Files: []File{{"underlink-testapp", "/usr/local/bin/underlink-testapp"}, {"underlink-testapp", "/usr/local/bin/ip"},
 			{"underlink-testapp", "/usr/local/bin/ping"}, {"underlink-testapp", "/usr/local/bin/curl"}}},
 	{Name: "pause", User: "65535:65535", Entrypoint: []string{"/pause"},

@@ -33,7 +33,7 @@ func TestImagesImportAndRunInContainerd(t *testing.T) {
 		t.Fatal("containerd needs root: run the integration tests as root (make test)")
 	}
 	bins := t.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bins+"/", "./cmd/underlink-testapp", "./hack/imagebuild/pause")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bins+"/", "./test/cmd/underlink-testapp", "./hack/imagebuild/pause")
 	build.Dir = test.RepoRoot()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := build.CombinedOutput(); err != nil {

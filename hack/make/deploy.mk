@@ -10,7 +10,7 @@ GENERATE_EXTRA += $(MAKE) --no-print-directory generate-chart;
 
 .PHONY: generate-chart
 generate-chart: ## copy deploy/crds and deploy/scheduler into the chart and render its webhook configurations from webhook/registration
-	$(GO) run ./deploy/helm/cmd/chartgen
+	$(GO) run ./hack/chartgen/cmd/chartgen
 
 .PHONY: generate-chart-crds
 generate-chart-crds: generate-chart ## the chart's CRDs from deploy/crds (part of generate-chart)

@@ -1,4 +1,4 @@
-# Admission rules (webhook/alignment), their address parsing (pkg/iprange), the manifest decoder and
+# Admission rules (pkg/rules), their address parsing (pkg/iprange), the manifest decoder and
 # `underlink validate`: fuzzing and the rules' micro-benchmarks.
 
 # package:FuzzTarget:executions; `go test -fuzz` takes one target of one package per run. `make test`
@@ -10,11 +10,11 @@ RULES_FUZZ_TARGETS := \
 	./pkg/iprange:FuzzParse:300000 \
 	./pkg/iprange:FuzzParsePrefix:300000 \
 	./pkg/iprange:FuzzSetAlgebra:300000 \
-	./webhook/alignment:FuzzCheckPool:40000 \
-	./webhook/alignment:FuzzCheckPod:30000 \
-	./webhook/alignment:FuzzCheckMultusConfig:40000 \
+	./pkg/rules:FuzzCheckPool:40000 \
+	./pkg/rules:FuzzCheckPod:30000 \
+	./pkg/rules:FuzzCheckMultusConfig:40000 \
 	./pkg/podnet:FuzzParseNetworks:100000 \
-	./webhook/alignment/manifest:FuzzDecode:100000
+	./pkg/manifest:FuzzDecode:100000
 # Override for every target, e.g. RULES_FUZZTIME=30s or 1000x; empty: each target's count above.
 RULES_FUZZTIME ?=
 RULES_FUZZTIME_LONG ?= 5m
@@ -42,4 +42,4 @@ fuzz-rules-long: ## the same fuzz targets, 5m each (RULES_FUZZTIME_LONG)
 
 .PHONY: bench-rules
 bench-rules: ## cost per call of the admission rules (CheckPool, CheckPod, CheckMultusConfig)
-	$(GO) test ./webhook/alignment -run '^$$' -bench . -benchmem -count 1
+	$(GO) test ./pkg/rules -run '^$$' -bench . -benchmem -count 1

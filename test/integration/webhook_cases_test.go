@@ -12,20 +12,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/underlink/underlink/test/controlplane"
-	"github.com/underlink/underlink/webhook/alignment"
-	"github.com/underlink/underlink/webhook/alignment/cases"
+	"github.com/underlink/underlink/pkg/rules"
+	"github.com/underlink/underlink/test/admissioncases"
 	"github.com/underlink/underlink/webhook/app"
 	"github.com/underlink/underlink/webhook/snapshot"
 	"github.com/underlink/underlink/webhook/webhooktest"
 )
 
 // TestWebhookVerdictsEqualTheSharedCases applies every case of the shared table
-// (webhook/alignment/testdata/cases, which `underlink validate` is tested on offline) to a real
+// (test/testdata/admission-cases, which `underlink validate` is tested on offline) to a real
 // apiserver through the live webhook, object by object in the case's order, and holds each answer to
 // the case's expectation: DENY is a denial by underlink, WARN an admission with warnings, ALLOW a clean
 // admission; the expected lines must appear in the denial's field errors or in the warnings.
 func TestWebhookVerdictsEqualTheSharedCases(t *testing.T) {
-	all, err := cases.Load(cases.Dir())
+	all, err := admissioncases.Load(admissioncases.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,14 +72,14 @@ func TestWebhookVerdictsEqualTheSharedCases(t *testing.T) {
 					}
 					continue
 				}
-				verdict, text := alignment.VerdictAllow, strings.Join(ws, "\n")
+				verdict, text := rules.VerdictAllow, strings.Join(ws, "\n")
 				switch {
 				case err != nil && deniedByUnderlink(err):
-					verdict, text = alignment.VerdictDeny, denialText(err)+text
+					verdict, text = rules.VerdictDeny, denialText(err)+text
 				case err != nil:
 					t.Fatalf("%s (%s): refused by something other than underlink: %v", o.Ref(), o.Source, err)
 				case len(ws) > 0:
-					verdict = alignment.VerdictWarn
+					verdict = rules.VerdictWarn
 				}
 				if err := exps[n].Check(verdict, text); err != nil {
 					t.Errorf("live webhook, %s: %v", o.Source, err)

@@ -25,10 +25,10 @@ import (
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/app"
 	"github.com/underlink/underlink/webhook/controller"
-	"github.com/underlink/underlink/webhook/doctor"
+	"github.com/underlink/underlink/cli/doctor"
 	"github.com/underlink/underlink/webhook/netconf"
 	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/webhooktest"
@@ -113,7 +113,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 			return nad.Spec.Config == want, "config " + nad.Spec.Config
 		})
 		waitCondition(t, c, controller.ConditionReady, metav1.ConditionTrue, controller.ReasonNADUpToDate, "")
-		waitCondition(t, c, controller.ConditionAligned, metav1.ConditionTrue, alignment.ReasonAligned, "")
+		waitCondition(t, c, controller.ConditionAligned, metav1.ConditionTrue, rules.ReasonAligned, "")
 	})
 	t.Run("NAD recreated when deleted", func(t *testing.T) {
 		nad := &nadv1.NetworkAttachmentDefinition{}
@@ -269,7 +269,7 @@ spec:
 		if err := c.Create(ctx, clusterC); err != nil {
 			t.Fatal(err)
 		}
-		waitCondition(t, c, controller.ConditionAligned, metav1.ConditionFalse, alignment.RuleReason(alignment.RuleHijackCoversRemotes), "missing 172.112.0.0/16 (pod CIDR of cluster cluster-c)")
+		waitCondition(t, c, controller.ConditionAligned, metav1.ConditionFalse, rules.RuleReason(rules.RuleHijackCoversRemotes), "missing 172.112.0.0/16 (pod CIDR of cluster cluster-c)")
 		waitEvent(t, c, controller.EventReasonDrifted, corev1.EventTypeWarning, "cluster-c")
 
 		out, code := runDoctorCLI(t, kubeconfig, "-o", "json")
@@ -282,7 +282,7 @@ spec:
 		}
 		found := false
 		for _, ch := range rep.Checks {
-			if ch.ID == alignment.RuleHijackCoversRemotes && ch.Status == doctor.Fail {
+			if ch.ID == rules.RuleHijackCoversRemotes && ch.Status == doctor.Fail {
 				for _, f := range ch.Findings {
 					found = found || (f.Cluster == "cluster-c" && f.Subject == "SpiderMultusConfig/kube-system/macvlan-conf")
 				}
@@ -297,22 +297,22 @@ spec:
 			t.Errorf("doctor does not report macvlan-conf missing cluster-c's CIDRs (local %q):\n%s", rep.LocalCluster, out)
 		}
 		text, _ := runDoctorCLI(t, kubeconfig)
-		if !strings.Contains(text, " ✗ "+alignment.RuleHijackCoversRemotes) {
+		if !strings.Contains(text, " ✗ "+rules.RuleHijackCoversRemotes) {
 			t.Errorf("doctor's checklist lacks the ✗ line:\n%s", text)
 		}
 
 		if err := c.Delete(ctx, clusterC); err != nil {
 			t.Fatal(err)
 		}
-		waitCondition(t, c, controller.ConditionAligned, metav1.ConditionTrue, alignment.ReasonAligned, "")
+		waitCondition(t, c, controller.ConditionAligned, metav1.ConditionTrue, rules.ReasonAligned, "")
 		waitEvent(t, c, controller.EventReasonAligned, corev1.EventTypeNormal, "")
 	})
 	t.Run("decisions are counted by kind, verdict and rule", func(t *testing.T) {
-		denied := decisionCount(t, "SpiderIPPool", "denied", alignment.RulePoolGatewayInSubnet)
+		denied := decisionCount(t, "SpiderIPPool", "denied", rules.RulePoolGatewayInSubnet)
 		if denied < 1 {
-			t.Errorf("underlink_admission_decisions_total{kind=SpiderIPPool,verdict=denied,rule=%s} = %v", alignment.RulePoolGatewayInSubnet, denied)
+			t.Errorf("underlink_admission_decisions_total{kind=SpiderIPPool,verdict=denied,rule=%s} = %v", rules.RulePoolGatewayInSubnet, denied)
 		}
-		if n := decisionCount(t, "Pod", "denied", alignment.RulePodNetworkExists); n < 2 {
+		if n := decisionCount(t, "Pod", "denied", rules.RulePodNetworkExists); n < 2 {
 			t.Errorf("pods denied for a missing network counted %v, want at least 2", n)
 		}
 	})

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
 
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
@@ -177,8 +177,8 @@ func checkAllowedByRules(t *testing.T, name string, h admission.Handler, req *ad
 		if err != nil {
 			t.Fatal(err)
 		}
-		if vs, _ := alignment.Check(w, pod, nil); alignment.Denied(vs) {
-			t.Fatalf("inject: allowed a pod the rules deny: %v", alignment.ToErrorList(vs))
+		if vs, _ := rules.Check(w, pod, nil); rules.Denied(vs) {
+			t.Fatalf("inject: allowed a pod the rules deny: %v", rules.ToErrorList(vs))
 		}
 	case *Validator:
 		if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
@@ -209,8 +209,8 @@ func checkAllowedByRules(t *testing.T, name string, h admission.Handler, req *ad
 		if err != nil {
 			t.Fatal(err)
 		}
-		if vs, _ := alignment.Check(w, obj, old); alignment.Denied(vs) {
-			t.Fatalf("validate: allowed %s although the rules deny it: %v", req.Kind.Kind, alignment.ToErrorList(vs))
+		if vs, _ := rules.Check(w, obj, old); rules.Denied(vs) {
+			t.Fatalf("validate: allowed %s although the rules deny it: %v", req.Kind.Kind, rules.ToErrorList(vs))
 		}
 	}
 }

@@ -1,6 +1,6 @@
 // Package admit holds underlink's admission handlers: the pod injector (mutating) and the validator of
 // pools, multus configs, pods and workloads. Handlers hold only a cached reader and call the pure rules
-// of webhook/alignment; every decision is counted in the metrics of this package.
+// of pkg/rules; every decision is counted in the metrics of this package.
 package admit
 
 import (
@@ -170,23 +170,6 @@ func patchable(raw []byte) error {
 		if t := bytes.TrimSpace(part); len(t) == 0 || t[0] != '{' {
 			return fmt.Errorf("malformed pod: no %s object to add the network to", name)
 		}
-	}
-	return nil
-}
-
-// decodeStrict decodes JSON into obj; an empty or non-object body is an error, not a zero object. Field
-// names match case-sensitively, as in the apiserver's own decoding, so the object judged is the object
-// stored: encoding/json would read {"speC":{...}} as the spec the apiserver ignores.
-func decodeStrict(raw []byte, obj any) error {
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 {
-		return fmt.Errorf("the request carries no object")
-	}
-	if trimmed[0] != '{' {
-		return fmt.Errorf("the object is not a JSON object")
-	}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(trimmed, obj); err != nil {
-		return err
 	}
 	return nil
 }

@@ -47,3 +47,16 @@ func observe(webhook, kind string, start time.Time, verdict, rule string) {
 	latency.WithLabelValues(webhook, kind).Observe(time.Since(start).Seconds())
 	decisions.WithLabelValues(kind, verdict, rule).Inc()
 }
+
+// knownKinds bounds the kind label of the metrics, so malformed requests cannot grow its cardinality.
+var knownKinds = map[string]bool{
+	"Pod": true, "Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true, "Job": true,
+	"CronJob": true, "SpiderIPPool": true, "SpiderMultusConfig": true,
+}
+
+func kindLabel(kind string) string {
+	if knownKinds[kind] {
+		return kind
+	}
+	return "unknown"
+}

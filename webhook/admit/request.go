@@ -1,11 +1,15 @@
 package admit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 )
 
 // checkRequest rejects requests the apiserver never sends: a request without a UID or a kind cannot be
@@ -42,15 +46,40 @@ func gvkString(req admission.Request) string {
 	return fmt.Sprintf("%s/%s %s", g, req.Kind.Version, req.Kind.Kind)
 }
 
-// knownKinds bounds the kind label of the metrics, so malformed requests cannot grow its cardinality.
-var knownKinds = map[string]bool{
-	"Pod": true, "Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true, "Job": true,
-	"CronJob": true, "SpiderIPPool": true, "SpiderMultusConfig": true,
+// decodeStrict decodes JSON into obj; an empty or non-object body is an error, not a zero object. Field
+// names match case-sensitively, as in the apiserver's own decoding, so the object judged is the object
+// stored: encoding/json would read {"speC":{...}} as the spec the apiserver ignores.
+func decodeStrict(raw []byte, obj any) error {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return fmt.Errorf("the request carries no object")
+	}
+	if trimmed[0] != '{' {
+		return fmt.Errorf("the object is not a JSON object")
+	}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(trimmed, obj); err != nil {
+		return err
+	}
+	return nil
 }
 
-func kindLabel(kind string) string {
-	if knownKinds[kind] {
-		return kind
+// objectKey is namespace/name of the request's object, for messages.
+func objectKey(req admission.Request) string {
+	if req.Namespace == "" {
+		return requestName(req)
 	}
-	return "unknown"
+	return req.Namespace + "/" + requestName(req)
+}
+
+// nameOf is the name of the object as decoded (its generateName while the apiserver has not named it).
+func nameOf(obj runtime.Object, req admission.Request) string {
+	if m, ok := obj.(metav1.Object); ok {
+		if m.GetName() != "" {
+			return m.GetName()
+		}
+		if m.GetGenerateName() != "" {
+			return m.GetGenerateName()
+		}
+	}
+	return req.Name
 }

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 
@@ -63,7 +63,7 @@ func newObject(gk schema.GroupKind) (runtime.Object, bool) {
 	return nil, false
 }
 
-// Rules reads the world and applies the rules of webhook/alignment to one object; both handlers use it,
+// Rules reads the world and applies the rules of pkg/rules to one object; both handlers use it,
 // so a pod gets the same verdict from the injector as from the validator.
 type Rules struct {
 	// Reader is the manager's cache.
@@ -84,7 +84,7 @@ type Rules struct {
 
 // Check returns the violations of obj (old is the stored object on update, else nil) in namespace ns
 // ("" for cluster-scoped objects). handled is false for kinds no rule reads.
-func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (vs []alignment.Violation, handled bool, err error) {
+func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (vs []rules.Violation, handled bool, err error) {
 	scope := snapshot.Scope{Namespaces: []string{}}
 	if ns != "" {
 		scope.Namespaces = []string{ns}
@@ -98,13 +98,13 @@ func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (
 	if err != nil {
 		return nil, false, fmt.Errorf("underlink cannot read the cluster state it validates against: %w", err)
 	}
-	vs, handled = alignment.Check(w, obj, old)
-	if handled && !readLive && alignment.Denied(vs) && r.LiveReader != nil {
+	vs, handled = rules.Check(w, obj, old)
+	if handled && !readLive && rules.Denied(vs) && r.LiveReader != nil {
 		live, err := snapshot.Read(ctx, r.LiveReader, r.Snapshot, scope)
 		if err != nil {
 			return nil, false, fmt.Errorf("underlink cannot confirm its verdict against the apiserver: %w", err)
 		}
-		vs, _ = alignment.Check(live, obj, old)
+		vs, _ = rules.Check(live, obj, old)
 	}
 	return vs, handled, nil
 }
@@ -188,23 +188,23 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 
 // Decide turns violations into the admission response, its verdict and the deciding rule, and counts the
 // violations. It is the single place where violations become an answer.
-func Decide(gk schema.GroupKind, name string, vs []alignment.Violation) (admission.Response, string, string) {
+func Decide(gk schema.GroupKind, name string, vs []rules.Violation) (admission.Response, string, string) {
 	for _, x := range vs {
 		violations.WithLabelValues(kindLabel(gk.Kind), x.Rule, string(x.Severity)).Inc()
 	}
-	warnings := alignment.Warnings(vs)
-	if alignment.Denied(vs) {
-		status := apierrors.NewInvalid(gk, name, alignment.ToErrorList(vs)).Status()
+	warnings := rules.Warnings(vs)
+	if rules.Denied(vs) {
+		status := apierrors.NewInvalid(gk, name, rules.ToErrorList(vs)).Status()
 		resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
-		return resp.WithWarnings(warnings...), VerdictDenied, firstRule(vs, alignment.Deny)
+		return resp.WithWarnings(warnings...), VerdictDenied, firstRule(vs, rules.Deny)
 	}
 	if len(warnings) > 0 {
-		return admission.Allowed("").WithWarnings(warnings...), VerdictWarned, firstRule(vs, alignment.Warn)
+		return admission.Allowed("").WithWarnings(warnings...), VerdictWarned, firstRule(vs, rules.Warn)
 	}
 	return admission.Allowed(""), VerdictAllowed, RuleNone
 }
 
-func firstRule(vs []alignment.Violation, s alignment.Severity) string {
+func firstRule(vs []rules.Violation, s rules.Severity) string {
 	for _, x := range vs {
 		if x.Severity == s {
 			return x.Rule
@@ -220,23 +220,4 @@ func (v *Validator) accepts(gk schema.GroupKind) bool {
 		}
 	}
 	return false
-}
-
-func objectKey(req admission.Request) string {
-	if req.Namespace == "" {
-		return requestName(req)
-	}
-	return req.Namespace + "/" + requestName(req)
-}
-
-func nameOf(obj runtime.Object, req admission.Request) string {
-	if m, ok := obj.(metav1.Object); ok {
-		if m.GetName() != "" {
-			return m.GetName()
-		}
-		if m.GetGenerateName() != "" {
-			return m.GetGenerateName()
-		}
-	}
-	return req.Name
 }

@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/test"
-	"github.com/underlink/underlink/webhook/alignment"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 
@@ -195,7 +195,7 @@ func TestValidatorCountsDecisions(t *testing.T) {
 	var rule string
 	for _, c := range resp.Result.Details.Causes {
 		if c.Field == "spec.gateway" {
-			rule = alignment.RulePoolGatewayInSubnet
+			rule = rules.RulePoolGatewayInSubnet
 		}
 	}
 	if rule == "" {

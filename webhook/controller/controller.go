@@ -1,7 +1,7 @@
 // Package controller reconciles SpiderMultusConfigs: each owns a NetworkAttachmentDefinition of the same
 // namespace and name whose spec.config is the CNI chain webhook/netconf builds, and carries the
 // conditions Ready (the NAD is in place) and Aligned (its pools and hijack routes agree with the
-// Submariner clusters, webhook/alignment). Alignment is re-evaluated whenever a Cluster, pool or config
+// Submariner clusters, pkg/rules). Alignment is re-evaluated whenever a Cluster, pool or config
 // changes, because a cluster joining the broker can break a config nobody edited; a flip of Aligned is
 // also recorded as an Event on the config.
 package controller
@@ -28,7 +28,7 @@ import (
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/netconf"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
@@ -116,7 +116,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	aligned := AlignedCondition(alignment.Alignment(w, smc), smc.Generation)
+	aligned := AlignedCondition(rules.Alignment(w, smc), smc.Generation)
 	ready.ObservedGeneration = smc.Generation
 
 	before := meta.FindStatusCondition(smc.Status.Conditions, ConditionAligned)
@@ -151,7 +151,7 @@ func orUnset(s metav1.ConditionStatus) string {
 }
 
 // AlignedCondition is the Aligned condition for an alignment status.
-func AlignedCondition(st alignment.AlignmentStatus, generation int64) metav1.Condition {
+func AlignedCondition(st rules.AlignmentStatus, generation int64) metav1.Condition {
 	status := st.Status
 	if status == "" {
 		status = metav1.ConditionUnknown
@@ -165,7 +165,7 @@ func AlignedCondition(st alignment.AlignmentStatus, generation int64) metav1.Con
 
 // syncNAD creates or updates the owned NAD and returns the Ready condition. Spec problems are reported
 // in the condition rather than retried: they change only when someone edits the config.
-func (r *Reconciler) syncNAD(ctx context.Context, smc *spv2.SpiderMultusConfig, w *alignment.World) (metav1.Condition, error) {
+func (r *Reconciler) syncNAD(ctx context.Context, smc *spv2.SpiderMultusConfig, w *rules.World) (metav1.Condition, error) {
 	cc, sc := snapshot.LocalCIDRs(w)
 	config, err := netconf.Build(smc, netconf.Local{ClusterCIDR: cc, ServiceCIDR: sc})
 	if err != nil {

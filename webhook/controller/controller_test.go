@@ -17,7 +17,7 @@ import (
 	"github.com/underlink/underlink/api/scheme"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/snapshot"
 )
 
@@ -90,7 +90,7 @@ func TestReconcileAlignmentFlipsWithEvents(t *testing.T) {
 	pool, smc := seed()
 	h := newHarness(cluster("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), cluster("cluster-b", "172.111.0.0/16", "10.243.0.0/18"), pool, smc)
 	got := h.reconcile(t)
-	if c := condition(t, got, ConditionAligned); c.Status != metav1.ConditionTrue || c.Reason != alignment.ReasonAligned {
+	if c := condition(t, got, ConditionAligned); c.Status != metav1.ConditionTrue || c.Reason != rules.ReasonAligned {
 		t.Fatalf("Aligned = %+v", c)
 	}
 	if c := condition(t, got, ConditionReady); c.Status != metav1.ConditionTrue || c.ObservedGeneration != 1 {
@@ -112,7 +112,7 @@ func TestReconcileAlignmentFlipsWithEvents(t *testing.T) {
 	}
 	got = h.reconcile(t)
 	c := condition(t, got, ConditionAligned)
-	if c.Status != metav1.ConditionFalse || c.Reason != alignment.RuleReason(alignment.RuleHijackCoversRemotes) || !strings.Contains(c.Message, "cluster-c") {
+	if c.Status != metav1.ConditionFalse || c.Reason != rules.RuleReason(rules.RuleHijackCoversRemotes) || !strings.Contains(c.Message, "cluster-c") {
 		t.Fatalf("after cluster-c joined, Aligned = %+v", c)
 	}
 	if ev := h.events(); len(ev) != 1 || !strings.Contains(ev[0], "Warning "+EventReasonDrifted) || !strings.Contains(ev[0], "cluster-c") {

@@ -29,7 +29,7 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/registration"
 )
 
@@ -43,7 +43,7 @@ var Webhooks = []string{registration.WebhookWorkloadsOptedIn, registration.Webho
 // every SpiderMultusConfig and NAD, and the bare name of those in multusNamespace, sorted and unique.
 func Networks(configs []spv2.SpiderMultusConfig, nads []nadv1.NetworkAttachmentDefinition, multusNamespace string) []string {
 	if multusNamespace == "" {
-		multusNamespace = alignment.DefaultMultusNamespace
+		multusNamespace = rules.DefaultMultusNamespace
 	}
 	var out []string
 	add := func(ns, name string) {

@@ -1,5 +1,5 @@
 // Package snapshot reads from the cluster what underlink's rules need — Submariner Clusters, pools,
-// multus configs, NADs and namespace labels — and builds the alignment.World they run over. The webhook
+// multus configs, NADs and namespace labels — and builds the rules.World they run over. The webhook
 // reads from its informer cache, `underlink doctor` from the apiserver; both through client.Reader.
 package snapshot
 
@@ -16,12 +16,12 @@ import (
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
-	"github.com/underlink/underlink/webhook/alignment"
+	"github.com/underlink/underlink/pkg/rules"
 )
 
 // Options say which cluster is local and what stands in for missing Submariner Cluster objects.
 type Options struct {
-	// LocalCluster is the local cluster's Submariner ID; empty lets alignment.NewWorld infer it.
+	// LocalCluster is the local cluster's Submariner ID; empty lets rules.NewWorld infer it.
 	LocalCluster string
 	// APIServerServiceIP is the ClusterIP of default/kubernetes, read once at start: it identifies the
 	// local Cluster object by its service_cidr.
@@ -47,16 +47,16 @@ type Scope struct {
 
 // Read builds the world from r. Errors wrap the read that failed; a missing optional object (the static
 // ConfigMap) is not an error but leaves its clusters out.
-func Read(ctx context.Context, r client.Reader, o Options, scope Scope) (*alignment.World, error) {
+func Read(ctx context.Context, r client.Reader, o Options, scope Scope) (*rules.World, error) {
 	in, err := readInput(ctx, r, o, scope)
 	if err != nil {
 		return nil, err
 	}
-	return alignment.NewWorld(in), nil
+	return rules.NewWorld(in), nil
 }
 
-func readInput(ctx context.Context, r client.Reader, o Options, scope Scope) (alignment.Input, error) {
-	in := alignment.Input{
+func readInput(ctx context.Context, r client.Reader, o Options, scope Scope) (rules.Input, error) {
+	in := rules.Input{
 		LocalCluster:       o.LocalCluster,
 		APIServerServiceIP: o.APIServerServiceIP,
 		DefaultNetwork:     o.DefaultNetwork,
@@ -104,10 +104,10 @@ func Merge(objects, static []submarinerv1.Cluster) []submarinerv1.Cluster {
 	out := append([]submarinerv1.Cluster(nil), objects...)
 	have := map[string]bool{}
 	for i := range objects {
-		have[alignment.ClusterID(&objects[i])] = true
+		have[rules.ClusterID(&objects[i])] = true
 	}
 	for i := range static {
-		id := alignment.ClusterID(&static[i])
+		id := rules.ClusterID(&static[i])
 		if !have[id] {
 			have[id] = true
 			out = append(out, static[i])
@@ -183,7 +183,7 @@ func Namespace(ctx context.Context, r client.Reader, name string) (*metav1.Parti
 }
 
 // LocalCIDRs returns the local cluster's pod and service CIDRs, or nils when the local cluster is unknown.
-func LocalCIDRs(w *alignment.World) (clusterCIDR, serviceCIDR []string) {
+func LocalCIDRs(w *rules.World) (clusterCIDR, serviceCIDR []string) {
 	if w == nil || w.Local == nil {
 		return nil, nil
 	}

@@ -1,0 +1,166 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/api/scheme"
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/pkg/rules"
+	"github.com/underlink/underlink/webhook/netconf"
+	"github.com/underlink/underlink/webhook/registration"
+	"github.com/underlink/underlink/webhook/snapshot"
+)
+
+func cluster(id, pods, services string) *submarinerv1.Cluster {
+	return &submarinerv1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: "submariner-operator", Name: id},
+		Spec: submarinerv1.ClusterSpec{ClusterID: id, ClusterCIDR: []string{pods}, ServiceCIDR: []string{services}}}
+}
+
+func seedObjects(t *testing.T) (*spv2.SpiderIPPool, *spv2.SpiderMultusConfig) {
+	pool := &spv2.SpiderIPPool{}
+	smc := &spv2.SpiderMultusConfig{}
+	test.DecodeSeed(t, "cluster-a-ippool.yaml", pool)
+	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", smc)
+	gw := "172.110.1.254"
+	pool.Spec.Gateway = &gw
+	smc.UID = "smc-uid"
+	return pool, smc
+}
+
+// ownedNAD is the NAD the controller writes for smc on cluster-a.
+func ownedNAD(t *testing.T, smc *spv2.SpiderMultusConfig) *nadv1.NetworkAttachmentDefinition {
+	cfg, err := netconf.Build(smc, netconf.Local{ClusterCIDR: []string{"172.110.0.0/16"}, ServiceCIDR: []string{"10.233.0.0/18"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	return &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: smc.Namespace, Name: smc.Name,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: spv2.GroupVersion.String(), Kind: "SpiderMultusConfig", Name: smc.Name, UID: smc.UID, Controller: &yes}}},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: cfg}}
+}
+
+func run(t *testing.T, objs ...client.Object) *Report {
+	t.Helper()
+	r := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).Build()
+	rep, err := Run(context.Background(), r, Options{Snapshot: snapshot.Options{LocalCluster: "cluster-a", DefaultNetwork: "kube-system/macvlan-conf"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func check(t *testing.T, rep *Report, id string) Check {
+	t.Helper()
+	for _, c := range rep.Checks {
+		if c.ID == id {
+			return c
+		}
+	}
+	t.Fatalf("no check %s in %+v", id, rep.Checks)
+	return Check{}
+}
+
+func TestDoctorSeedClusterHealthyThenClusterCJoins(t *testing.T) {
+	pool, smc := seedObjects(t)
+	base := []client.Object{cluster("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), cluster("cluster-b", "172.111.0.0/16", "10.243.0.0/18"), pool, smc, ownedNAD(t, smc)}
+
+	healthy := run(t, base...)
+	for _, c := range healthy.Checks {
+		if c.Status == Fail {
+			t.Errorf("healthy seed cluster: check %s failed: %+v", c.ID, c.Findings)
+		}
+	}
+	if healthy.Failed() || healthy.LocalCluster != "cluster-a" || len(healthy.Remotes) != 1 {
+		t.Errorf("healthy report: failed=%v local=%q remotes=%v", healthy.Failed(), healthy.LocalCluster, healthy.Remotes)
+	}
+
+	drifted := run(t, append(base, cluster("cluster-c", "172.112.0.0/16", "10.253.0.0/18"))...)
+	c := check(t, drifted, rules.RuleHijackCoversRemotes)
+	if c.Status != Fail || len(c.Findings) == 0 {
+		t.Fatalf("cluster-c joined but %s is %s", c.ID, c.Status)
+	}
+	f := c.Findings[0]
+	if f.Cluster != "cluster-c" || f.Field != "spec.coordinator.hijackCIDR" || f.Subject != "SpiderMultusConfig/kube-system/macvlan-conf" || f.Fix == "" {
+		t.Errorf("finding %+v: want cluster-c, the hijackCIDR field of macvlan-conf and a fix", f)
+	}
+	if !drifted.Failed() {
+		t.Error("a failed check must fail the report (non-zero exit)")
+	}
+
+	var text bytes.Buffer
+	if err := drifted.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Local cluster: cluster-a", "remote clusters: cluster-b, cluster-c", " ✗ " + rules.RuleHijackCoversRemotes + ":", " ✓ " + rules.RulePoolGatewayInSubnet + ":", "SpiderMultusConfig/kube-system/macvlan-conf spec.coordinator.hijackCIDR:", "fix: "} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := drifted.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Checks) != len(drifted.Checks) || !back.Failed() {
+		t.Errorf("JSON report does not round-trip: %v", err)
+	}
+}
+
+func TestDoctorFindsMissingNADAndBadPods(t *testing.T) {
+	pool, smc := seedObjects(t)
+	bad := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "test-app-1",
+		Annotations: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-confg"}}}
+	rep := run(t, cluster("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), pool, smc, bad)
+	nads := check(t, rep, CheckNADsInSync)
+	if nads.Status != Fail || len(nads.Findings) != 1 || nads.Findings[0].Subject != "SpiderMultusConfig/kube-system/macvlan-conf" {
+		t.Errorf("missing NAD: %+v", nads)
+	}
+	pods := check(t, rep, rules.RulePodNetworkExists)
+	if pods.Status != Fail || len(pods.Findings) != 1 || !strings.Contains(pods.Findings[0].Fix, "did you mean kube-system/macvlan-conf?") {
+		t.Errorf("pod with a mistyped network: %+v", pods)
+	}
+	hooks := check(t, rep, CheckWebhooksRegistered)
+	if hooks.Status != Warn || len(hooks.Findings) != 2 {
+		t.Errorf("webhook configurations absent: %+v", hooks)
+	}
+}
+
+// Either injection counts; a policy without its binding does not, nor neither.
+func TestDoctorAcceptsEitherInjection(t *testing.T) {
+	policy, binding := registration.InjectPolicy(registration.Policy{DefaultNetwork: "kube-system/macvlan-conf"})
+	validating := registration.Validating(registration.Options{URL: "https://127.0.0.1:9443"})
+	mutating := registration.Mutating(registration.Options{URL: "https://127.0.0.1:9443", Injection: registration.InjectionWebhook})
+	for _, tc := range []struct {
+		name    string
+		objs    []client.Object
+		finding string // the subject of the one finding, "" for none
+	}{
+		{"policy (the chart's default)", []client.Object{validating.DeepCopy(), policy.DeepCopy(), binding.DeepCopy()}, ""},
+		{"webhook", []client.Object{validating.DeepCopy(), mutating.DeepCopy()}, ""},
+		{"policy without its binding", []client.Object{validating.DeepCopy(), policy.DeepCopy()}, "MutatingAdmissionPolicy/" + registration.PolicyName},
+		{"no injection", []client.Object{validating.DeepCopy()}, "MutatingAdmissionPolicy/" + registration.PolicyName},
+		{"no validation", []client.Object{policy.DeepCopy(), binding.DeepCopy()}, "ValidatingWebhookConfiguration/" + registration.ConfigurationName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hooks := check(t, run(t, tc.objs...), CheckWebhooksRegistered)
+			switch {
+			case tc.finding == "" && (hooks.Status != Pass || len(hooks.Findings) != 0):
+				t.Errorf("want a pass: %+v", hooks)
+			case tc.finding != "" && (hooks.Status != Warn || len(hooks.Findings) != 1 || hooks.Findings[0].Subject != tc.finding || hooks.Findings[0].Fix == ""):
+				t.Errorf("want one warning about %s with a fix: %+v", tc.finding, hooks)
+			}
+		})
+	}
+}

@@ -1,0 +1,283 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	spiderv2beta1 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
+)
+
+var (
+	macvlanPath = specPath.Child("macvlan")
+	masterPath  = macvlanPath.Child("master")
+	ippoolsPath = macvlanPath.Child("ippools")
+	hijackPath  = specPath.Child("coordinator").Child("hijackCIDR")
+)
+
+// CheckMultusConfig checks a SpiderMultusConfig: its spec, its pools (rule 1 for the pools it names) and
+// its hijack routes against the local pools and the remote clusters (rule 3).
+func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violation {
+	if smc == nil {
+		return nil
+	}
+	c := &collector{subject: ObjectRef("SpiderMultusConfig", smc.Namespace, smc.Name)}
+	checkConfigSpec(c, smc)
+	pools := checkConfigPools(c, w, smc)
+	hijack := checkHijackEntries(c, smc)
+	if IsUnderlay(smc) && w.clustersKnown(c) {
+		checkConfigPoolsInLocal(c, w, smc, pools)
+		checkHijackCoversRemotes(c, w, smc, hijack)
+	}
+	if w != nil {
+		checkHijackAvoidsPools(c, w, smc)
+	}
+	return c.vs
+}
+
+func cniType(smc *spiderv2beta1.SpiderMultusConfig) string {
+	if smc.Spec.CniType == nil {
+		return "custom" // the CRD's default
+	}
+	return *smc.Spec.CniType
+}
+
+// checkConfigSpec: the macvlan part of the config underlink drives.
+func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
+	m := smc.Spec.MacvlanConfig
+	if cniType(smc) != "macvlan" {
+		if m != nil {
+			c.warn(RuleConfigSpecValid, macvlanPath, cniType(smc), fmt.Sprintf("spec.macvlan is ignored when spec.cniType is %s", cniType(smc)),
+				"set spec.cniType: macvlan, or remove spec.macvlan")
+		}
+		return
+	}
+	if m == nil || len(m.Master) == 0 {
+		c.add(Violation{Rule: RuleConfigSpecValid, Field: masterPath, Type: field.ErrorTypeRequired, Severity: Deny,
+			Message: "a macvlan network needs the host NIC its interfaces are made on", Fix: "set spec.macvlan.master, e.g. [ens224]"})
+		return
+	}
+	for i, name := range m.Master {
+		if msg := podnet.InterfaceNameProblem(name); msg != "" {
+			c.deny(RuleConfigSpecValid, masterPath.Index(i), name, msg, "write the host NIC's name as `ip link` shows it, e.g. ens224")
+		}
+	}
+	if len(m.Master) > 1 && m.Bond == nil {
+		c.deny(RuleConfigSpecValid, masterPath, m.Master, "several master NICs need spec.macvlan.bond to join them",
+			"set spec.macvlan.bond (name and mode) or keep one master")
+	}
+	if m.Bond != nil {
+		bp := macvlanPath.Child("bond")
+		if msg := podnet.InterfaceNameProblem(m.Bond.Name); msg != "" {
+			c.deny(RuleConfigSpecValid, bp.Child("name"), m.Bond.Name, msg, "name the bond interface, e.g. bond0")
+		}
+		if m.Bond.Mode < 0 || m.Bond.Mode > 6 {
+			c.deny(RuleConfigSpecValid, bp.Child("mode"), m.Bond.Mode, "Linux bonding modes are 0 to 6", "use a mode from 0 to 6")
+		}
+	}
+	if m.VlanID != nil && (*m.VlanID < 0 || *m.VlanID > 4094) {
+		c.deny(RuleConfigSpecValid, macvlanPath.Child("vlanID"), *m.VlanID, "VLAN IDs are 0 (none) to 4094", "use a VLAN ID from 1 to 4094, or 0 for none")
+	}
+	if m.MTU != nil && (*m.MTU < 0 || (*m.MTU > 0 && *m.MTU < 576) || *m.MTU > 65535) {
+		c.deny(RuleConfigSpecValid, macvlanPath.Child("mtu"), *m.MTU, "an MTU is 576 to 65535, or 0 to keep the master's", "set the underlay's MTU, e.g. 1500")
+	}
+}
+
+// checkConfigPools: named pools exist (a warning: pools may be created after their config) and match the
+// family they are listed under. It returns the pools found, with their field paths.
+func checkConfigPools(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) []namedPool {
+	m := smc.Spec.MacvlanConfig
+	if m == nil || m.SpiderpoolConfigPools == nil {
+		return nil
+	}
+	var found []namedPool
+	for _, fam := range []struct {
+		key    string
+		family int
+		names  []string
+	}{{"ipv4", 4, m.SpiderpoolConfigPools.IPv4IPPool}, {"ipv6", 6, m.SpiderpoolConfigPools.IPv6IPPool}} {
+		seen := map[string]bool{}
+		for i, name := range fam.names {
+			p := ippoolsPath.Child(fam.key).Index(i)
+			if seen[name] {
+				c.add(Violation{Rule: RuleConfigPoolsExist, Field: p, Type: field.ErrorTypeDuplicate, Value: name, Severity: Deny,
+					Message: "names the same pool twice", Fix: "list each pool once"})
+				continue
+			}
+			seen[name] = true
+			pool, ok := w.Pool(name)
+			if !ok {
+				fix := "create SpiderIPPool " + name
+				if near := nearest(name, w.poolNames()); near != "" {
+					fix = "did you mean " + near + "? Otherwise create SpiderIPPool " + name
+				}
+				c.add(Violation{Rule: RuleConfigPoolsExist, Field: p, Type: field.ErrorTypeNotFound, Value: name, Object: ObjectRef("SpiderIPPool", "", name), Severity: Warn,
+					Message: "SpiderIPPool " + name + " does not exist yet; pods of this network get no address until it does", Fix: fix})
+				continue
+			}
+			if sub, err := iprange.ParsePrefix(pool.Spec.Subnet); err == nil && iprange.FamilyOf(sub.Addr()) != fam.family {
+				c.deny(RuleConfigPoolsExist, p, name, fmt.Sprintf("SpiderIPPool %s is IPv%d (subnet %s) but is listed under %s", name, iprange.FamilyOf(sub.Addr()), sub, fam.key),
+					fmt.Sprintf("list it under spec.macvlan.ippools.ipv%d", iprange.FamilyOf(sub.Addr())))
+				continue
+			}
+			found = append(found, namedPool{pool: pool, path: p})
+		}
+	}
+	return found
+}
+
+type namedPool struct {
+	pool *spiderv2beta1.SpiderIPPool
+	path *field.Path
+}
+
+func (w *World) poolNames() []string {
+	if w == nil {
+		return nil
+	}
+	out := make([]string, len(w.Pools))
+	for i := range w.Pools {
+		out[i] = w.Pools[i].Name
+	}
+	return out
+}
+
+// checkConfigPoolsInLocal is design rule 1 seen from the config: a pool it names lies inside the local
+// cluster CIDR.
+func checkConfigPoolsInLocal(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig, pools []namedPool) {
+	local := w.clusters[0]
+	if len(local.pods) == 0 {
+		return
+	}
+	for _, np := range pools {
+		sub, err := iprange.ParsePrefix(np.pool.Spec.Subnet)
+		if err != nil || coveredByAny(local.pods, sub) {
+			continue
+		}
+		c.add(Violation{Rule: RulePoolInLocalClusterCIDR, Field: np.path, Value: np.pool.Name, Cluster: local.id,
+			Object: ObjectRef("SpiderIPPool", "", np.pool.Name), Severity: Deny,
+			Message: fmt.Sprintf("SpiderIPPool %s (subnet %s) lies outside %s, the pod CIDR of the local cluster %s, so remote clusters cannot reach its pods",
+				np.pool.Name, sub, prefixList(local.pods), local.id),
+			Fix: fmt.Sprintf("use a pool inside %s", prefixList(local.pods))})
+	}
+}
+
+// checkHijackEntries parses spec.coordinator.hijackCIDR, returning the entries that parsed.
+func checkHijackEntries(c *collector, smc *spiderv2beta1.SpiderMultusConfig) []netip.Prefix {
+	co := smc.Spec.CoordinatorConfig
+	if co == nil {
+		return nil
+	}
+	if len(co.HijackCIDR) > MaxListEntries {
+		c.add(Violation{Rule: RuleHijackCIDRValid, Field: hijackPath, Type: field.ErrorTypeTooMany, Value: len(co.HijackCIDR), Severity: Deny,
+			Message: fmt.Sprintf("has %d entries, more than %d", len(co.HijackCIDR), MaxListEntries), Fix: "aggregate them into wider CIDRs"})
+		return nil
+	}
+	var out []netip.Prefix
+	for i, s := range co.HijackCIDR {
+		p, err := iprange.ParsePrefix(s)
+		if err != nil {
+			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, err.Error(), prefixFix(s, "write a CIDR such as 172.111.0.0/16"))
+			continue
+		}
+		if p.Bits() == 0 {
+			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, "a /0 hijack route sends all traffic, the underlay segment's included, through the node",
+				"list the remote clusters' pod and service CIDRs instead")
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// checkHijackCoversRemotes is design rule 3, first half: every remote pod and service CIDR (the global
+// CIDR under globalnet) is routed via the node.
+func checkHijackCoversRemotes(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig, hijack []netip.Prefix) {
+	local := w.clusters[0]
+	var list []string
+	if co := smc.Spec.CoordinatorConfig; co != nil {
+		list = co.HijackCIDR
+	}
+	coordinatorOff := (smc.Spec.EnableCoordinator != nil && !*smc.Spec.EnableCoordinator)
+	have := prefixSet(hijack)
+	for _, r := range w.clusters[1:] {
+		wants := []struct {
+			what     string
+			prefixes []netip.Prefix
+		}{{"pod CIDR", r.pods}, {"service CIDR", r.services}}
+		if local.globalnet() || r.globalnet() {
+			wants = wants[:0]
+			wants = append(wants, struct {
+				what     string
+				prefixes []netip.Prefix
+			}{"global CIDR", r.globals})
+		}
+		for _, want := range wants {
+			for _, rp := range want.prefixes {
+				missing := iprange.NewSet(iprange.FromPrefix(rp)).Minus(have[iprange.FamilyOf(rp.Addr())])
+				if missing.Empty() {
+					continue
+				}
+				reach := map[string]string{"pod CIDR": "pods", "service CIDR": "services", "global CIDR": "global addresses"}[want.what]
+				if coordinatorOff {
+					c.warn(RuleHijackCoversRemotes, specPath.Child("enableCoordinator"), false,
+						fmt.Sprintf("the coordinator is disabled, so %s (%s of cluster %s) is not routed via the node", rp, want.what, r.id),
+						"enable the coordinator so pods reach "+r.id+"'s "+reach)
+					continue
+				}
+				msg := fmt.Sprintf("missing %s (%s of cluster %s)", rp, want.what, r.id)
+				if missing.Size().Cmp(iprange.FromPrefix(rp).Size()) != 0 {
+					msg = fmt.Sprintf("covers only part of %s (%s of cluster %s)", rp, want.what, r.id)
+				}
+				v := Violation{Rule: RuleHijackCoversRemotes, Field: hijackPath, Value: list, Cluster: r.id, Severity: Deny,
+					Message: msg, Fix: fmt.Sprintf("add %s so pods reach %s's %s via the node", rp, r.id, reach)}
+				if len(list) == 0 {
+					v.Type, v.Value = field.ErrorTypeRequired, nil
+				}
+				c.add(v)
+			}
+		}
+	}
+}
+
+func prefixSet(ps []netip.Prefix) map[int]iprange.Set {
+	byFam := map[int][]iprange.Range{}
+	for _, p := range ps {
+		f := iprange.FamilyOf(p.Addr())
+		byFam[f] = append(byFam[f], iprange.FromPrefix(p))
+	}
+	out := map[int]iprange.Set{}
+	for f, rs := range byFam {
+		out[f] = iprange.NewSet(rs...)
+	}
+	return out
+}
+
+// checkHijackAvoidsPools is design rule 3, second half: a hijack route covering a local pool would send
+// traffic to local pods via the node instead of on the underlay.
+func checkHijackAvoidsPools(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) {
+	co := smc.Spec.CoordinatorConfig
+	if co == nil {
+		return
+	}
+	for i, s := range co.HijackCIDR {
+		p, err := iprange.ParsePrefix(s)
+		if err != nil || p.Bits() == 0 {
+			continue
+		}
+		for j := range w.Pools {
+			pool := &w.Pools[j]
+			sub, err := iprange.ParsePrefix(pool.Spec.Subnet)
+			if err != nil || !sub.Overlaps(p) {
+				continue
+			}
+			ref := ObjectRef("SpiderIPPool", "", pool.Name)
+			c.add(Violation{Rule: RuleHijackAvoidsLocalPools, Field: hijackPath.Index(i), Value: s, Object: ref, Severity: Deny,
+				Message: fmt.Sprintf("covers %s (subnet %s), a local pool, so traffic to local pods would leave via the node instead of the underlay", ref, sub),
+				Fix:     fmt.Sprintf("remove %s; hijackCIDR lists only remote clusters' pod and service CIDRs", s)})
+		}
+	}
+}
