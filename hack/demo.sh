@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The user's scenario (shared/seed/spiderpool-submariner.md) on the local clusters that `make up` started:
+# The user's scenario (test/testdata/seed/spiderpool-submariner.md) on the local clusters that `make up` started:
 # real nodes (containerd + kubelet in network namespaces), Submariner's part simulated, underlink installed
 # with its Helm chart, then the seed step by step with its checks and a summary (test/e2e, run by
 # test/cmd/underlink-demo). Exits non-zero if any check failed. `make down` removes everything.

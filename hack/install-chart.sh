@@ -3,7 +3,7 @@
 # built from hack/tools/helm into $UNDERLINK_CACHE/bin. Extra arguments go to `helm upgrade --install`,
 # e.g. for nodes that had `make images` imported with ctr:
 #
-#   hack/install-chart.sh .local/cluster-a/kubeconfig --set image.pullPolicy=Never
+#   hack/install-chart.sh .local/cluster-a.kubeconfig --set image.pullPolicy=Never
 #
 # UNDERLINK_NAMESPACE (default underlink-system) and UNDERLINK_RELEASE (default underlink) name the release.
 set -euo pipefail

@@ -24,7 +24,7 @@ func Path(elem ...string) string {
 }
 
 // SeedManifest returns a manifest of the seed scenario (test/testdata/seed), byte for byte as the user
-// wrote it in shared/seed/spiderpool-submariner.md.
+// wrote it in test/testdata/seed/spiderpool-submariner.md.
 func SeedManifest(name string) ([]byte, error) {
 	return os.ReadFile(Path("test", "testdata", "seed", name))
 }

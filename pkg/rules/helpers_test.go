@@ -12,7 +12,7 @@ import (
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
 )
 
-// The seed's clusters as Submariner's broker would sync them (shared/seed/spiderpool-submariner.md).
+// The seed's clusters as Submariner's broker would sync them (test/testdata/seed/spiderpool-submariner.md).
 func cluster(id, pods, services string, globals ...string) submarinerv1.Cluster {
 	c := submarinerv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: "submariner-operator"},
 		Spec: submarinerv1.ClusterSpec{ClusterID: id}}

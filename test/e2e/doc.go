@@ -1,4 +1,4 @@
-// Package e2e is the user's scenario (shared/seed/spiderpool-submariner.md) end to end on the local
+// Package e2e is the user's scenario (test/testdata/seed/spiderpool-submariner.md) end to end on the local
 // clusters: Up brings real nodes (test/nodes) into test/localenv's control planes and joins the
 // clusters with the Submariner simulation (test/submariner); Scenario then follows the seed step by
 // step — underlink installed with its Helm chart, the seed's manifests applied verbatim and denied

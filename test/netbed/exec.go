@@ -33,7 +33,7 @@ type Process struct {
 
 // Start runs cmd inside n. The child is forked from a thread locked into n (ns.Do), so it and every
 // process it starts live in n's network namespace while sharing the root mount namespace: /sys and the
-// cgroup mounts stay as they are, which `ip netns exec` would not keep (shared/NODES.md, item 5).
+// cgroup mounts stay as they are, which `ip netns exec` would not keep (test/nodes/README.md, item 5).
 // Outside Go, `nsenter --net=/run/netns/<n.Name> CMD` is the equivalent. cmd.Stdout/Stderr, when nil,
 // go to <bed dir>/<name>.stdout/.stderr; each Start of the same name appends to them.
 func (b *Bed) Start(n *Netns, name string, cmd *exec.Cmd) (*Process, error) {

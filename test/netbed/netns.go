@@ -61,7 +61,7 @@ func (n *Netns) String() string { return n.Name }
 
 // createNamed makes a new network namespace and bind-mounts it at RunDir/name. Unlike `ip netns add`, it
 // does not turn RunDir into a shared self-bind mount: that mount hides namespaces other programs (a
-// containerd that started earlier) created below RunDir (shared/NODES.md, item 6).
+// containerd that started earlier) created below RunDir (test/nodes/README.md, item 6).
 func createNamed(name string) (string, error) {
 	if err := os.MkdirAll(RunDir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", RunDir, err)

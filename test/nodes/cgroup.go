@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// cgroupMount is where the machine mounts its cgroup v1 hierarchies (shared/NODES.md: v1 hierarchies
+// cgroupMount is where the machine mounts its cgroup v1 hierarchies (test/nodes/README.md: v1 hierarchies
 // plus cgroup2 at /sys/fs/cgroup/unified).
 const cgroupMount = "/sys/fs/cgroup"
 

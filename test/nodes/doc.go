@@ -1,6 +1,6 @@
 // Package nodes gives the local clusters real nodes: per node a network namespace of test/netbed (with
 // the seed's NICs ens224, eth0 and, on gateways, ens192) in which containerd 1.6 (Debian's, with runc)
-// and kubelet and kube-proxy v1.37.2 run, as shared/NODES.md found they must on this kind of machine.
+// and kubelet and kube-proxy v1.37.2 run, as test/nodes/README.md says they must on this kind of machine.
 //
 // What a node is made of, and why:
 //   - A private mount namespace (held by a sleeping process) with a tmpfs on /run and its own /var/lib,

@@ -21,7 +21,7 @@ const (
 	podLogsDir       = "/var/log/pods"
 )
 
-// containerdConfig renders containerd 1.6's config for a node: its defaults, plus what shared/NODES.md
+// containerdConfig renders containerd 1.6's config for a node: its defaults, plus what test/nodes/README.md
 // found this kind of machine needs (restrict_oom_score_adj; pod netns mounts under the state dir, so a
 // later `ip netns add` cannot hide them), the sandbox image imported from `make images`, and the CNI
 // directories where the node's Multus stand-in is configured.
@@ -68,7 +68,7 @@ type kubeletParams struct {
 	ClusterName string
 }
 
-// kubeletConfig renders the KubeletConfiguration of a node with the settings shared/NODES.md lists for
+// kubeletConfig renders the KubeletConfiguration of a node with the settings test/nodes/README.md lists for
 // this kind of machine (cgroup v1 allowed, cgroupfs driver, swap tolerated, a per-node cgroup root,
 // oomScoreAdj 0), kubelet's API served on the node IP with client-certificate and webhook
 // authentication, and no eviction or image GC: images come from `make images`, not a registry, so a

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The settings shared/NODES.md found this kind of machine needs are in every node's configuration.
+// The settings test/nodes/README.md says this kind of machine needs are in every node's configuration.
 func TestNodeConfigsCarryTheMachineSettings(t *testing.T) {
 	ctrd := containerdConfig("ghcr.io/underlink/pause:0.1.0", "/n/etc/cni/net.d")
 	for _, want := range []string{

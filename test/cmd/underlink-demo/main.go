@@ -1,4 +1,4 @@
-// Command underlink-demo runs the user's scenario (shared/seed/spiderpool-submariner.md) on the local
+// Command underlink-demo runs the user's scenario (test/testdata/seed/spiderpool-submariner.md) on the local
 // clusters: the implementation behind `make demo` (hack/demo.sh) and the nodes' part of `make down`.
 //
 //	underlink-demo run    start the nodes if they are not running, then run the scenario
