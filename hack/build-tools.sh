@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the third-party binaries underlink's tests and local clusters run (Kubernetes v1.37.2 components,
-# etcd v3.6.16, ...) from their tool modules under hack/tools into $UNDERLINK_CACHE/bin, once per machine.
-# A binary is rebuilt only when its tool module's go.mod/go.sum change (the stamp beside it records their hash).
+# Builds the third-party binaries underlink's tests and local clusters run (the Kubernetes components, etcd,
+# helm, the reference CNI plugins, ...) from their tool modules under hack/tools into $UNDERLINK_CACHE/bin,
+# once per machine. A binary is rebuilt only when its tool module's go.mod/go.sum change (the stamp beside
+# it records their hash). The versions a binary reports are read from its tool module, which pins them.
 #
-# usage: hack/build-tools.sh NAME...   e.g. kube-apiserver etcd kubectl controller-gen
+# usage: hack/build-tools.sh NAME...                  e.g. kube-apiserver etcd kubectl controller-gen
+#        hack/build-tools.sh --print-ldflags NAME...  the version ldflags each NAME would be built with
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,13 +13,47 @@ cache=${UNDERLINK_CACHE:-$HOME/.cache/underlink}
 bin=$cache/bin
 mkdir -p "$bin"
 
-# name → tool module dir, package, extra ldflags
-k8s_ldflags="-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=v1.37.2"
-# helm reports the release its tool module pins (hack/tools/helm/go.mod).
-helm_ldflags="-X helm.sh/helm/v4/internal/version.version=v4.3.1 -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
-# The reference CNI plugins report the release their tool module pins (hack/tools/cni-plugins/go.mod) in
-# `<plugin>` with CNI_COMMAND=VERSION and in their "about" string.
-cni_plugins_ldflags="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=v1.9.1"
+# module_version DIR MODULE prints the version of MODULE that the tool module hack/tools/DIR requires.
+module_version() {
+	local v
+	v=$(cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2") || {
+		echo "build-tools: cannot read the version of $2 from hack/tools/$1/go.mod" >&2
+		return 1
+	}
+	echo "$v"
+}
+
+# version_ldflags DIR prints the -X flags that give the binaries of tool module DIR the version of the
+# release it pins, as the release's own build would; nothing for modules whose binaries need none.
+version_ldflags() {
+	local v major minor
+	case "$1" in
+	kubernetes)
+		# k8s.io/kubernetes vMAJOR.MINOR.PATCH; the components print it in --version and send it to the apiserver.
+		v=$(module_version kubernetes k8s.io/kubernetes) || return 1
+		major=${v#v}
+		major=${major%%.*}
+		minor=${v#v*.}
+		minor=${minor%%.*}
+		if ! [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]]; then
+			echo "build-tools: k8s.io/kubernetes $v in hack/tools/kubernetes/go.mod is not vMAJOR.MINOR.PATCH" >&2
+			return 1
+		fi
+		echo "-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$v"
+		;;
+	helm)
+		v=$(module_version helm helm.sh/helm/v4) || return 1
+		echo "-X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+		;;
+	cni-plugins)
+		# Shown by `<plugin>` with CNI_COMMAND=VERSION and in the plugins' "about" string.
+		v=$(module_version cni-plugins github.com/containernetworking/plugins) || return 1
+		echo "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v"
+		;;
+	esac
+}
+
+# name → tool module dir, package
 module_of() {
 	case "$1" in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet | kube-proxy) echo kubernetes ;;
@@ -57,6 +93,16 @@ copy_extras() {
 	for f in $whereabouts_crds; do install -m 0644 "$src/doc/crds/$f" "$cache/crds/whereabouts/$f"; done
 }
 
+if [ "${1:-}" = --print-ldflags ]; then
+	shift
+	for name in "$@"; do
+		mod=$(module_of "$name")
+		flags=$(version_ldflags "$mod")
+		echo "$name: ${flags:-(none)}"
+	done
+	exit 0
+fi
+
 # Group the wanted names by module so one `go build` per module shares its compile work.
 declare -A want=()
 for name in "$@"; do
@@ -75,10 +121,8 @@ for mod in "${!want[@]}"; do
 	out=$(mktemp -d "$bin/.build-XXXXXX")
 	pkgs=()
 	for name in ${want[$mod]}; do pkgs+=("$(package_of "$name")"); done
-	ldflags="-s -w"
-	[ "$mod" = kubernetes ] && ldflags="$ldflags $k8s_ldflags"
-	[ "$mod" = helm ] && ldflags="$ldflags $helm_ldflags"
-	[ "$mod" = cni-plugins ] && ldflags="$ldflags $cni_plugins_ldflags"
+	versions=$(version_ldflags "$mod")
+	ldflags="-s -w${versions:+ $versions}"
 	start=$(date +%s)
 	echo "build-tools: building${want[$mod]} from hack/tools/$mod (cold builds of Kubernetes take minutes)" >&2
 	if [ "${#pkgs[@]}" -eq 1 ]; then

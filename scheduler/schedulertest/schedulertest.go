@@ -29,9 +29,27 @@ import (
 )
 
 // ldflags give the binary the version of the Kubernetes release it is built from, as hack/build-tools.sh
-// does for the stock components.
-const ldflags = "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 " +
-	"-X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
+// does for the stock components: the k8s.io/kubernetes version that go.mod requires, so the version is
+// written in one place.
+func ldflags() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "k8s.io/kubernetes")
+	cmd.Dir = test.RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m k8s.io/kubernetes: %w", err)
+	}
+	v := strings.TrimSpace(string(out))
+	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	if _, err := strconv.Atoi(major); err != nil {
+		return "", fmt.Errorf("k8s.io/kubernetes %q in go.mod is not vMAJOR.MINOR.PATCH", v)
+	}
+	if _, err := strconv.Atoi(minor); err != nil {
+		return "", fmt.Errorf("k8s.io/kubernetes %q in go.mod is not vMAJOR.MINOR.PATCH", v)
+	}
+	return "-X k8s.io/component-base/version.gitVersion=" + v + " -X k8s.io/component-base/version.gitMajor=" + major +
+		" -X k8s.io/component-base/version.gitMinor=" + minor + " -X k8s.io/component-base/version.gitTreeState=clean", nil
+}
 
 var (
 	buildOnce sync.Once
@@ -56,9 +74,15 @@ func Binary(t testing.TB) string {
 			return
 		}
 		tmp.Close()
+		flags, err := ldflags()
+		if err != nil {
+			os.Remove(tmp.Name())
+			buildErr = err
+			return
+		}
 		start := time.Now()
 		// Default build flags, so the Go build cache that `go build ./...` and `go vet` fill is reused.
-		cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", tmp.Name(), "./cmd/underlink-scheduler")
+		cmd := exec.Command("go", "build", "-ldflags", flags, "-o", tmp.Name(), "./cmd/underlink-scheduler")
 		cmd.Dir = test.RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.Remove(tmp.Name())
