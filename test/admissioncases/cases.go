@@ -29,9 +29,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/underlink/underlink/test"
-	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/pkg/manifest"
+	"github.com/underlink/underlink/pkg/rules"
+	"github.com/underlink/underlink/test"
 )
 
 // Dir is the directory of the shared cases in this checkout.
