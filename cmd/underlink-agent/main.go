@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2/textlogger"
 
 	"github.com/underlink/underlink/api/cniconf"
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/cni/agent"
 )
 
@@ -39,6 +40,7 @@ func run(args []string) error {
 		burst      = fs.Int("kube-api-burst", 100, "apiserver request burst")
 	)
 	fs.StringVar(&o.NodeName, "node-name", envOr("NODE_NAME", hostname), "this node's name")
+	fs.StringVar(&o.LabelPrefix, "label-prefix", underlay.LabelPrefix, "prefix of the node labels <prefix><nic>=up|down; must be the scheduler's UnderlayNetwork labelPrefix")
 	fs.StringVar(&o.Socket, "socket", cniconf.DefaultAgentSocket, "unix socket to serve IPAM on (directory created 0700, socket 0600)")
 	fs.DurationVar(&o.GCInterval, "gc-interval", 30*time.Second, "time between garbage collection passes")
 	fs.DurationVar(&o.GCGrace, "gc-grace", 60*time.Second, "how long an address must stay orphaned (pod gone or replaced) before it is freed")
@@ -56,6 +58,9 @@ func run(args []string) error {
 		return err
 	}
 	o.Log = textlogger.NewLogger(logConfig)
+	if err := underlay.ValidateLabelPrefix(o.LabelPrefix); err != nil {
+		return fmt.Errorf("--label-prefix %q: %w", o.LabelPrefix, err)
+	}
 	if *nics != "" {
 		for _, n := range strings.Split(*nics, ",") {
 			if n = strings.TrimSpace(n); n != "" {

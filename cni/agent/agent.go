@@ -1,6 +1,6 @@
 // Package agent wires underlink-agent, the node daemon (a hostNetwork DaemonSet): the IPAM service on a
 // root-only unix socket (cni/agent/service, writing pools through cni/agent/store), the underlay link
-// watcher that keeps the node's underlay.underlink.io/<nic> labels (cni/agent/linkwatch), the
+// watcher that keeps the node's <prefix><nic> labels (api/underlay; cni/agent/linkwatch), the
 // garbage collector of leaked addresses (cni/agent/gc, one agent at a time), Prometheus metrics and
 // /healthz and /readyz. Its only state is the apiserver's: a restarted agent trusts nothing local.
 package agent
@@ -48,6 +48,8 @@ type Options struct {
 	Socket string
 	// NICs fixes the underlay NICs to watch; empty means the masters of the SpiderMultusConfigs.
 	NICs []string
+	// LabelPrefix starts the node labels of the NICs (api/underlay); empty means underlay.LabelPrefix.
+	LabelPrefix string
 	// GCInterval is the time between garbage collection passes; GCGrace how long an allocation must
 	// stay orphaned before it is freed.
 	GCInterval, GCGrace time.Duration
@@ -137,7 +139,7 @@ func Run(ctx context.Context, o Options) error {
 		}),
 		&linkwatch.Watcher{
 			Client: mgr.GetClient(), Reader: mgr.GetCache(), Informers: mgr.GetCache(), NodeName: o.NodeName,
-			NICs: o.NICs, Metrics: m, Log: log.WithName("linkwatch"),
+			LabelPrefix: o.LabelPrefix, NICs: o.NICs, Metrics: m, Log: log.WithName("linkwatch"),
 		},
 		&gc.Runner{
 			Collector: &gc.Collector{Live: mgr.GetAPIReader(), Store: st, Grace: &ipam.Grace{Period: o.GCGrace}, Metrics: m, Log: log.WithName("gc")},
@@ -168,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	}); err != nil {
 		return err
 	}
-	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "preallocate", o.Preallocate, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
+	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "labelPrefix", o.LabelPrefix, "preallocate", o.Preallocate, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
 	err = mgr.Start(ctx)
 	_ = os.Remove(o.Socket)
 	return err

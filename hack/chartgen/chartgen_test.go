@@ -1,9 +1,14 @@
 package chartgen
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/test"
 )
 
@@ -40,5 +45,56 @@ func TestWebhookTemplatePointsAtTheChartService(t *testing.T) {
 	}
 	if strings.Contains(s, "PLACEHOLDER") {
 		t.Error("webhook template still holds a placeholder")
+	}
+}
+
+// The node-label prefix is one contract (api/underlay): the chart's default is the package's, and
+// deploy/scheduler's configurations leave it to the plugin's default, which is the agent's, so the chart's
+// one value underlay.labelPrefix, which renders both the agent's --label-prefix and the scheduler's
+// labelPrefix, is the only place to change it.
+func TestLabelPrefixIsTheAPIDefault(t *testing.T) {
+	var values struct {
+		Underlay struct {
+			LabelPrefix string `json:"labelPrefix"`
+		} `json:"underlay"`
+	}
+	raw, err := os.ReadFile(test.Path("deploy", "helm", "underlink", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	if values.Underlay.LabelPrefix != underlay.LabelPrefix {
+		t.Errorf("values.yaml underlay.labelPrefix is %q, want api/underlay.LabelPrefix %q", values.Underlay.LabelPrefix, underlay.LabelPrefix)
+	}
+
+	configs, _ := filepath.Glob(test.Path("deploy", "scheduler", "*.yaml"))
+	if len(configs) == 0 {
+		t.Fatal("no scheduler configurations in deploy/scheduler")
+	}
+	for _, path := range configs {
+		var cfg struct {
+			Profiles []struct {
+				PluginConfig []struct {
+					Name string         `json:"name"`
+					Args map[string]any `json:"args"`
+				} `json:"pluginConfig"`
+			} `json:"profiles"`
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(raw, &cfg); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, p := range cfg.Profiles {
+			for _, pc := range p.PluginConfig {
+				if v, ok := pc.Args["labelPrefix"]; ok && pc.Name == "UnderlayNetwork" {
+					t.Errorf("%s sets labelPrefix %v; leave it to api/underlay.LabelPrefix, which the agent shares (the chart sets both from underlay.labelPrefix)", filepath.Base(path), v)
+				}
+			}
+		}
 	}
 }

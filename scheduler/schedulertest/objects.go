@@ -10,13 +10,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/api/underlay"
 )
 
-// NodeUp returns the labels underlink-agent writes for a node whose underlay NICs are up.
+// NodeUp returns the labels underlink-agent writes, with the default prefix, for a node whose underlay
+// NICs are up (api/underlay).
 func NodeUp(nics ...string) map[string]string {
 	l := map[string]string{}
 	for _, n := range nics {
-		l["underlay.underlink.io/"+n] = "up"
+		l[underlay.LabelKey(underlay.LabelPrefix, n)] = underlay.LinkUp
 	}
 	return l
 }

@@ -70,7 +70,7 @@ func TestNodeHint(t *testing.T) {
 		{name: "node added with the link down", pod: seedPod(), new: node(nic(down)), want: fwk.QueueSkip},
 		{name: "link goes down", pod: seedPod(), old: node(nic(up)), new: node(nic(down)), want: fwk.QueueSkip},
 		{name: "an unrelated label on a node that already fit", pod: seedPod(), old: node(nic(up)), new: node(withOther(up)), want: fwk.QueueSkip},
-		{name: "another NIC turns up", pod: seedPod(), old: node(nic(down)), new: node(map[string]string{"underlay.underlink.io/ens224": down, "underlay.underlink.io/ens256": up}), want: fwk.QueueSkip},
+		{name: "another NIC turns up", pod: seedPod(), old: node(nic(down)), new: node(map[string]string{labelOf("ens224"): down, labelOf("ens256"): up}), want: fwk.QueueSkip},
 		{name: "pod's config is missing: no node helps", pod: underlayPod(map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/nope"}), old: node(nic(down)), new: node(nic(up)), want: fwk.QueueSkip},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

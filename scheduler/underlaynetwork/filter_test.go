@@ -21,7 +21,7 @@ func TestFilterLinks(t *testing.T) {
 	}{
 		{name: "up", labels: nic(up)},
 		{name: "down", labels: nic(down), reason: "node(s) had underlay link ens224 down"},
-		{name: "no label: agent not running", labels: map[string]string{"underlay.underlink.io/ens256": up}, reason: "node(s) had no link state for underlay NIC ens224 (label underlay.underlink.io/ens224 missing)"},
+		{name: "no label: agent not running", labels: map[string]string{labelOf("ens256"): up}, reason: "node(s) had no link state for underlay NIC ens224 (label underlay.underlink.io/ens224 missing)"},
 		{name: "unexpected value", labels: nic("unknown"), reason: "node(s) had underlay link ens224 unknown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/pkg/podnet"
 	configv1 "github.com/underlink/underlink/scheduler/apis/config/v1"
 	"github.com/underlink/underlink/scheduler/underlaynetwork/cache"
@@ -196,8 +197,11 @@ func (c *cycle) reserve(node string) *fwk.Status {
 	return c.w.p.Reserve(context.Background(), c.state, c.pod, node)
 }
 
-const up, down = "up", "down"
+const up, down = underlay.LinkUp, underlay.LinkDown
+
+// labelOf is the node label of a NIC's link state under the default prefix.
+func labelOf(nic string) string { return underlay.LabelKey(underlay.LabelPrefix, nic) }
 
 func nic(state string) map[string]string {
-	return map[string]string{"underlay.underlink.io/ens224": state}
+	return map[string]string{labelOf("ens224"): state}
 }

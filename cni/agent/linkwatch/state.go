@@ -1,35 +1,14 @@
 package linkwatch
 
 import (
-	"fmt"
 	"sort"
-	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/api/underlay"
 )
-
-// LabelPrefix starts the node label that says whether an underlay NIC is up: underlay.underlink.io/<nic>.
-const LabelPrefix = "underlay.underlink.io/"
 
 // DefaultNIC is watched when no SpiderMultusConfig names a master.
 const DefaultNIC = "ens224"
-
-// Label values.
-const (
-	Up   = "up"
-	Down = "down"
-)
-
-// LabelKey is the node label of nic, or an error when the NIC's name cannot be a label name.
-func LabelKey(nic string) (string, error) {
-	key := LabelPrefix + nic
-	if errs := validation.IsQualifiedName(key); len(errs) > 0 {
-		return "", fmt.Errorf("NIC %q cannot be named in node label %q: %s", nic, key, strings.Join(errs, "; "))
-	}
-	return key, nil
-}
 
 // Operational states of RFC 2863 as the kernel reports them (IF_OPER_*).
 const (
@@ -44,15 +23,15 @@ func LinkUp(adminUp bool, operState uint8) bool {
 	return adminUp && (operState == operUp || operState == operUnknown)
 }
 
-// Desired is the label value of each watched NIC given the links by name: a NIC that does not exist is
-// down.
+// Desired is the label value (api/underlay.LinkUp or LinkDown) of each watched NIC given the links by
+// name: a NIC that does not exist is down.
 func Desired(nics []string, upByName map[string]bool) map[string]string {
 	out := make(map[string]string, len(nics))
 	for _, nic := range nics {
 		if upByName[nic] {
-			out[nic] = Up
+			out[nic] = underlay.LinkUp
 		} else {
-			out[nic] = Down
+			out[nic] = underlay.LinkDown
 		}
 	}
 	return out

@@ -5,27 +5,10 @@ import (
 	"testing"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/api/underlay"
 
 	"github.com/underlink/underlink/test"
 )
-
-func TestLabelKey(t *testing.T) {
-	for _, tc := range []struct{ nic, key, err string }{
-		{"ens224", "underlay.underlink.io/ens224", ""},
-		{"bond0.100", "underlay.underlink.io/bond0.100", ""},
-		{"eth_1", "underlay.underlink.io/eth_1", ""},
-		{"eth@1", "", `NIC "eth@1" cannot be named in node label`},
-		{"", "", "cannot be named"},
-	} {
-		key, err := LabelKey(tc.nic)
-		if tc.err == "" && (err != nil || key != tc.key) {
-			t.Errorf("LabelKey(%q) = %q, %v; want %q", tc.nic, key, err, tc.key)
-		}
-		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
-			t.Errorf("LabelKey(%q) error = %v, want %q", tc.nic, err, tc.err)
-		}
-	}
-}
 
 func TestLinkUp(t *testing.T) {
 	for _, tc := range []struct {
@@ -49,7 +32,7 @@ func TestLinkUp(t *testing.T) {
 
 func TestDesiredMissingNICIsDown(t *testing.T) {
 	got := Desired([]string{"ens224", "ens256", "ens192"}, map[string]bool{"ens224": true, "ens256": false, "lo": true})
-	want := map[string]string{"ens224": Up, "ens256": Down, "ens192": Down}
+	want := map[string]string{"ens224": underlay.LinkUp, "ens256": underlay.LinkDown, "ens192": underlay.LinkDown}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)

@@ -1,9 +1,11 @@
-// Package linkwatch keeps the node label underlay.underlink.io/<nic>=up|down true for the underlay NICs
-// of the agent's node. It learns link changes from a netlink subscription (no polling) and patches only
-// that label, within milliseconds of the kernel's event; the scheduler's UnderlayNetwork filter reads it.
+// Package linkwatch keeps the node label <prefix><nic>=up|down (api/underlay, by default
+// underlay.underlink.io/<nic>) true for the underlay NICs of the agent's node. It learns link changes from
+// a netlink subscription (no polling) and patches only that label, within milliseconds of the kernel's
+// event; the scheduler's UnderlayNetwork filter reads it.
 package linkwatch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/cni/agent/metrics"
 )
 
@@ -35,6 +38,9 @@ type Watcher struct {
 	// Informers delivers node and SpiderMultusConfig changes (the agent's cache).
 	Informers cache.Informers
 	NodeName  string
+	// LabelPrefix starts the node labels (--label-prefix); empty means api/underlay.LabelPrefix. It must
+	// be the scheduler's labelPrefix.
+	LabelPrefix string
 	// NICs, when set, is the fixed list of NICs to watch (--nics); otherwise the masters of the
 	// cluster's SpiderMultusConfigs, or ens224 when none names one.
 	NICs []string
@@ -81,6 +87,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 		}
 	}
 
+	prefix := cmp.Or(w.LabelPrefix, underlay.LabelPrefix)
 	published := map[string]string{} // what this watcher last patched, per NIC
 	var retry <-chan time.Time
 	attempt := 0
@@ -120,12 +127,12 @@ func (w *Watcher) Start(ctx context.Context) error {
 			failed := false
 			for _, nic := range nics {
 				v := want[nic]
-				key, err := LabelKey(nic)
-				if err != nil {
+				key := underlay.LabelKey(prefix, nic)
+				if err := underlay.ValidateLabelKey(prefix, nic); err != nil {
 					w.Log.Error(err, "not labelling NIC")
 					continue
 				}
-				w.Metrics.LinkUp.WithLabelValues(nic).Set(map[string]float64{Up: 1, Down: 0}[v])
+				w.Metrics.LinkUp.WithLabelValues(nic).Set(map[string]float64{underlay.LinkUp: 1, underlay.LinkDown: 0}[v])
 				if published[nic] == v && haveNode && node.Labels[key] == v {
 					continue
 				}

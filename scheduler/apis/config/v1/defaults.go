@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
+
+	"github.com/underlink/underlink/api/underlay"
 )
 
 // SetDefaults fills the fields of a that were left empty.
@@ -32,11 +34,8 @@ func Validate(a *UnderlayNetworkArgs) field.ErrorList {
 	if a.Kind != Kind {
 		errs = append(errs, field.NotSupported(field.NewPath("kind"), a.Kind, []string{Kind}))
 	}
-	p := field.NewPath("labelPrefix")
-	if !strings.HasSuffix(a.LabelPrefix, "/") {
-		errs = append(errs, field.Invalid(p, a.LabelPrefix, "must be a DNS subdomain followed by '/', e.g. underlay.underlink.io/, so that <prefix><nic> is a label key"))
-	} else if msgs := content.IsLabelKey(a.LabelPrefix + "ens224"); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(p, a.LabelPrefix, fmt.Sprintf("%s followed by a NIC name is not a label key: %s", a.LabelPrefix, strings.Join(msgs, "; "))))
+	if err := underlay.ValidateLabelPrefix(a.LabelPrefix); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("labelPrefix"), a.LabelPrefix, err.Error()))
 	}
 	if a.DefaultNetwork != "" {
 		p := field.NewPath("defaultNetwork")

@@ -16,6 +16,8 @@ package v1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/underlink/underlink/api/underlay"
 )
 
 // GroupVersion is the group and version the args are written with: the same as the
@@ -27,9 +29,9 @@ const Kind = "UnderlayNetworkArgs"
 
 // Defaults of UnderlayNetworkArgs.
 const (
-	// DefaultLabelPrefix is the prefix of the node labels underlink-agent keeps, one per underlay NIC:
-	// underlay.underlink.io/ens224=up.
-	DefaultLabelPrefix = "underlay.underlink.io/"
+	// DefaultLabelPrefix is the default of LabelPrefix: the prefix of the node-label contract,
+	// api/underlay.LabelPrefix (underlay.underlink.io/<nic>=up), which underlink-agent writes by default.
+	DefaultLabelPrefix = underlay.LabelPrefix
 )
 
 // UnderlayNetworkArgs configures the UnderlayNetwork plugin.
@@ -37,8 +39,9 @@ type UnderlayNetworkArgs struct {
 	metav1.TypeMeta `json:",inline"`
 
 	// LabelPrefix is the prefix of the node labels that report each underlay NIC's link state:
-	// <labelPrefix><nic>=up|down, written by underlink-agent. A node passes only when every master NIC of
-	// the pod's networks is labelled "up". Default "underlay.underlink.io/".
+	// <labelPrefix><nic>=up|down (api/underlay), written by underlink-agent with the same prefix (its
+	// --label-prefix). A node passes only when every master NIC of the pod's networks is labelled "up".
+	// Default api/underlay.LabelPrefix.
 	LabelPrefix string `json:"labelPrefix,omitempty"`
 
 	// DefaultNetwork is the Multus cluster default network ("namespace/name") that pods without a

@@ -1,7 +1,8 @@
 {{/*
 The KubeSchedulerConfiguration: deploy/scheduler/underlink-scheduler.yaml (copied to files/scheduler by
 `make generate-chart`) with the release's namespace for its leader election Lease, scheduler.name as the
-profile and Lease name, and scheduler.pluginArgs over the UnderlayNetwork plugin's arguments.
+profile and Lease name, scheduler.pluginArgs over the UnderlayNetwork plugin's arguments, and
+underlay.labelPrefix as its labelPrefix: the agent's --label-prefix is rendered from the same value.
 */}}
 {{- define "underlink.schedulerConfig" -}}
 {{- $cfg := .Files.Get "files/scheduler/underlink-scheduler.yaml" | fromYaml }}
@@ -12,6 +13,7 @@ profile and Lease name, and scheduler.pluginArgs over the UnderlayNetwork plugin
 {{- range $profile.pluginConfig }}
 {{- if eq .name "UnderlayNetwork" }}
 {{- $_ := set . "args" (mergeOverwrite (deepCopy .args) (deepCopy $.Values.scheduler.pluginArgs)) }}
+{{- $_ := set .args "labelPrefix" $.Values.underlay.labelPrefix }}
 {{- end }}
 {{- end }}
 {{- toYaml $cfg }}
