@@ -56,10 +56,11 @@ func FromMultusConfig(smc *spv2.SpiderMultusConfig) Network {
 		n.Masters = append([]string(nil), mv.Master...)
 		n.IPAM = smc.Spec.DisableIPAM == nil || !*smc.Spec.DisableIPAM
 		if mv.SpiderpoolConfigPools != nil {
+			src := where + " spec.macvlan.ippools"
 			n.Pools = PoolChoice{
 				IPv4:   mv.SpiderpoolConfigPools.IPv4IPPool,
 				IPv6:   mv.SpiderpoolConfigPools.IPv6IPPool,
-				Source: where + " spec.macvlan.ippools",
+				Source: src, IPv4Field: src + ".ipv4", IPv6Field: src + ".ipv6",
 			}
 		}
 	case "custom":
@@ -135,10 +136,12 @@ func fromCNIConfig(config, source string) (Network, error) {
 		switch ipam.Type {
 		case cniconf.IPAMType:
 			n.IPAM = true
-			n.Pools = PoolChoice{IPv4: ipam.IPv4Pools, IPv6: ipam.IPv6Pools, Source: source + " ipam"}
+			n.Pools = PoolChoice{IPv4: ipam.IPv4Pools, IPv6: ipam.IPv6Pools, Source: source + " ipam",
+				IPv4Field: source + " ipam.ipv4Pools", IPv6Field: source + " ipam.ipv6Pools"}
 		case spiderpoolIPAMType:
 			n.IPAM = true
-			n.Pools = PoolChoice{IPv4: ipam.SpiderIPv4, IPv6: ipam.SpiderIPv6, Source: source + " ipam"}
+			n.Pools = PoolChoice{IPv4: ipam.SpiderIPv4, IPv6: ipam.SpiderIPv6, Source: source + " ipam",
+				IPv4Field: source + " ipam.default_ipv4_ippool", IPv6Field: source + " ipam.default_ipv6_ippool"}
 		}
 	}
 	return n, nil

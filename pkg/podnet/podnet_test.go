@@ -101,59 +101,6 @@ func TestAttachments(t *testing.T) {
 	}
 }
 
-func TestPoolAnnotations(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		ann     map[string]string
-		ifname  string
-		want    PoolChoice
-		wantOK  bool
-		wantErr string
-	}{
-		{name: "none", ifname: "eth0"},
-		{
-			name:   "ippool applies to any interface",
-			ann:    map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["cluster-a"]}`},
-			ifname: "net1",
-			want:   PoolChoice{IPv4: []string{"cluster-a"}, Source: "annotation ipam.spidernet.io/ippool"},
-			wantOK: true,
-		},
-		{
-			name:   "ippools entry for the interface wins over ippool",
-			ann:    map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["a"]}`, spv2.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["b"],"ipv6":["b6"]}]`},
-			ifname: "eth0",
-			want:   PoolChoice{IPv4: []string{"b"}, IPv6: []string{"b6"}, Source: "annotation ipam.spidernet.io/ippools"},
-			wantOK: true,
-		},
-		{
-			name:   "ippools without an entry for the interface falls back to ippool",
-			ann:    map[string]string{spv2.AnnoPodIPPool: `{"ipv4":["a"]}`, spv2.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["b"]}]`},
-			ifname: "net1",
-			want:   PoolChoice{IPv4: []string{"a"}, Source: "annotation ipam.spidernet.io/ippool"},
-			wantOK: true,
-		},
-		{name: "ippool not JSON", ann: map[string]string{spv2.AnnoPodIPPool: `cluster-a`}, wantErr: `annotation ipam.spidernet.io/ippool="cluster-a"`},
-		{name: "ippools entry without interface", ann: map[string]string{spv2.AnnoPodIPPools: `[{"ipv4":["a"]}]`}, wantErr: "entry 0 has no interface"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pa, err := ParsePoolAnnotations(pod(tc.ann))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, ok := pa.For(tc.ifname)
-			if ok != tc.wantOK || !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("For(%s) = %+v, %v; want %+v, %v", tc.ifname, got, ok, tc.want, tc.wantOK)
-			}
-		})
-	}
-}
-
 func seedMultusConfig(t *testing.T) *spv2.SpiderMultusConfig {
 	t.Helper()
 	smc := &spv2.SpiderMultusConfig{}
@@ -182,13 +129,16 @@ func TestFromMultusConfig(t *testing.T) {
 		want Network
 	}{
 		{name: "seed config: ens224 and pool cluster-a", in: seed, want: Network{Kind: KindMultusConfig, Masters: []string{"ens224"}, IPAM: true,
-			Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools"}}},
+			Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools",
+				IPv4Field: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools.ipv4", IPv6Field: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools.ipv6"}}},
 		{name: "disableIPAM keeps the NIC, drops the pools", in: noIPAM, want: Network{Kind: KindMultusConfig, Masters: []string{"ens224"},
-			Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools"}}},
+			Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools",
+				IPv4Field: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools.ipv4", IPv6Field: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools.ipv6"}}},
 		{name: "macvlan without master is a problem naming the field", in: noMaster, want: Network{Kind: KindMultusConfig,
 			Problem: "SpiderMultusConfig kube-system/macvlan-conf has spec.cniType macvlan but no spec.macvlan.master"}},
 		{name: "custom CNI is read like a NAD", in: custom, want: Network{Kind: KindMultusConfig, Masters: []string{"ens256"}, IPAM: true,
-			Pools: PoolChoice{IPv4: []string{"p4"}, Source: "SpiderMultusConfig ns/c spec.customCNI ipam"}}},
+			Pools: PoolChoice{IPv4: []string{"p4"}, Source: "SpiderMultusConfig ns/c spec.customCNI ipam",
+				IPv4Field: "SpiderMultusConfig ns/c spec.customCNI ipam.default_ipv4_ippool", IPv6Field: "SpiderMultusConfig ns/c spec.customCNI ipam.default_ipv6_ippool"}}},
 		{name: "unreadable custom CNI", in: badCustom, want: Network{Kind: KindMultusConfig,
 			Problem: "SpiderMultusConfig ns/c spec.customCNI: not a CNI configuration (JSON): unexpected end of JSON input"}},
 		{name: "other CNI types need nothing", in: ipvlan, want: Network{Kind: KindMultusConfig}},
@@ -220,13 +170,15 @@ func TestFromNAD(t *testing.T) {
 				{"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","ipv4Pools":["cluster-a"]}},
 				{"type":"underlink-coordinator","mode":"underlay","hijackCIDR":["172.111.0.0/16"]}]}`,
 			want: Network{Kind: KindNAD, Masters: []string{"ens224"}, IPAM: true,
-				Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam"}},
+				Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam",
+					IPv4Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.ipv4Pools", IPv6Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.ipv6Pools"}},
 		},
 		{
 			name: "Spiderpool's NAD",
 			cfg:  `{"cniVersion":"0.3.1","type":"macvlan","master":"ens224","ipam":{"type":"spiderpool","default_ipv6_ippool":["v6"]}}`,
 			want: Network{Kind: KindNAD, Masters: []string{"ens224"}, IPAM: true,
-				Pools: PoolChoice{IPv6: []string{"v6"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam"}},
+				Pools: PoolChoice{IPv6: []string{"v6"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam",
+					IPv4Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.default_ipv4_ippool", IPv6Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.default_ipv6_ippool"}},
 		},
 		{name: "a bridge with host-local needs nothing", cfg: `{"type":"bridge","ipam":{"type":"host-local"}}`, want: Network{Kind: KindNAD}},
 		{name: "empty config (Multus reads it from disk)", want: Network{Kind: KindNAD}},

@@ -32,16 +32,21 @@ func podWorld() *World {
 	byBareNet := pool("bare-net-bound", "172.110.7.0/24", "172.110.7.254", []string{"172.110.7.1"}, func(p *spiderv2beta1.SpiderIPPool) {
 		p.Spec.MultusName = []string{"other-net"} // in Multus' namespace
 	})
+	byIPAMNet := pool("ipam-net-bound", "172.110.8.0/24", "172.110.8.254", []string{"172.110.8.1"}, func(p *spiderv2beta1.SpiderIPPool) {
+		p.Spec.MultusName = []string{"kube-system/ipam-net"}
+	})
 	off := pool("off", "172.110.6.0/24", "172.110.6.254", []string{"172.110.6.1"}, func(p *spiderv2beta1.SpiderIPPool) { p.Spec.Disable = ptr(true) })
 	v6 := pool("v6", "fd00:110::/64", "", []string{"fd00:110::10"})
 	return NewWorld(Input{
 		Clusters: []submarinerv1.Cluster{clusterA, clusterB}, LocalCluster: "cluster-a",
-		Pools:         []spiderv2beta1.SpiderIPPool{fixedPool(), restricted, byLabel, byPod, byNet, byBareNet, off, v6},
+		Pools:         []spiderv2beta1.SpiderIPPool{fixedPool(), restricted, byLabel, byPod, byNet, byBareNet, byIPAMNet, off, v6},
 		MultusConfigs: []spiderv2beta1.SpiderMultusConfig{seedConfig(), config("team", "team-net", []string{"cluster-a"}, "10.243.0.0/18", "172.111.0.0/16")},
 		NADs: []nadv1.NetworkAttachmentDefinition{
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "plain-nad"}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "other-net"}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other-net"}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "ipam-net"},
+				Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","plugins":[{"type":"macvlan","master":"ens256","ipam":{"type":"underlink-ipam"}}]}`}},
 		},
 		Namespaces: []corev1.Namespace{
 			{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
@@ -77,7 +82,7 @@ func TestCheckPod(t *testing.T) {
 		},
 		{
 			name: "a name far from any network lists the existing ones", ns: "default", annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/sriov-net-x"},
-			want: []string{"Deny pod-network-exists " + defNet}, contains: []string{"or name an existing network: default/other-net, default/plain-nad, kube-system/macvlan-conf, kube-system/other-net, team/team-net"},
+			want: []string{"Deny pod-network-exists " + defNet}, contains: []string{"or name an existing network: default/other-net, default/plain-nad, kube-system/ipam-net, kube-system/macvlan-conf, kube-system/other-net, …"},
 		},
 		{
 			name: "two default networks", ns: "default", annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf,kube-system/other-net"},
@@ -129,13 +134,13 @@ func TestCheckPod(t *testing.T) {
 		},
 		{
 			name: "a pool limited to other namespaces", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["team-only"]}`},
-			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"limited to namespaces team (spec.namespaceName), not default"},
+			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{`no IPv4 pool from pod annotation ipam.spidernet.io/ippool serves this pod on eth0: SpiderIPPool team-only: spec.namespaceName [team] does not include namespace "default"`},
 		},
 		{name: "a pool limited to this namespace", ns: "team", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["team-only"]}`}},
 		{name: "namespaceAffinity matches", ns: "team", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["labelled"]}`}},
 		{
 			name: "namespaceAffinity does not match", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["labelled"]}`},
-			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"admits namespaces matching underlay=yes"},
+			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{`SpiderIPPool labelled: spec.namespaceAffinity (underlay=yes) does not match the labels of namespace "default"`},
 		},
 		{
 			name: "namespace labels unknown", ns: "elsewhere", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["labelled"]}`},
@@ -144,12 +149,12 @@ func TestCheckPod(t *testing.T) {
 		{name: "podAffinity matches", ns: "default", labels: map[string]string{"app": "db"}, annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["for-db"]}`}},
 		{
 			name: "podAffinity does not match", ns: "default", labels: map[string]string{"app": "web"}, annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["for-db"]}`},
-			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"admits pods labelled app=db"},
+			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{`SpiderIPPool for-db: spec.podAffinity (app=db) does not match the labels of pod "default/p"`},
 		},
 		{
 			name: "multusName does not list the pod's network", ns: "default",
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["net-bound"]}`},
-			want:  []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"serves networks kube-system/other-net (spec.multusName)"},
+			want:  []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"SpiderIPPool net-bound: spec.multusName [kube-system/other-net] does not include network kube-system/macvlan-conf of interface eth0"},
 		},
 		{
 			name: "multusName lists the pod's network", ns: "default",
@@ -160,12 +165,25 @@ func TestCheckPod(t *testing.T) {
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/other-net",
 				spiderv2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["net-bound"]}]`},
 			want:     []string{"Deny pod-pools-allowed " + poolsAn},
-			contains: []string{"SpiderIPPool net-bound serves networks kube-system/other-net (spec.multusName), not kube-system/macvlan-conf, which the pod attaches on eth0"},
+			contains: []string{"SpiderIPPool net-bound: spec.multusName [kube-system/other-net] does not include network kube-system/macvlan-conf of interface eth0"},
 		},
 		{
 			name: "an ippools item on the interface of the pool's network", ns: "default",
+			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/ipam-net",
+				spiderv2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["cluster-a"]},{"interface":"net1","ipv4":["ipam-net-bound"]}]`},
+		},
+		{
+			// As in Spiderpool: under ipam.spidernet.io/ippools an underlay interface without an item fails
+			// its ADD ("interface net1 must be specified"), so admission refuses the pod.
+			name: "ippools leaves out an interface that takes pool addresses", ns: "default",
+			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/ipam-net",
+				spiderv2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["cluster-a"]}]`},
+			want: []string{"Deny pod-pools-allowed " + poolsAn}, contains: []string{"names no pools for interface net1", `add an item {"interface":"net1","ipv4":["<pool>"]}`},
+		},
+		{
+			name: "ippools need no item for an interface whose network takes no pool", ns: "default",
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/other-net",
-				spiderv2beta1.AnnoPodIPPools: `[{"interface":"net1","ipv4":["net-bound"]}]`},
+				spiderv2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["cluster-a"]}]`},
 		},
 		{
 			name: "a bare multusName is in Multus' namespace, as is a bare default network", ns: "default",
@@ -174,7 +192,7 @@ func TestCheckPod(t *testing.T) {
 		{
 			name: "a bare multusName is not the pod namespace's network", ns: "default",
 			annos: map[string]string{nadv1.NetworksAnnotation: "other-net", spiderv2beta1.AnnoPodIPPool: `{"ipv4":["bare-net-bound"]}`},
-			want:  []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"serves networks other-net (spec.multusName)"},
+			want:  []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"SpiderIPPool bare-net-bound: spec.multusName [other-net] limits it to those networks, and the pod's annotations attach no network on eth0"},
 		},
 		{
 			name: "a disabled pool", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["off"]}`},
@@ -182,15 +200,23 @@ func TestCheckPod(t *testing.T) {
 		},
 		{
 			name: "an IPv6 pool listed as IPv4", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["v6"]}`},
-			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"SpiderIPPool v6 is IPv6 but is listed under ipv4"},
+			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{"ipv4[0]: SpiderIPPool v6: SpiderIPPool is IPv6, listed as IPv4; move it to the IPv6 list"},
 		},
 		{
 			name: "pool annotation not JSON", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `cluster-a`},
-			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{`write it like {"ipv4":["cluster-a"]}`},
+			want: []string{"Deny pod-pools-allowed " + poolAnno}, contains: []string{`is not a JSON object: invalid character 'c' looking for beginning of value; write it like {"ipv4":["<pool>"],"ipv6":["<pool>"]}`},
 		},
 		{
-			name: "pool annotation with a misspelt key", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4s":["cluster-a"]}`},
+			name: "pool annotation with a misspelt key names no pool", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4s":["cluster-a"]}`},
+			want: []string{"Deny pod-pools-allowed " + poolAnno, "Warn pod-pools-allowed " + poolAnno}, contains: []string{"keys Spiderpool ignores", "names no ipv4 or ipv6 pools"},
+		},
+		{
+			name: "pool annotation with an unknown key beside a pool", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["cluster-a"],"ipv6s":["v6"]}`},
 			want: []string{"Warn pod-pools-allowed " + poolAnno}, contains: []string{"keys Spiderpool ignores"},
+		},
+		{
+			name: "a named pool passed over for another of the list", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["team-only","cluster-a"]}`},
+			want: []string{"Warn pod-pools-allowed " + poolAnno}, contains: []string{"SpiderIPPool team-only is passed over for eth0", "takes its IPv4 address from cluster-a instead"},
 		},
 		{
 			name: "ippools per interface", ns: "default",
@@ -200,7 +226,7 @@ func TestCheckPod(t *testing.T) {
 		{
 			name: "ippools: an interface listed twice", ns: "default",
 			annos: map[string]string{spiderv2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["cluster-a"]},{"interface":"eth0","ipv4":["cluster-a"]}]`},
-			want:  []string{"Deny pod-pools-allowed " + poolsAn}, contains: []string{`interface "eth0" is listed twice`},
+			want:  []string{"Deny pod-pools-allowed " + poolsAn}, contains: []string{`[1].interface is listed twice; list each interface once`},
 		},
 		{
 			name: "both pool annotations: ippools wins", ns: "default",

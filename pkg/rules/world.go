@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -13,6 +14,7 @@ import (
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
 	"github.com/underlink/underlink/pkg/iprange"
 	"github.com/underlink/underlink/pkg/podnet"
+	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 // DefaultMultusNamespace is where Multus resolves a default-network annotation without a namespace.
@@ -70,6 +72,9 @@ type World struct {
 	clusters []clusterNet
 	// noClusters is set when Input had no Cluster object at all.
 	noClusters bool
+	// choice is Pools as pool choice reads them, built on first use.
+	choice     *poolchoice.Index
+	choiceOnce sync.Once
 }
 
 // clusterNet is a Cluster with its CIDRs parsed; entries that do not parse are left out here and
@@ -278,4 +283,47 @@ func (w *World) Pool(name string) (*spiderv2beta1.SpiderIPPool, bool) {
 		}
 	}
 	return nil, false
+}
+
+// choicePools is the world's pools as pool choice reads them (pkg/poolchoice), read once.
+func (w *World) choicePools() poolchoice.Pools {
+	if w == nil {
+		return poolchoice.NewIndex(nil)
+	}
+	w.choiceOnce.Do(func() {
+		pools := make([]*poolchoice.Pool, len(w.Pools))
+		for i := range w.Pools {
+			pools[i] = poolchoice.NewPool(&w.Pools[i])
+		}
+		w.choice = poolchoice.NewIndex(pools)
+	})
+	return w.choice
+}
+
+// network reads the SpiderMultusConfig or NetworkAttachmentDefinition namespace/name as placement does
+// (pkg/podnet); a SpiderMultusConfig wins over the NAD it generates.
+func (w *World) network(namespace, name string) (podnet.Network, bool) {
+	if w == nil {
+		return podnet.Network{}, false
+	}
+	for i := range w.MultusConfigs {
+		if w.MultusConfigs[i].Namespace == namespace && w.MultusConfigs[i].Name == name {
+			return podnet.FromMultusConfig(&w.MultusConfigs[i]), true
+		}
+	}
+	for i := range w.NADs {
+		if w.NADs[i].Namespace == namespace && w.NADs[i].Name == name {
+			return podnet.FromNAD(&w.NADs[i]), true
+		}
+	}
+	return podnet.Network{}, false
+}
+
+// namespaceLabels returns the labels of namespace ns, and false when they are unknown.
+func (w *World) namespaceLabels(ns string) (map[string]string, bool) {
+	if w == nil {
+		return nil, false
+	}
+	l, ok := w.Namespaces[ns]
+	return l, ok
 }

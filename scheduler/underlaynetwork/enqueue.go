@@ -76,10 +76,11 @@ func (s *cycleState) mayFit(node *v1.Node) bool {
 	if s.linkReason(node) != "" {
 		return false
 	}
+	on := nodeOf(node)
 	for _, r := range s.reqs {
 		ok := false
 		for _, c := range r.cands {
-			if eligible, _ := c.Pool.EligibleOnNode(node); eligible {
+			if c.Pool.OnNode(on) == nil {
 				ok = true
 				break
 			}

@@ -7,10 +7,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
-)
 
-// LabelUp is the value of a NIC's node label when its link is up.
-const LabelUp = "up"
+	"github.com/underlink/underlink/api/underlay"
+	"github.com/underlink/underlink/pkg/poolchoice"
+)
 
 // Filter passes a node when every master NIC of the pod's networks is labelled up on it and each address
 // the pod needs has a candidate pool eligible on the node (spec.nodeName, spec.nodeAffinity) with a free
@@ -37,7 +37,7 @@ func (s *cycleState) linkReason(node *v1.Node) string {
 	for i, key := range s.labelKeys {
 		v, ok := node.Labels[key]
 		switch {
-		case v == LabelUp:
+		case v == underlay.LinkUp:
 			continue
 		case !ok:
 			return "node(s) had no link state for underlay NIC " + s.nics[i] + " (label " + key + " missing)"
@@ -60,14 +60,15 @@ func (s *cycleState) choose(node *v1.Node, picks []string) (headroom int64, reas
 		used = map[string]int64{}
 	}
 	headroom = -1
+	on := nodeOf(node)
 	for i := range s.reqs {
 		r := &s.reqs[i]
 		var full, ineligible []string
 		picked := false
 		for j := range r.cands {
 			c := &r.cands[j]
-			if ok, field := c.Pool.EligibleOnNode(node); !ok {
-				ineligible = append(ineligible, c.Pool.Name+" ("+field+")")
+			if rj := c.Pool.OnNode(on); rj != nil {
+				ineligible = append(ineligible, c.Pool.Name+" ("+rj.Field+")")
 				continue
 			}
 			free := c.free - used[c.Pool.Name]
@@ -116,6 +117,11 @@ func (s *cycleState) claimsOn(node *v1.Node) (map[string]int, string) {
 		claims[name]++
 	}
 	return claims, ""
+}
+
+// nodeOf is the node as pool eligibility reads it.
+func nodeOf(node *v1.Node) poolchoice.Node {
+	return poolchoice.Node{Name: node.Name, Labels: node.Labels}
 }
 
 func plural(word string, n int) string {

@@ -1,6 +1,7 @@
 package underlaynetwork
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,7 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/pkg/podnet"
+	"github.com/underlink/underlink/pkg/poolchoice"
 	"github.com/underlink/underlink/scheduler/underlaynetwork/cache"
 )
 
@@ -46,8 +49,9 @@ func (p *Plugin) mayNeedUnderlay(pod *v1.Pod) bool {
 	return p.args.DefaultNetwork != "" || podnet.HasNetworkAnnotations(pod)
 }
 
-// resolve reads the pod's annotations, its networks and their pools from the cache. A pod it cannot
-// place anywhere (an annotation it cannot read, a network or every candidate pool missing) gets an
+// resolve reads the pod's annotations, its networks and their candidate pools from the cache, with the
+// pool choice of pkg/poolchoice that the IPAM and admission use too. A pod it cannot place anywhere (an
+// annotation it cannot read, a network missing, no candidate pool for an address) gets an
 // UnschedulableAndUnresolvable status that names what could not be read; refs are filled as far as
 // resolution got.
 func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
@@ -59,11 +63,12 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 	if len(atts) == 0 {
 		return &needs{}, r, nil
 	}
-	poolAnn, err := podnet.ParsePoolAnnotations(pod)
+	ann, err := poolchoice.ParseAnnotations(pod.Annotations)
 	if err != nil {
 		return nil, r, unresolvable("pod %s: %v", pod.Name, err)
 	}
-	r.pools.Insert(poolAnn.Names()...)
+	r.pools.Insert(ann.Mentioned()...)
+	nsLabels, nsErr := p.nsLabels(pod.Namespace)
 	n := &needs{}
 	nics := sets.New[string]()
 	for _, att := range atts {
@@ -80,29 +85,34 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 		if !net.IPAM {
 			continue
 		}
-		choice, ok := poolAnn.For(att.Interface)
-		if !ok {
-			choice = net.Pools
+		r.pools.Insert(net.Pools.IPv4...)
+		r.pools.Insert(net.Pools.IPv6...)
+		s := poolchoice.Subject{Namespace: pod.Namespace, Pod: pod.Name, Interface: att.Interface, Network: key,
+			PodLabels: pod.Labels, PodAnnotations: pod.Annotations, NamespaceLabels: nsLabels}
+		plan, err := ann.Candidates(s, poolchoice.NetworkPools{Names: poolchoice.Names{IPv4: net.Pools.IPv4, IPv6: net.Pools.IPv6},
+			IPv4Field: net.Pools.IPv4Field, IPv6Field: net.Pools.IPv6Field}, p.store.Choice())
+		if plan.Source == poolchoice.SourceDefault {
+			r.defaultFamilies.Insert(4, 6) // a new or changed default pool of either family may matter
 		}
-		r.pools.Insert(choice.IPv4...)
-		r.pools.Insert(choice.IPv6...)
-		if choice.Empty() {
-			st := p.defaultRequests(pod, att, n, &r)
-			if st != nil {
-				return nil, r, st
-			}
-			continue
+		if err != nil {
+			return nil, r, candidatesFailed(pod, att, err, nsErr)
 		}
-		for _, fam := range []struct {
-			family int
-			names  []string
-		}{{4, choice.IPv4}, {6, choice.IPv6}} {
-			if len(fam.names) == 0 {
-				continue
+		for _, fp := range plan.Families {
+			req := request{iface: att.Interface, network: key, family: fp.Family}
+			var why []string
+			for _, name := range fp.Names() {
+				pl, ok := p.store.Pool(name)
+				switch {
+				case !ok:
+					why = append(why, fmt.Sprintf("SpiderIPPool %s was deleted", name))
+				case pl.Uncountable != "":
+					why = append(why, fmt.Sprintf("SpiderIPPool %s: %s", name, pl.Uncountable))
+				default:
+					req.pools = append(req.pools, pl)
+				}
 			}
-			req, st := p.request(pod, att, fam.family, fam.names, choice.Source)
-			if st != nil {
-				return nil, r, st
+			if len(req.pools) == 0 {
+				return nil, r, unresolvable("no usable IPv%d pool for %s of network %s (pools from %s): %s", fp.Family, att.Interface, key, plan.Source, strings.Join(why, "; "))
 			}
 			n.reqs = append(n.reqs, req)
 		}
@@ -111,61 +121,21 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 	return n, r, nil
 }
 
-// defaultRequests adds requests for the cluster default pools (spec.default) of each family that has any.
-func (p *Plugin) defaultRequests(pod *v1.Pod, att podnet.Attachment, n *needs, r *refs) *fwk.Status {
-	found := false
-	for _, family := range []int{4, 6} {
-		pools := p.store.DefaultPools(family)
-		if len(pools) == 0 {
-			continue
-		}
-		found = true
-		r.defaultFamilies.Insert(family)
-		names := make([]string, len(pools))
-		for i, pl := range pools {
-			names[i] = pl.Name
-		}
-		req, st := p.request(pod, att, family, names, "cluster default pools")
-		if st != nil {
-			return st
-		}
-		n.reqs = append(n.reqs, req)
-	}
-	if !found {
-		r.defaultFamilies.Insert(4, 6) // a new default pool of either family would help
-		return unresolvable("network %s (%s) names no pool and no SpiderIPPool has spec.default: true; name pools in its spec.macvlan.ippools or annotate the pod with %s", att.Key(), att.Source, "ipam.spidernet.io/ippool")
-	}
-	return nil
-}
-
-// request collects the candidate pools of one address, dropping those the pod cannot use; when none is
-// left the status says why for each.
-func (p *Plugin) request(pod *v1.Pod, att podnet.Attachment, family int, names []string, source string) (request, *fwk.Status) {
-	req := request{iface: att.Interface, network: att.Key(), family: family}
-	var why []string
-	for _, name := range names {
-		pl, ok := p.store.Pool(name)
-		switch {
-		case !ok:
-			why = append(why, fmt.Sprintf("SpiderIPPool %s not found", name))
-		case pl.Problem != "":
-			why = append(why, fmt.Sprintf("SpiderIPPool %s cannot be read: %s", name, pl.Problem))
-		case pl.Disabled:
-			why = append(why, fmt.Sprintf("SpiderIPPool %s is disabled (spec.disable)", name))
-		case pl.Family != 0 && pl.Family != family:
-			why = append(why, fmt.Sprintf("SpiderIPPool %s is IPv%d, not IPv%d", name, pl.Family, family))
-		default:
-			if ok, because := pl.AdmitsPod(pod, att.Key(), p.nsLabels); !ok {
-				why = append(why, because)
-				continue
+// candidatesFailed is the status of a pod interface without candidate pools: the pool choice's error,
+// with the namespace's read error when the labels it needed could not be read.
+func candidatesFailed(pod *v1.Pod, att podnet.Attachment, err error, nsErr error) *fwk.Status {
+	var np *poolchoice.NoPoolError
+	if errors.As(err, &np) {
+		why := make([]string, len(np.Rejections))
+		for i, rj := range np.Rejections {
+			why[i] = "SpiderIPPool " + rj.Pool + ": " + rj.Reason
+			if rj.Field == "spec.namespaceAffinity" && nsErr != nil {
+				why[i] += fmt.Sprintf(" (namespace %s could not be read: %v)", pod.Namespace, nsErr)
 			}
-			req.pools = append(req.pools, pl)
 		}
+		return unresolvable("no usable IPv%d pool for %s of network %s (pools from %s): %s", np.Family, att.Interface, att.Key(), np.Source, strings.Join(why, "; "))
 	}
-	if len(req.pools) == 0 {
-		return req, unresolvable("no usable IPv%d pool for %s of network %s (pools from %s): %s", family, att.Interface, att.Key(), source, strings.Join(why, "; "))
-	}
-	return req, nil
+	return unresolvable("network %s (%s) on %s: %v", att.Key(), att.Source, att.Interface, err)
 }
 
 func unresolvable(format string, args ...any) *fwk.Status {
@@ -182,7 +152,7 @@ func (p *Plugin) stateFor(n *needs) *cycleState {
 	st := &cycleState{nics: n.nics, uniform: true}
 	st.labelKeys = make([]string, len(n.nics))
 	for i, nic := range n.nics {
-		st.labelKeys[i] = p.args.LabelPrefix + nic
+		st.labelKeys[i] = underlay.LabelKey(p.args.LabelPrefix, nic)
 	}
 	st.linkKey = strings.Join(st.labelKeys, ",")
 	seen := sets.New[string]()

@@ -85,18 +85,21 @@ func TestPreFilter(t *testing.T) {
 			name:   "a pool that does not exist is named",
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", spv2.AnnoPodIPPool: `{"ipv4":["nope"]}`},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: "no usable IPv4 pool for eth0 of network kube-system/macvlan-conf (pools from annotation ipam.spidernet.io/ippool): SpiderIPPool nope not found",
+			reason: `network kube-system/macvlan-conf (v1.multus-cni.io/default-network) on eth0: pod annotation ipam.spidernet.io/ippool ipv4[0]: "nope": no SpiderIPPool of that name exists`,
 		},
 		{
-			name: "a missing pool is passed over when another candidate exists",
-			ann:  map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", spv2.AnnoPodIPPool: `{"ipv4":["nope","cluster-a"]}`},
-			nics: []string{"ens224"}, pools: [][]string{{"cluster-a"}}, uniform: true,
+			// As at ADD (pkg/poolchoice): a named pool that does not exist is a configuration error, even
+			// when another candidate exists.
+			name:   "a named pool that does not exist fails the pod beside another candidate",
+			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", spv2.AnnoPodIPPool: `{"ipv4":["nope","cluster-a"]}`},
+			code:   fwk.UnschedulableAndUnresolvable,
+			reason: `ipv4[0]: "nope": no SpiderIPPool of that name exists; create it or fix the name`,
 		},
 		{
 			name:   "an unreadable pool annotation is named",
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", spv2.AnnoPodIPPool: `cluster-a`},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: `annotation ipam.spidernet.io/ippool="cluster-a"`,
+			reason: `pod annotation ipam.spidernet.io/ippool: "cluster-a": is not a JSON object`,
 		},
 		{
 			name:   "an unreadable networks annotation is named",
@@ -124,7 +127,7 @@ func TestPreFilter(t *testing.T) {
 			},
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: "SpiderIPPool cluster-a cannot be read: status.allocatedIPs is not a JSON object",
+			reason: "SpiderIPPool cluster-a: status.allocatedIPs is not a JSON object",
 		},
 		{
 			name: "a disabled pool",
@@ -135,7 +138,7 @@ func TestPreFilter(t *testing.T) {
 			},
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: "SpiderIPPool cluster-a is disabled (spec.disable)",
+			reason: "SpiderIPPool cluster-a: spec.disable is true",
 		},
 		{
 			name: "a pool limited to other namespaces",
@@ -146,7 +149,7 @@ func TestPreFilter(t *testing.T) {
 			},
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: "pool cluster-a is limited to namespaces [team-b] (spec.namespaceName)",
+			reason: `SpiderIPPool cluster-a: spec.namespaceName [team-b] does not include namespace "default"`,
 		},
 		{
 			name: "a config without pools takes the cluster default pools",
@@ -169,7 +172,7 @@ func TestPreFilter(t *testing.T) {
 			},
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: "names no pool and no SpiderIPPool has spec.default: true",
+			reason: "no SpiderIPPool has spec.default: true; name pools in the network's configuration or in a pod annotation",
 		},
 		{
 			name: "dual stack: one IPv4 and one IPv6 address",
@@ -192,7 +195,7 @@ func TestPreFilter(t *testing.T) {
 			},
 			ann:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"},
 			code:   fwk.UnschedulableAndUnresolvable,
-			reason: "SpiderIPPool v6 is IPv6, not IPv4",
+			reason: `spec.macvlan.ippools.ipv4[0]: "v6": SpiderIPPool is IPv6, listed as IPv4`,
 		},
 		{
 			name: "node-scoped pools make scores differ",

@@ -12,8 +12,8 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/pkg/podnet"
+	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 // Eligible reports whether pod, seen by the agent of node, is one the runtime has not attached yet: bound
@@ -45,21 +45,21 @@ type Lookup func(namespace, name string) (*spv2.SpiderMultusConfig, bool)
 // NetworkAttachmentDefinition underlink writes with underlink-ipam. ok is false when the pod's default
 // network is not such a config (no annotation, the cluster's primary CNI, a NAD of another author, a
 // config without IPAM or unusable): nothing is pre-allocated, and the ADD, if any, allocates.
-func Conf(pod *corev1.Pod, lookup Lookup) (ipam.ConfPools, bool) {
+func Conf(pod *corev1.Pod, lookup Lookup) (poolchoice.Names, bool) {
 	if _, ok := pod.Annotations[nadv1.DefaultNetworkAnnotation]; !ok {
-		return ipam.ConfPools{}, false
+		return poolchoice.Names{}, false
 	}
 	atts, err := podnet.Attachments(pod, "")
 	if err != nil || len(atts) == 0 || atts[0].Interface != podnet.DefaultInterface {
-		return ipam.ConfPools{}, false
+		return poolchoice.Names{}, false
 	}
 	smc, ok := lookup(atts[0].Namespace, atts[0].Name)
 	if !ok {
-		return ipam.ConfPools{}, false
+		return poolchoice.Names{}, false
 	}
 	n := podnet.FromMultusConfig(smc)
 	if n.Problem != "" || !n.IPAM || len(n.Masters) == 0 {
-		return ipam.ConfPools{}, false
+		return poolchoice.Names{}, false
 	}
-	return ipam.ConfPools{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}, true
+	return poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}, true
 }

@@ -14,12 +14,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"github.com/underlink/underlink/cni/ipam"
+	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 // Allocator is what the runner asks to pre-allocate (cni/agent/service.Service).
 type Allocator interface {
-	Preallocate(ctx context.Context, pod *corev1.Pod, conf ipam.ConfPools) error
+	Preallocate(ctx context.Context, pod *corev1.Pod, conf poolchoice.Names) error
 	Forget(uid types.UID)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/cni/ipam/protocol"
 	"github.com/underlink/underlink/pkg/podnet"
+	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 // Service answers IPAM requests for the pods of one node.
@@ -75,7 +76,7 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)
 	}
-	plan, err := ipam.Choose(subject, ipam.ConfPools{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, all)
+	plan, err := ipam.Choose(subject, poolchoice.Names{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, all)
 	if err != nil {
 		return nil, toProtocol(err)
 	}
@@ -107,7 +108,7 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 
 // allocate takes one address per family of plan for h, through the pools' writers, or frees what it
 // newly took and fails.
-func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan ipam.Plan) ([]store.Result, error) {
+func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan poolchoice.Plan) ([]store.Result, error) {
 	var got []store.Result
 	rollback := func() {
 		// Free what this request newly took; a DEL after the failed ADD would too, but need not come.
@@ -131,7 +132,7 @@ func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan ipam.Plan) (
 }
 
 // answer is the plugin's result for the addresses got.
-func (s *Service) answer(got []store.Result, plan ipam.Plan) *protocol.Allocation {
+func (s *Service) answer(got []store.Result, plan poolchoice.Plan) *protocol.Allocation {
 	out := &protocol.Allocation{}
 	for _, r := range got {
 		ipc := protocol.IP{Address: netip.PrefixFrom(r.IP, r.Pool.Subnet.Bits()).String(), Pool: r.Pool.Name}
@@ -152,7 +153,7 @@ func (s *Service) answer(got []store.Result, plan ipam.Plan) *protocol.Allocatio
 // annotations or the default pools, exactly as that ADD would choose them. The record carries no
 // container ID until a sandbox adopts it. It is idempotent per pod UID, and an ADD for the pod waits
 // for a pre-allocation under way instead of racing it.
-func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf ipam.ConfPools) (err error) {
+func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf poolchoice.Names) (err error) {
 	done := make(chan struct{})
 	if _, busy := s.inflight.LoadOrStore(pod.UID, done); busy {
 		return nil
@@ -215,7 +216,7 @@ func (s *Service) waitPreallocation(ctx context.Context, uid string) {
 // this agent's own writer for a pod of this node, and only a DEL of that pod (which goes through this
 // agent) or garbage collection of a pod that is gone or has another UID (this ADD's pod exists, with
 // this UID) can free it.
-func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan ipam.Plan) ([]store.Result, bool) {
+func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan poolchoice.Plan) ([]store.Result, bool) {
 	s.waitPreallocation(ctx, h.UID)
 	if _, ok := s.ahead.Load(types.UID(h.UID)); !ok {
 		return nil, false
@@ -223,7 +224,7 @@ func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan ipa
 	var got []store.Result
 	for _, fp := range plan.Families {
 		found := false
-		for _, name := range fp.Pools {
+		for _, name := range fp.Names() {
 			snap, err := s.Store.Snapshot(ctx, name)
 			if err != nil {
 				continue
@@ -320,8 +321,8 @@ func defaultRoutes(p store.PoolInfo) []protocol.Route {
 
 // allocateFamily takes one address from the family's pools, in order, skipping pools that are exhausted
 // or refused. A pool where the pod interface already holds an address goes first (a repeated ADD).
-func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source string, fp ipam.FamilyPlan) (store.Result, error) {
-	order := append([]string(nil), fp.Pools...)
+func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source string, fp poolchoice.FamilyPlan) (store.Result, error) {
+	order := fp.Names()
 	if len(order) > 1 {
 		for i, name := range order {
 			if snap, err := s.Store.Snapshot(ctx, name); err == nil {
@@ -332,7 +333,7 @@ func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source stri
 			}
 		}
 	}
-	rejected := append([]ipam.Rejection(nil), fp.Rejected...)
+	rejected := append([]poolchoice.Rejection(nil), fp.Rejected...)
 	var lastErr error
 	for _, name := range order {
 		r := s.Store.Do(ctx, name, store.Op{Kind: store.Allocate, Holder: h})
@@ -344,12 +345,12 @@ func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source stri
 		}
 		s.Log.Info("pool skipped", "pool", name, "reason", r.Err.Error())
 		lastErr = r.Err
-		rejected = append(rejected, ipam.Rejection{Pool: name, Reason: r.Err.Error()})
+		rejected = append(rejected, poolchoice.Rejection{Pool: name, Reason: r.Err.Error()})
 	}
 	if len(rejected) == 1 {
 		return store.Result{}, toProtocol(lastErr)
 	}
-	return store.Result{}, toProtocol(&ipam.NoPoolError{Family: fp.Family, Source: source, Rejections: rejected})
+	return store.Result{}, toProtocol(&poolchoice.NoPoolError{Interface: h.NIC, Family: fp.Family, Source: source, Rejections: rejected})
 }
 
 // skippable errors concern one pool; the next pool of the list may still serve.
@@ -517,11 +518,11 @@ func tryAgain(what string, err error) error {
 // toProtocol maps an allocation error to its CNI error code.
 func toProtocol(err error) error {
 	var pe *protocol.Error
-	var ce *ipam.ConfigError
+	var ce *poolchoice.ConfigError
 	var ee *ipam.ExhaustedError
 	var se *ipam.StatusError
 	var spe *ipam.SpecError
-	var np *ipam.NoPoolError
+	var np *poolchoice.NoPoolError
 	var gone *store.PoolGoneError
 	switch {
 	case errors.As(err, &pe):
@@ -545,7 +546,7 @@ func toProtocol(err error) error {
 	}
 }
 
-func allExhausted(np *ipam.NoPoolError) bool {
+func allExhausted(np *poolchoice.NoPoolError) bool {
 	for _, r := range np.Rejections {
 		if !strings.Contains(r.Reason, "is exhausted") {
 			return false

@@ -10,6 +10,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/cni/ipam/protocol"
+	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 func TestErrorsMapToCNICodes(t *testing.T) {
@@ -18,15 +19,15 @@ func TestErrorsMapToCNICodes(t *testing.T) {
 		err  error
 		code uint
 	}{
-		{&ipam.ConfigError{Field: "ipam.ipv4Pools[0]", Value: "nope", Msg: "no SpiderIPPool"}, protocol.CodeInvalidConfig},
+		{&poolchoice.ConfigError{Field: "ipam.ipv4Pools[0]", Value: "nope", Msg: "no SpiderIPPool"}, protocol.CodeInvalidConfig},
 		{exhausted, protocol.CodePoolExhausted},
 		{fmt.Errorf("wrapped: %w", exhausted), protocol.CodePoolExhausted},
 		{&ipam.StatusError{Pool: "p", Err: errors.New("bad")}, protocol.CodePoolRefused},
 		{&ipam.SpecError{Pool: "p", Field: "spec.subnet", Err: errors.New("bad")}, protocol.CodePoolRefused},
 		{&store.PoolGoneError{Pool: "p"}, protocol.CodePoolRefused},
-		{&ipam.NoPoolError{Family: 4, Rejections: []ipam.Rejection{{Pool: "a", Reason: exhausted.Error()}, {Pool: "b", Reason: "SpiderIPPool \"b\" is exhausted: 1 of 1"}}}, protocol.CodePoolExhausted},
-		{&ipam.NoPoolError{Family: 4, Rejections: []ipam.Rejection{{Pool: "a", Reason: exhausted.Error()}, {Pool: "b", Reason: "spec.disable is true"}}}, protocol.CodeNoEligiblePool},
-		{&ipam.NoPoolError{Family: 4}, protocol.CodeNoEligiblePool},
+		{&poolchoice.NoPoolError{Family: 4, Rejections: []poolchoice.Rejection{{Pool: "a", Reason: exhausted.Error()}, {Pool: "b", Reason: "SpiderIPPool \"b\" is exhausted: 1 of 1"}}}, protocol.CodePoolExhausted},
+		{&poolchoice.NoPoolError{Family: 4, Rejections: []poolchoice.Rejection{{Pool: "a", Reason: exhausted.Error()}, {Pool: "b", Reason: "spec.disable is true"}}}, protocol.CodeNoEligiblePool},
+		{&poolchoice.NoPoolError{Family: 4}, protocol.CodeNoEligiblePool},
 		{context.DeadlineExceeded, protocol.CodeTryAgainLater},
 		{&protocol.Error{Code: protocol.CodeContainerUnknown, Msg: "pod"}, protocol.CodeContainerUnknown},
 		{errors.New("boom"), protocol.CodeInternal},

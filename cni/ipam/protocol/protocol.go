@@ -1,13 +1,18 @@
 // Package protocol is the wire contract between the underlink-ipam CNI plugin and underlink-agent: JSON
-// over HTTP/1.1 on the agent's unix socket (default /run/underlink/agent.sock, root only, mode 0600).
+// over HTTP/1.1 on the agent's unix socket (api/cniconf.DefaultAgentSocket, /run/underlink/agent.sock,
+// unless the network config's ipam.socket names another; root only, mode 0600, directory 0700).
 //
 //	POST /v1/allocate  Request          → 200 Allocation | error
 //	POST /v1/release   Request          → 200 Released   | error
 //	POST /v1/check     CheckRequest     → 200 {}         | error
 //	GET  /v1/health                     → 200 {}         (the agent serves; its caches are synced)
 //
-// An error is a non-2xx status with an Error body whose Code is a CNI error code, so the plugin passes it
-// to the runtime unchanged. The package is pure: types and constants only.
+// An error is a non-2xx status (Status) with an Error body whose Code is a CNI error code, so the plugin
+// passes it to the runtime unchanged. framing.go holds how a call travels: one exchange per connection,
+// the request as the plugin writes it, the answers as the agent writes them and as the plugin reads them.
+// Both sides import this package and nothing of each other: the agent serves with net/http
+// (cni/agent/service), the plugin writes and reads by hand (cni/agent/client) so that it does not link
+// net/http. The package is pure: types, constants and encodings, no I/O.
 package protocol
 
 import "fmt"
@@ -20,17 +25,40 @@ const (
 	PathHealth   = "/v1/health"
 )
 
+// Call is one call of the protocol: the method and path of its request.
+type Call struct {
+	Method string
+	Path   string
+}
+
+// Pattern is the call as a net/http ServeMux pattern, e.g. "POST /v1/allocate".
+func (c Call) Pattern() string { return c.Method + " " + c.Path }
+
+// The calls.
+var (
+	// Allocate (CNI ADD): a Request, answered with an Allocation.
+	Allocate = Call{Method: "POST", Path: PathAllocate}
+	// Release (CNI DEL): a Request, answered with Released.
+	Release = Call{Method: "POST", Path: PathRelease}
+	// Check (CNI CHECK): a CheckRequest, answered with Empty.
+	Check = Call{Method: "POST", Path: PathCheck}
+	// Health (CNI STATUS): no body, answered with Empty once the agent's caches are synced.
+	Health = Call{Method: "GET", Path: PathHealth}
+)
+
 // CNI error codes the agent returns. 1-99 are the CNI spec's; 100 and up are underlink's own.
 const (
 	// CodeContainerUnknown (CNI 3): the pod named in CNI_ARGS does not exist or has another UID.
 	CodeContainerUnknown = 3
 	// CodeInvalidEnvironment (CNI 4): CNI_ARGS lacks the pod's namespace or name, or CNI_IFNAME is empty.
 	CodeInvalidEnvironment = 4
-	// CodeIOFailure (CNI 5): the agent could not decode a request.
+	// CodeIOFailure (CNI 5): the agent could not decode a request, or the plugin a 2xx answer.
 	CodeIOFailure = 5
 	// CodeInvalidConfig (CNI 7): the network config or a pod annotation names a pool badly.
 	CodeInvalidConfig = 7
-	// CodeTryAgainLater (CNI 11): the apiserver could not be reached or the request timed out.
+	// CodeTryAgainLater (CNI 11): the apiserver could not be reached or the request timed out. The
+	// plugin returns it too when the agent cannot be reached or its answer is not HTTP/1.x within the
+	// limits of framing.go.
 	CodeTryAgainLater = 11
 	// CodePluginNotAvailable (CNI 50): STATUS found the agent not serving.
 	CodePluginNotAvailable = 50
@@ -99,7 +127,10 @@ type Released struct {
 	Addresses []string `json:"addresses,omitempty"`
 }
 
-// Error is the body of a non-2xx answer.
+// Empty is the answer to a CHECK that passed and to a health call of a ready agent: {}.
+type Empty struct{}
+
+// Error is the body of a non-2xx answer, whose status is Status(Code).
 type Error struct {
 	Code    uint   `json:"code"`
 	Msg     string `json:"msg"`

@@ -9,6 +9,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/podnet"
+	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 // Store is the plugin's memory between cycles. It is safe for concurrent use: informer handlers and
@@ -128,17 +129,40 @@ func (s *Store) Pool(name string) (*Pool, bool) {
 	return p, ok
 }
 
-// DefaultPools returns the cluster default pools (spec.default) of an address family, by name.
+// DefaultPools returns the cluster default pools (spec.default) of an address family, in the order
+// they are tried (poolchoice.OrderDefaults).
 func (s *Store) DefaultPools(family int) []*Pool {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	var out []*Pool
 	for _, p := range s.pools {
 		if p.Default && p.Family == family {
 			out = append(out, p)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return poolchoice.TriedBefore(out[i].Pool, out[j].Pool) })
+	return out
+}
+
+// Choice is the store as pool choice reads it (poolchoice.Pools).
+func (s *Store) Choice() poolchoice.Pools { return choicePools{s} }
+
+type choicePools struct{ s *Store }
+
+func (c choicePools) Pool(name string) (*poolchoice.Pool, bool) {
+	p, ok := c.s.Pool(name)
+	if !ok {
+		return nil, false
+	}
+	return p.Pool, true
+}
+
+func (c choicePools) Defaults(family int) []*poolchoice.Pool {
+	ds := c.s.DefaultPools(family)
+	out := make([]*poolchoice.Pool, len(ds))
+	for i, p := range ds {
+		out[i] = p.Pool
+	}
 	return out
 }
 
