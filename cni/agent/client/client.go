@@ -1,14 +1,13 @@
-// Package client calls underlink-agent over its unix socket (protocol in cni/ipam/protocol). It is what
-// the underlink-ipam plugin links, and the plugin is exec'd once per CNI call, so it stays small: one
-// HTTP/1.1 exchange per call written by hand on a unix connection (no net/http, whose TLS and HTTP/2
-// package initialisation alone cost every exec about a millisecond of CPU), and the protocol types.
+// Package client calls underlink-agent over its unix socket. It is what the underlink-ipam plugin links,
+// and the plugin is exec'd once per CNI call, so it stays small: one HTTP/1.1 exchange per call, read by
+// hand on a unix connection (no net/http, whose TLS and HTTP/2 package initialisation alone cost every
+// exec about a millisecond of CPU). What goes on the wire — calls, framing, limits, the errors of an
+// answer — is cni/ipam/protocol's; this package dials, writes, reads HTTP/1.x and keeps deadlines.
 package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,12 +18,6 @@ import (
 	"time"
 
 	"github.com/underlink/underlink/cni/ipam/protocol"
-)
-
-// Limits on what the client reads of an answer; the agent's answers are a few hundred bytes.
-const (
-	maxHeaderBytes = 64 << 10
-	maxBodyBytes   = 1 << 20
 )
 
 // UnreachableError says the agent could not be asked or did not answer: no socket, nobody listening,
@@ -54,7 +47,7 @@ func New(socket string, timeout time.Duration) *Client {
 // Allocate asks for the addresses of a pod interface (CNI ADD).
 func (c *Client) Allocate(ctx context.Context, req protocol.Request) (*protocol.Allocation, error) {
 	var out protocol.Allocation
-	if err := c.call(ctx, "POST", protocol.PathAllocate, req, &out); err != nil {
+	if err := c.call(ctx, protocol.Allocate, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -63,7 +56,7 @@ func (c *Client) Allocate(ctx context.Context, req protocol.Request) (*protocol.
 // Release gives back the addresses of a pod interface (CNI DEL).
 func (c *Client) Release(ctx context.Context, req protocol.Request) (*protocol.Released, error) {
 	var out protocol.Released
-	if err := c.call(ctx, "POST", protocol.PathRelease, req, &out); err != nil {
+	if err := c.call(ctx, protocol.Release, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -71,12 +64,12 @@ func (c *Client) Release(ctx context.Context, req protocol.Request) (*protocol.R
 
 // Check verifies that the pod interface still holds addresses (CNI CHECK).
 func (c *Client) Check(ctx context.Context, req protocol.CheckRequest) error {
-	return c.call(ctx, "POST", protocol.PathCheck, req, nil)
+	return c.call(ctx, protocol.Check, req, nil)
 }
 
 // Health reports whether the agent serves (CNI STATUS).
 func (c *Client) Health(ctx context.Context) error {
-	return c.call(ctx, "GET", protocol.PathHealth, nil, nil)
+	return c.call(ctx, protocol.Health, nil, nil)
 }
 
 // answer is what the client keeps of an HTTP response.
@@ -87,39 +80,24 @@ type answer struct {
 	body   []byte
 }
 
-func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+func (c *Client) call(ctx context.Context, call protocol.Call, in, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	var body []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request to underlink-agent: %w", err)
-		}
-		body = b
+	req, err := protocol.EncodeRequest(call, in)
+	if err != nil {
+		return fmt.Errorf("encode request to underlink-agent: %w", err)
 	}
-	a, err := c.exchange(ctx, method, path, body)
+	a, err := c.exchange(ctx, req)
 	if err != nil {
 		return &UnreachableError{Socket: c.socket, Err: c.cause(ctx, err)}
 	}
-	if a.code/100 != 2 {
-		var e protocol.Error
-		if json.Unmarshal(a.body, &e) != nil || e.Msg == "" {
-			return &protocol.Error{Code: protocol.CodeInternal, Msg: fmt.Sprintf("underlink-agent answered %s", a.status), Details: string(a.body)}
-		}
-		return &e
-	}
-	if out != nil {
-		if err := json.Unmarshal(a.body, out); err != nil {
-			return &protocol.Error{Code: protocol.CodeIOFailure, Msg: "underlink-agent sent an answer that is not JSON", Details: err.Error()}
-		}
-	}
-	return nil
+	return protocol.DecodeAnswer(a.code, a.status, a.body, out)
 }
 
-// exchange sends one request on a new connection (Connection: close) and reads the whole answer. The
-// connection's deadline is ctx's, and ending ctx early ends the exchange.
-func (c *Client) exchange(ctx context.Context, method, path string, body []byte) (*answer, error) {
+// exchange sends one request (protocol.EncodeRequest's, which asks the agent to close the connection) on
+// a new connection and reads the whole answer. The connection's deadline is ctx's, and ending ctx early
+// ends the exchange.
+func (c *Client) exchange(ctx context.Context, req []byte) (*answer, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {
@@ -134,14 +112,7 @@ func (c *Client) exchange(ctx context.Context, method, path string, body []byte)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	var req bytes.Buffer
-	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: underlink-agent\r\nConnection: close\r\n", method, path)
-	if body != nil {
-		fmt.Fprintf(&req, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
-	}
-	req.WriteString("\r\n")
-	req.Write(body)
-	if _, err := conn.Write(req.Bytes()); err != nil {
+	if _, err := conn.Write(req); err != nil {
 		return nil, err
 	}
 	return readAnswer(bufio.NewReader(conn))
@@ -150,7 +121,7 @@ func (c *Client) exchange(ctx context.Context, method, path string, body []byte)
 // readAnswer reads an HTTP/1.x response: the status line, the headers, and a body delimited by
 // Content-Length, by chunked transfer coding, or (on a closing connection) by the end of the stream.
 func readAnswer(r *bufio.Reader) (*answer, error) {
-	budget := maxHeaderBytes
+	budget := protocol.MaxHeaderBytes
 	line, err := readLine(r, &budget)
 	if err != nil {
 		return nil, fmt.Errorf("reading the status line: %w", err)
@@ -195,15 +166,15 @@ func readAnswer(r *bufio.Reader) (*answer, error) {
 		// No body, whatever the headers say (RFC 9112 section 6.3).
 	case chunked:
 		a.body, err = readChunked(r)
-	case length > maxBodyBytes:
-		err = fmt.Errorf("Content-Length %d is over the %d bytes an answer may have", length, maxBodyBytes)
+	case length > protocol.MaxBodyBytes:
+		err = fmt.Errorf("Content-Length %d is over the %d bytes an answer may have", length, protocol.MaxBodyBytes)
 	case length >= 0:
 		a.body = make([]byte, length)
 		if n, rerr := io.ReadFull(r, a.body); rerr != nil {
 			err = fmt.Errorf("body ended after %d of its %d bytes: %w", n, length, rerr)
 		}
 	default:
-		a.body, err = readAll(r, maxBodyBytes)
+		a.body, err = readAll(r, protocol.MaxBodyBytes)
 	}
 	if err != nil {
 		return nil, err
@@ -217,7 +188,7 @@ func readLine(r *bufio.Reader, budget *int) (string, error) {
 	for {
 		frag, err := r.ReadSlice('\n')
 		if len(line)+len(frag) > *budget {
-			return "", fmt.Errorf("header section longer than %d bytes", maxHeaderBytes)
+			return "", fmt.Errorf("header section longer than %d bytes", protocol.MaxHeaderBytes)
 		}
 		line = append(line, frag...)
 		if err == nil {
@@ -238,7 +209,7 @@ func readLine(r *bufio.Reader, budget *int) (string, error) {
 // extensions and trailers.
 func readChunked(r *bufio.Reader) ([]byte, error) {
 	var body []byte
-	budget := maxHeaderBytes
+	budget := protocol.MaxHeaderBytes
 	for {
 		line, err := readLine(r, &budget)
 		if err != nil {
@@ -260,8 +231,8 @@ func readChunked(r *bufio.Reader) ([]byte, error) {
 				}
 			}
 		}
-		if len(body)+int(size) > maxBodyBytes {
-			return nil, fmt.Errorf("chunked body is over the %d bytes an answer may have", maxBodyBytes)
+		if len(body)+int(size) > protocol.MaxBodyBytes {
+			return nil, fmt.Errorf("chunked body is over the %d bytes an answer may have", protocol.MaxBodyBytes)
 		}
 		start := len(body)
 		body = append(body, make([]byte, size)...)

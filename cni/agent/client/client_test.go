@@ -187,7 +187,7 @@ func TestRequestOnTheWire(t *testing.T) {
 	r := <-got
 	want, _ := json.Marshal(req)
 	if r.Method != "POST" || r.URL.Path != protocol.PathAllocate || !r.Close || r.ContentLength != int64(len(want)) ||
-		r.Header.Get("Content-Type") != "application/json" || <-bodies != string(want) {
+		r.Header.Get("Content-Type") != protocol.ContentType || r.Host != protocol.Host || <-bodies != string(want) {
 		t.Errorf("request %s %s close=%v length=%d headers %v", r.Method, r.URL, r.Close, r.ContentLength, r.Header)
 	}
 }

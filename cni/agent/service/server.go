@@ -19,7 +19,8 @@ import (
 	"github.com/underlink/underlink/cni/ipam/protocol"
 )
 
-// Server serves a Service on a unix socket (protocol in cni/ipam/protocol).
+// Server serves a Service on a unix socket with net/http: the calls, framing and answers of
+// cni/ipam/protocol, which the plugin's client (cni/agent/client) reads.
 type Server struct {
 	Service *Service
 	// Socket is the socket path, e.g. /run/underlink/agent.sock.
@@ -92,35 +93,35 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // Handler is the HTTP handler of the protocol.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+protocol.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(protocol.Health.Pattern(), func(w http.ResponseWriter, r *http.Request) {
 		if s.Ready != nil && !s.Ready() {
-			writeError(w, &protocol.Error{Code: protocol.CodePluginNotAvailable, Msg: "underlink-agent is starting: its caches are not synced yet"})
+			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodePluginNotAvailable, Msg: "underlink-agent is starting: its caches are not synced yet"})
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeAnswer(w, protocol.Empty{}, nil)
 	})
-	mux.HandleFunc("POST "+protocol.PathAllocate, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(protocol.Allocate.Pattern(), func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.Request
 		if !s.decode(w, r, &req) {
 			return
 		}
 		out, err := s.Service.Allocate(r.Context(), req)
-		s.answer(w, out, err)
+		writeAnswer(w, out, err)
 	})
-	mux.HandleFunc("POST "+protocol.PathRelease, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(protocol.Release.Pattern(), func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.Request
 		if !s.decode(w, r, &req) {
 			return
 		}
 		out, err := s.Service.Release(r.Context(), req)
-		s.answer(w, out, err)
+		writeAnswer(w, out, err)
 	})
-	mux.HandleFunc("POST "+protocol.PathCheck, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(protocol.Check.Pattern(), func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.CheckRequest
 		if !s.decode(w, r, &req) {
 			return
 		}
-		s.answer(w, struct{}{}, s.Service.Check(r.Context(), req))
+		writeAnswer(w, protocol.Empty{}, s.Service.Check(r.Context(), req))
 	})
 	return mux
 }
@@ -130,59 +131,28 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, into any) bool {
 	for s.Ready != nil && !s.Ready() {
 		select {
 		case <-r.Context().Done():
-			writeError(w, &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"})
+			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"})
 			return false
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxBodyBytes))
 	if err == nil {
 		err = json.Unmarshal(body, into)
 	}
 	if err != nil {
-		writeError(w, &protocol.Error{Code: protocol.CodeIOFailure, Msg: "underlink-agent could not decode the request", Details: err.Error()})
+		writeAnswer(w, nil, protocol.UnreadableRequest(err))
 		return false
 	}
 	return true
 }
 
-func (s *Server) answer(w http.ResponseWriter, out any, err error) {
-	if err != nil {
-		var pe *protocol.Error
-		if !errors.As(err, &pe) {
-			pe = &protocol.Error{Code: protocol.CodeInternal, Msg: err.Error()}
-		}
-		writeError(w, pe)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func writeError(w http.ResponseWriter, e *protocol.Error) {
-	status := http.StatusInternalServerError
-	switch e.Code {
-	case protocol.CodeInvalidConfig, protocol.CodeInvalidEnvironment, protocol.CodeIOFailure:
-		status = http.StatusBadRequest
-	case protocol.CodeContainerUnknown:
-		status = http.StatusNotFound
-	case protocol.CodePoolExhausted, protocol.CodePoolRefused, protocol.CodeNoEligiblePool, protocol.CodeNotAllocated:
-		status = http.StatusConflict
-	case protocol.CodeTryAgainLater, protocol.CodePluginNotAvailable:
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, e)
-}
-
-// writeJSON always sends Content-Length: the plugin's client (cni/agent/client) reads one answer per
-// connection and need not decode chunked bodies from this server.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		body, _ = json.Marshal(&protocol.Error{Code: protocol.CodeInternal, Msg: "underlink-agent could not encode its answer", Details: err.Error()})
-	}
-	body = append(body, '\n')
-	w.Header().Set("Content-Type", "application/json")
+// writeAnswer sends protocol.EncodeAnswer's status and body, always with its Content-Length: the plugin's
+// client (cni/agent/client) reads one answer per connection and need not decode chunked bodies from this
+// server.
+func writeAnswer(w http.ResponseWriter, out any, err error) {
+	status, body := protocol.EncodeAnswer(out, err)
+	w.Header().Set("Content-Type", protocol.ContentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

@@ -29,7 +29,7 @@ func TestAnswersCarryTheirLength(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, big) })}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeAnswer(w, nil, big) })}
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 	c, err := net.Dial("unix", l.Addr().String())
@@ -37,7 +37,11 @@ func TestAnswersCarryTheirLength(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := io.WriteString(c, "POST /v1/allocate HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+	req, err := protocol.EncodeRequest(protocol.Allocate, protocol.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(req); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
