@@ -2,19 +2,32 @@ package validate
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/underlink/underlink/test"
-	"github.com/underlink/underlink/pkg/rules"
-	"github.com/underlink/underlink/test/admissioncases"
 	"github.com/underlink/underlink/pkg/manifest"
+	"github.com/underlink/underlink/pkg/rules"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/admissioncases"
 )
 
+// orderDependent are the shared cases whose expectations hold only in apply order, and why; they are
+// judged as a set too, and must still differ there (else they leave this list).
+var orderDependent = map[string]string{
+	"pool-sanity": "SpiderIPPool/first is applied twice, the second an update that changes the subnet; as a set " +
+		"it is a duplicate, and first and second overlap each other both ways",
+	"pool-update-keeps-allocated": "the second SpiderIPPool/cluster-a is an update of the first, whose status " +
+		"it must keep; as a set it is a duplicate and nothing is stored yet",
+	"seed-cluster-a": "the config warns that SpiderIPPool cluster-a does not exist yet because the pool " +
+		"before it was denied; as a set the pool is there (and denied on its own line)",
+}
+
 // The shared case table, offline. The webhook's integration test applies the same cases to a real
-// apiserver and compares with the same expectations, so the two agree on every case.
+// apiserver, object by object in the case's order, and compares with the same expectations, so the two
+// agree on every case in order. As a set, every case but the orderDependent ones gives the same verdicts.
 func TestSharedCases(t *testing.T) {
 	all, err := admissioncases.Load(admissioncases.Dir())
 	if err != nil {
@@ -23,32 +36,58 @@ func TestSharedCases(t *testing.T) {
 	if len(all) < 10 {
 		t.Fatalf("only %d cases loaded", len(all))
 	}
-	for _, c := range all {
-		t.Run(c.Name, func(t *testing.T) {
-			rep := Evaluate(c.Objects, Options{LocalCluster: c.LocalCluster})
-			seen := map[string]int{}
-			for _, res := range rep.Results {
-				if !res.Checked {
-					continue
+	for _, inOrder := range []bool{true, false} {
+		mode := "set"
+		if inOrder {
+			mode = "in-order"
+		}
+		for _, c := range all {
+			t.Run(mode+"/"+c.Name, func(t *testing.T) {
+				rep := Evaluate(c.Objects, Options{LocalCluster: c.LocalCluster, InOrder: inOrder})
+				problems := caseProblems(c, rep)
+				why, dependent := orderDependent[c.Name]
+				switch {
+				case !inOrder && dependent && len(problems) == 0:
+					t.Errorf("listed as order-dependent (%s) but passes as a set; drop it from orderDependent", why)
+				case !inOrder && dependent:
+					t.Skipf("order-dependent: %s", why)
 				}
-				exps := c.Expected(res.Ref)
-				n := seen[res.Ref]
-				seen[res.Ref]++
-				if n >= len(exps) {
-					t.Errorf("%s (%s) has no expectation; got:\n%s", res.Ref, res.Source, strings.Join(res.Lines(), "\n"))
-					continue
+				for _, p := range problems {
+					t.Error(p)
 				}
-				if err := exps[n].Check(res.Verdict, strings.Join(res.Lines(), "\n")); err != nil {
-					t.Error(err)
+				if len(rep.Order) > 0 {
+					t.Errorf("no case depends on the order of its files; got %s", rep.Order[0].Line())
 				}
-			}
-			for _, e := range c.Expect {
-				if seen[e.Object] == 0 {
-					t.Errorf("%s was expected but not checked", e.Object)
-				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// caseProblems holds the report to the case's expectations, one per checked object in order.
+func caseProblems(c admissioncases.Case, rep Report) []string {
+	var out []string
+	seen := map[string]int{}
+	for _, res := range rep.Results {
+		if !res.Checked {
+			continue
+		}
+		exps := c.Expected(res.Ref)
+		n := seen[res.Ref]
+		seen[res.Ref]++
+		if n >= len(exps) {
+			out = append(out, fmt.Sprintf("%s (%s) has no expectation; got:\n%s", res.Ref, res.Source, strings.Join(res.Lines(), "\n")))
+			continue
+		}
+		if err := exps[n].Check(res.Verdict, strings.Join(res.Lines(), "\n")); err != nil {
+			out = append(out, err.Error())
+		}
+	}
+	for _, e := range c.Expect {
+		if seen[e.Object] == 0 {
+			out = append(out, e.Object+" was expected but not checked")
+		}
+	}
+	return out
 }
 
 func seedPaths(names ...string) []string {
@@ -60,36 +99,49 @@ func seedPaths(names ...string) []string {
 }
 
 // The acceptance run: the seed's cluster-a manifests plus the Cluster objects, as a CI pipeline would.
+// As a set the config finds the pool (denied on its own line); in order it comes after the pool's
+// denial and warns that the pool does not exist yet, as the webhook would.
 func TestRunOverTheSeedsManifests(t *testing.T) {
 	clusters := filepath.Join(admissioncases.Dir(), "_shared", "clusters.yaml")
-	paths := append([]string{clusters}, seedPaths("cluster-a-ippool.yaml", "cluster-a-multusconfig.yaml", "deployment-and-service.yaml")...)
-	var out, errOut bytes.Buffer
-	code := Run(append(paths[:0:0], append([]string{"-"}, paths[1:]...)...), Options{LocalCluster: "cluster-a"}, mustOpen(t, clusters), &out, &errOut)
-	if code != 1 {
-		t.Errorf("exit %d, want 1; stderr: %s", code, errOut.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	wantPrefixes := []string{
-		"ALLOW Cluster/submariner-operator/cluster-a: local cluster cluster-a",
-		"ALLOW Cluster/submariner-operator/cluster-b: remote cluster cluster-b",
-		`DENY SpiderIPPool/cluster-a: spec.gateway: Invalid value: "172.110.0.1": outside spec.subnet 172.110.1.0/24`,
-		`WARN SpiderMultusConfig/kube-system/macvlan-conf: spec.macvlan.ippools.ipv4[0]: Not found: "cluster-a"`,
-		`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
-		"ALLOW Service/default/test-app-svc: no underlink rule applies to this kind",
-	}
-	if len(lines) != len(wantPrefixes) {
-		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())
-	}
-	for i, p := range wantPrefixes {
-		if !strings.HasPrefix(lines[i], p) {
-			t.Errorf("line %d:\n got  %s\n want %s…", i, lines[i], p)
-		}
-	}
-	if !strings.Contains(out.String(), "widen spec.subnet to 172.110.0.0/23") || !strings.Contains(out.String(), "did you mean kube-system/macvlan-conf?") {
-		t.Errorf("fixes missing:\n%s", out.String())
-	}
-	if !strings.Contains(errOut.String(), "local cluster cluster-a given") {
-		t.Errorf("stderr: %s", errOut.String())
+	paths := append([]string{"-"}, seedPaths("cluster-a-ippool.yaml", "cluster-a-multusconfig.yaml", "deployment-and-service.yaml")...)
+	for _, tt := range []struct {
+		inOrder bool
+		config  string
+		stderr  string
+	}{
+		{false, "ALLOW SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule", "6 objects, judged as a set; local cluster cluster-a given"},
+		{true, `WARN SpiderMultusConfig/kube-system/macvlan-conf: spec.macvlan.ippools.ipv4[0]: Not found: "cluster-a"`, "6 objects, in the given order; local cluster cluster-a given"},
+	} {
+		t.Run(fmt.Sprintf("in-order=%v", tt.inOrder), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Run(paths, Options{LocalCluster: "cluster-a", InOrder: tt.inOrder}, mustOpen(t, clusters), &out, &errOut)
+			if code != 1 {
+				t.Errorf("exit %d, want 1; stderr: %s", code, errOut.String())
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			wantPrefixes := []string{
+				"ALLOW Cluster/submariner-operator/cluster-a: local cluster cluster-a",
+				"ALLOW Cluster/submariner-operator/cluster-b: remote cluster cluster-b",
+				`DENY SpiderIPPool/cluster-a: spec.gateway: Invalid value: "172.110.0.1": outside spec.subnet 172.110.1.0/24`,
+				tt.config,
+				`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
+				"ALLOW Service/default/test-app-svc: no underlink rule applies to this kind",
+			}
+			if len(lines) != len(wantPrefixes) {
+				t.Fatalf("%d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())
+			}
+			for i, p := range wantPrefixes {
+				if !strings.HasPrefix(lines[i], p) {
+					t.Errorf("line %d:\n got  %s\n want %s…", i, lines[i], p)
+				}
+			}
+			if !strings.Contains(out.String(), "widen spec.subnet to 172.110.0.0/23") || !strings.Contains(out.String(), "did you mean kube-system/macvlan-conf?") {
+				t.Errorf("fixes missing:\n%s", out.String())
+			}
+			if !strings.Contains(errOut.String(), tt.stderr) {
+				t.Errorf("stderr: %s", errOut.String())
+			}
+		})
 	}
 }
 
@@ -176,9 +228,9 @@ func TestRunExitCodes(t *testing.T) {
 	}
 }
 
-// Objects are checked in order against what was admitted before them: a denied pool never enters the
-// world, and a config before its pool warns.
-func TestEvaluateIsSequential(t *testing.T) {
+// In order, objects are checked against what was admitted before them: a denied pool never enters the
+// world, and a config before its pool warns. As a set, the config finds its pool wherever it stands.
+func TestEvaluateInOrderIsSequential(t *testing.T) {
 	dec := manifest.NewDecoder()
 	var objs []manifest.Object
 	for _, p := range append([]string{filepath.Join(admissioncases.Dir(), "_shared", "clusters.yaml")}, seedPaths("cluster-a-multusconfig.yaml")...) {
@@ -192,22 +244,175 @@ func TestEvaluateIsSequential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	configFirst := Evaluate(append(append([]manifest.Object(nil), objs...), fixed...), Options{LocalCluster: "cluster-a"})
-	if v := configFirst.Results[2].Verdict; v != rules.VerdictWarn {
-		t.Errorf("config before its pool: %s", v)
+	configFirst := append(append([]manifest.Object(nil), objs...), fixed...)
+	poolFirst := append(append(append([]manifest.Object(nil), objs[:2]...), fixed...), objs[2])
+	inOrder := Options{LocalCluster: "cluster-a", InOrder: true}
+	if v := Evaluate(configFirst, inOrder).Results[2].Verdict; v != rules.VerdictWarn {
+		t.Errorf("in order, config before its pool: %s", v)
 	}
-	poolFirst := Evaluate(append(append(append([]manifest.Object(nil), objs[:2]...), fixed...), objs[2]), Options{LocalCluster: "cluster-a"})
-	if v := poolFirst.Results[3].Verdict; v != rules.VerdictAllow {
-		t.Errorf("config after its pool: %s %v", v, poolFirst.Results[3].Lines())
+	if res := Evaluate(poolFirst, inOrder).Results[3]; res.Verdict != rules.VerdictAllow {
+		t.Errorf("in order, config after its pool: %s %v", res.Verdict, res.Lines())
 	}
-	// The default network is checked when given.
-	rep := Evaluate(poolFirst0(objs, fixed), Options{LocalCluster: "cluster-a", DefaultNetwork: "kube-system/macvlan-conf"})
-	last := rep.Results[len(rep.Results)-1]
-	if last.Verdict != rules.VerdictAllow || !strings.HasPrefix(last.Ref, "default network") {
-		t.Errorf("default network: %+v", last)
+	// A warning that the next object clears is no ORDER line: those are for denials.
+	if rep := Evaluate(configFirst, Options{LocalCluster: "cluster-a"}); rep.Results[2].Verdict != rules.VerdictAllow || len(rep.Order) != 0 {
+		t.Errorf("as a set, config before its pool: %v %v", rep.Results[2].Lines(), rep.Order)
+	}
+	// The default network is checked when given, in both modes.
+	for _, o := range []Options{inOrder, {LocalCluster: "cluster-a"}} {
+		o.DefaultNetwork = "kube-system/macvlan-conf"
+		rep := Evaluate(configFirst, o)
+		last := rep.Results[len(rep.Results)-1]
+		if last.Verdict != rules.VerdictAllow || !strings.HasPrefix(last.Ref, "default network") {
+			t.Errorf("default network (in order %v): %+v", o.InOrder, last)
+		}
 	}
 }
 
-func poolFirst0(objs, fixed []manifest.Object) []manifest.Object {
-	return append(append(append([]manifest.Object(nil), objs[:2]...), fixed...), objs[2])
+// readTestdata returns a file of the shared cases ("_shared/NAME") or of the seed ("seed:NAME").
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(admissioncases.Resolve(admissioncases.Dir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The same directory judged as a set and in order: a set's verdicts do not depend on the files' order,
+// ORDER lines say where a first apply in that order would fail, and no object meets itself.
+func TestSetVersusInOrder(t *testing.T) {
+	clusters := readTestdata(t, "_shared/clusters.yaml")
+	pool := readTestdata(t, "_shared/pool-cluster-a-fixed.yaml")
+	config := readTestdata(t, "seed:cluster-a-multusconfig.yaml")
+	app := readTestdata(t, "_shared/deployment-fixed.yaml")
+	typo := readTestdata(t, "seed:deployment-and-service.yaml")
+	poolNamed := func(name, subnet, ips string) string {
+		return fmt.Sprintf("apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPool\nmetadata: {name: %s}\nspec: {subnet: %s, ips: [%q]}\n", name, subnet, ips)
+	}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		inOrder bool
+		code    int
+		want    []string // substrings of stdout; "DIR/" is the directory
+		notWant []string
+	}{
+		{"app.yaml before smc.yaml, as a set: admitted, with the ORDER line",
+			map[string]string{"app.yaml": app, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, false, 0,
+			[]string{
+				"ALLOW Deployment/default/test-app: passes every underlink rule\n",
+				"ALLOW SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule\n",
+				"ORDER DIR/app.yaml#1: Deployment/default/test-app would be denied on a first `kubectl apply -f` in this order " +
+					"because SpiderMultusConfig/kube-system/macvlan-conf (DIR/smc.yaml#1) comes later; apply DIR/smc.yaml first, or re-apply [pod-network-exists]\n",
+			}, []string{"DENY"}},
+		{"app.yaml before smc.yaml, in order: denied as today, the config not yet there",
+			map[string]string{"app.yaml": app, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, true, 1,
+			[]string{`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-conf": ` +
+				"network kube-system/macvlan-conf does not exist (no SpiderMultusConfig or NetworkAttachmentDefinition of that name); " +
+				"create SpiderMultusConfig kube-system/macvlan-conf or name an existing network [pod-network-exists]"},
+			[]string{"ORDER", "did you mean"}},
+		{"a typo before smc.yaml, as a set: the did-you-mean names the config that comes later",
+			map[string]string{"app.yaml": typo, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, false, 1,
+			[]string{`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
+				"did you mean kube-system/macvlan-conf?"},
+			[]string{"ORDER"}},
+		{"a typo before smc.yaml, in order: the did-you-mean names nothing",
+			map[string]string{"app.yaml": typo, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, true, 1,
+			[]string{`Not found: "kube-system/macvlan-confg"`, "create SpiderMultusConfig kube-system/macvlan-confg or name an existing network [pod-network-exists]"},
+			[]string{"did you mean", "ORDER"}},
+		{"the config after the app in one file: the ORDER line says to move it",
+			map[string]string{"all.yaml": app + "---\n" + config, "clusters.yaml": clusters, "pool.yaml": pool}, false, 0,
+			[]string{"ORDER DIR/all.yaml#1: Deployment/default/test-app would be denied on a first `kubectl apply -f` in this order " +
+				"because SpiderMultusConfig/kube-system/macvlan-conf (DIR/all.yaml#2) comes later; " +
+				"move SpiderMultusConfig/kube-system/macvlan-conf above Deployment/default/test-app in DIR/all.yaml, or re-apply [pod-network-exists]"},
+			nil},
+		{"a pool given twice, differently, as a set: the later copy is denied, each judged without the other",
+			map[string]string{"clusters.yaml": clusters, "pool.yaml": pool, "pool-wide.yaml": strings.Replace(pool, "172.110.1.0/24", "172.110.0.0/23", 1)}, false, 1,
+			[]string{"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n",
+				"DENY SpiderIPPool/cluster-a: given more than once, differently (first at DIR/pool-wide.yaml#1, again at DIR/pool.yaml#1): " +
+					"the set does not say which is meant, and `kubectl apply -f` keeps whichever comes last; keep one of them [objects-unique]"},
+			[]string{"pool-no-overlap", "pool-subnet-immutable", "WARN"}},
+		{"a pool given twice, differently, in order: the second is an update of the first",
+			map[string]string{"clusters.yaml": clusters, "pool.yaml": pool, "pool-wide.yaml": strings.Replace(pool, "172.110.1.0/24", "172.110.0.0/23", 1)}, true, 1,
+			[]string{"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n", "DENY SpiderIPPool/cluster-a: spec.subnet: Forbidden: spec.subnet cannot change (it is 172.110.0.0/23)"},
+			[]string{"objects-unique"}},
+		{"a pool given twice, the same, as a set: a warning",
+			map[string]string{"clusters.yaml": clusters, "pool.yaml": pool, "pool-copy.yaml": pool}, false, 0,
+			[]string{"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n",
+				"WARN SpiderIPPool/cluster-a: given more than once, the same each time (first at DIR/pool-copy.yaml#1, again at DIR/pool.yaml#1); keep one of them [objects-unique]"},
+			[]string{"DENY"}},
+		{"two pools overlapping, as a set: each denied once, naming the other",
+			map[string]string{"a.yaml": poolNamed("a", "172.110.1.0/24", "172.110.1.1-172.110.1.100"), "b.yaml": poolNamed("b", "172.110.1.0/25", "172.110.1.50"), "clusters.yaml": clusters},
+			false, 1,
+			[]string{`DENY SpiderIPPool/a: spec.subnet: Invalid value: "172.110.1.0/24": overlaps 172.110.1.0/25, the subnet of SpiderIPPool/b`,
+				`DENY SpiderIPPool/b: spec.subnet: Invalid value: "172.110.1.0/25": overlaps 172.110.1.0/24, the subnet of SpiderIPPool/a`},
+			[]string{"ALLOW SpiderIPPool", "ORDER"}},
+		{"two pools overlapping, in order: the first is admitted, the second denied",
+			map[string]string{"a.yaml": poolNamed("a", "172.110.1.0/24", "172.110.1.1-172.110.1.100"), "b.yaml": poolNamed("b", "172.110.1.0/25", "172.110.1.50"), "clusters.yaml": clusters},
+			true, 1,
+			[]string{"ALLOW SpiderIPPool/a: passes every underlink rule\n", `DENY SpiderIPPool/b: spec.subnet: Invalid value: "172.110.1.0/25": overlaps 172.110.1.0/24, the subnet of SpiderIPPool/a`},
+			[]string{"DENY SpiderIPPool/a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, body := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out, errOut bytes.Buffer
+			code := Run([]string{dir}, Options{LocalCluster: "cluster-a", InOrder: tt.inOrder}, strings.NewReader(""), &out, &errOut)
+			got := out.String()
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, errOut.String())
+			}
+			for _, w := range tt.want {
+				if w = strings.ReplaceAll(w, "DIR/", dir+"/"); !strings.Contains(got, w) {
+					t.Errorf("no %q in:\n%s", w, got)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("%q in:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+// Each pool of an overlapping pair is judged once against the set, naming the other and never itself.
+func TestSetJudgesEachPoolOnceAgainstTheOthers(t *testing.T) {
+	objs, err := manifest.NewDecoder().Decode(strings.NewReader(
+		"apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPool\nmetadata: {name: a}\nspec: {subnet: 172.110.1.0/24, ips: [172.110.1.1-172.110.1.100]}\n---\n"+
+			"apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPool\nmetadata: {name: b}\nspec: {subnet: 172.110.1.0/24, ips: [172.110.1.50-172.110.1.150]}\n"), "pools.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := Evaluate(objs, Options{})
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results", len(rep.Results))
+	}
+	for i, other := range []string{"SpiderIPPool/b", "SpiderIPPool/a"} {
+		var overlaps []rules.Violation
+		for _, v := range rep.Results[i].Violations {
+			if v.Rule == rules.RulePoolNoOverlap {
+				overlaps = append(overlaps, v)
+			}
+		}
+		if rep.Results[i].Verdict != rules.VerdictDeny || len(overlaps) != 1 || overlaps[0].Object != other {
+			t.Errorf("%s: want one overlap with %s, got %v", rep.Results[i].Ref, other, rep.Results[i].Lines())
+		}
+	}
+}
+
+func TestOrderWarningLine(t *testing.T) {
+	w := OrderWarning{Place: Place{Ref: "Pod/default/p", Source: "app.yaml#2"}, Rules: []string{"pod-network-exists", "pod-pools-allowed"},
+		Later: []Place{{"SpiderMultusConfig/kube-system/net", "net/smc.yaml#1"}, {"SpiderIPPool/p", "net/pools.yaml#3"}, {"SpiderIPPool/q", "app.yaml#3"}}}
+	want := "ORDER app.yaml#2: Pod/default/p would be denied on a first `kubectl apply -f` in this order because " +
+		"SpiderMultusConfig/kube-system/net (net/smc.yaml#1), SpiderIPPool/p (net/pools.yaml#3) and SpiderIPPool/q (app.yaml#3) come later; " +
+		"apply net/smc.yaml and net/pools.yaml first, move SpiderIPPool/q above Pod/default/p in app.yaml, or re-apply [pod-network-exists, pod-pools-allowed]"
+	if got := w.Line(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
 }
