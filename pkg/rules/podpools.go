@@ -51,42 +51,10 @@ func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, a
 			Message: fmt.Sprintf("the pool annotations name %d pools, more than %d", n, MaxListEntries), Fix: "name the few pools the pod needs"})
 		return
 	}
-	type subject struct {
-		att     *attachment
-		network poolchoice.NetworkPools
-		s       poolchoice.Subject
-	}
 	nsLabels, nsKnown := w.namespaceLabels(ns)
 	base := poolchoice.Subject{Namespace: ns, Pod: meta.Name, PodLabels: meta.Labels, PodAnnotations: meta.Annotations,
 		NamespaceLabels: nsLabels, NamespaceUnknown: !nsKnown}
-	var subjects []subject
-	for i := range atts {
-		a := &atts[i]
-		n, ok := w.network(a.sel.Namespace, a.sel.Name)
-		if !ok || n.Problem != "" || !n.IPAM {
-			continue // a missing network is denied by pod-network-exists; without IPAM it takes no pool
-		}
-		s := base
-		s.Interface, s.Network = a.iface, a.sel.String()
-		subjects = append(subjects, subject{att: a, s: s, network: poolchoice.NetworkPools{
-			Names: poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}, IPv4Field: n.Pools.IPv4Field, IPv6Field: n.Pools.IPv6Field}})
-	}
-	if len(subjects) == 0 && (hasPools || hasSingle) {
-		ifaces := ann.Interfaces()
-		if !hasPools {
-			ifaces = []string{podnet.DefaultInterface}
-		}
-		for _, iface := range ifaces {
-			s := base
-			s.Interface = iface
-			for _, a := range atts {
-				if a.iface == iface {
-					s.Network = a.sel.String()
-				}
-			}
-			subjects = append(subjects, subject{s: s})
-		}
-	}
+	subjects := poolSubjects(w, ann, base, atts, hasPools || hasSingle)
 	pools := w.choicePools()
 	warnedNS := false
 	for _, sub := range subjects {
@@ -136,6 +104,49 @@ func sourceAnnotation(source string) string {
 		return spiderv2beta1.AnnoPodIPPool
 	}
 	return ""
+}
+
+// poolSubject is one pod interface whose pools admission judges, with its network's pools.
+type poolSubject struct {
+	att     *attachment
+	network poolchoice.NetworkPools
+	s       poolchoice.Subject
+}
+
+// poolSubjects are the interfaces whose networks take their addresses from SpiderIPPools. When the pod
+// attaches none but names pools, they are the interfaces the annotations name (eth0 for
+// ipam.spidernet.io/ippool), each with the network attached there, if any.
+func poolSubjects(w *World, ann poolchoice.Annotations, base poolchoice.Subject, atts []attachment, namesPools bool) []poolSubject {
+	var subjects []poolSubject
+	for i := range atts {
+		a := &atts[i]
+		n, ok := w.network(a.sel.Namespace, a.sel.Name)
+		if !ok || n.Problem != "" || !n.IPAM {
+			continue // a missing network is denied by pod-network-exists; without IPAM it takes no pool
+		}
+		s := base
+		s.Interface, s.Network = a.iface, a.sel.String()
+		subjects = append(subjects, poolSubject{att: a, s: s, network: poolchoice.NetworkPools{
+			Names: poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}, IPv4Field: n.Pools.IPv4Field, IPv6Field: n.Pools.IPv6Field}})
+	}
+	if len(subjects) > 0 || !namesPools {
+		return subjects
+	}
+	ifaces := ann.Interfaces()
+	if !ann.HasPools() {
+		ifaces = []string{podnet.DefaultInterface}
+	}
+	for _, iface := range ifaces {
+		s := base
+		s.Interface = iface
+		for _, a := range atts {
+			if a.iface == iface {
+				s.Network = a.sel.String()
+			}
+		}
+		subjects = append(subjects, poolSubject{s: s})
+	}
+	return subjects
 }
 
 // choiceField is where a pool-choice error points: the pod annotation at fault, or the annotation that
