@@ -29,7 +29,7 @@ template-chart: tools ## render the chart in both certificate modes into _output
 .PHONY: test-chart
 test-chart: tools ## the chart's and certificates' tests: lint, template, server-side dry-run, RBAC, bad values, rotation
 	$(GO) test ./deploy/... ./certs/... ./hack/imagebuild/...
-	$(GO) test -tags integration -run 'TestChart' ./test/integration/
+	$(GO) test -tags integration ./test/integration/chart/
 	$(GO) test -tags integration ./certs/
 
 .PHONY: install-chart

@@ -31,4 +31,4 @@ fuzz-ipam-long: ## fuzz the pool allocator for 5 minutes
 
 .PHONY: storm-ipam-big
 storm-ipam-big: ## the IPAM storm at 10000 ADDs on 8 nodes (the default 2000 runs in make test; root)
-	UNDERLINK_STORM_ADDS=10000 UNDERLINK_STORM_PARALLEL=128 $(GO) test -tags integration -run '^TestIPAMStorm$$' -count 1 -timeout 60m ./test/integration/
+	UNDERLINK_STORM_ADDS=10000 UNDERLINK_STORM_PARALLEL=128 $(GO) test -tags integration -run '^TestIPAMStorm$$' -count 1 -timeout 60m ./test/integration/ipam/

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package chart
 
 import (
 	"context"
@@ -24,6 +24,8 @@ import (
 	"github.com/underlink/underlink/api/scheme"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
+	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/webhook/registration"
 )
 
@@ -90,9 +92,8 @@ func TestChartOnARealAPIServer(t *testing.T) {
 	t.Run("install leaves CRDs it does not own alone", func(t *testing.T) {
 		// Through hack/install-chart.sh, as `make up` installs it; nothing runs pods here, so the script's
 		// --wait (for ready pods) is narrowed to hooks.
-		home := t.TempDir()
 		cmd := exec.Command(test.Path("hack", "install-chart.sh"), kc, "--wait=hookOnly")
-		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+		cmd.Env = bed.HelmEnv(t)
 		b, err := cmd.CombinedOutput()
 		out := string(b)
 		if err != nil {
@@ -228,15 +229,12 @@ func chartWaitServed(t *testing.T, c client.Client, crds []string) {
 		}
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.ListKind})
-		var err error
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			if err = c.List(ctx, list, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err == nil {
-				break
+		poll.UntilEvery(t, 60*time.Second, 200*time.Millisecond, "the apiserver serving "+n+" from its watch cache", func() (bool, string) {
+			if err := c.List(ctx, list, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
+				return false, err.Error()
 			}
-		}
-		if err != nil {
-			t.Fatalf("the apiserver does not serve %s from its watch cache after 60s: %v", n, err)
-		}
+			return true, ""
+		})
 	}
 }
 
@@ -246,10 +244,8 @@ func chartWaitServed(t *testing.T, c client.Client, crds []string) {
 // three minutes is reported with its conditions (Terminating says what it waits for).
 func chartWaitGone(t *testing.T, c client.Client, crds []string) {
 	t.Helper()
-	var left []string
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		left = left[:0]
+	poll.UntilEvery(t, 3*time.Minute, 200*time.Millisecond, "CRDs deleted", func() (bool, string) {
+		var left []string
 		for _, n := range crds {
 			var crd apiextensionsv1.CustomResourceDefinition
 			if err := c.Get(context.Background(), types.NamespacedName{Name: n}, &crd); err == nil {
@@ -260,26 +256,8 @@ func chartWaitGone(t *testing.T, c client.Client, crds []string) {
 				left = append(left, fmt.Sprintf("%s %v", n, conds))
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CRDs not deleted within 3m:\n%s", strings.Join(left, "\n"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func chartEventually(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if f() {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatal("condition not met within 30s")
+		return len(left) == 0, "\n" + strings.Join(left, "\n")
+	})
 }
 
 // chartClientWithCRDs is a client that also reads CustomResourceDefinitions.

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package ipam
 
 import (
 	"context"
@@ -21,6 +21,8 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/agent/linkwatch"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/test/netbed"
 )
 
@@ -30,7 +32,7 @@ type nodeLabels struct {
 	w watch.Interface
 }
 
-func watchNode(t *testing.T, c *ipamCluster, name string) *nodeLabels {
+func watchNode(t *testing.T, c *bed.Cluster, name string) *nodeLabels {
 	t.Helper()
 	wc, err := client.NewWithWatch(c.Env.Config, client.Options{Scheme: c.Env.Client.Scheme()})
 	if err != nil {
@@ -71,10 +73,10 @@ func (n *nodeLabels) await(t *testing.T, key, value string, timeout time.Duratio
 // within a second when ens224 goes down, comes up, is deleted and is created again, follows the NICs the
 // SpiderMultusConfigs name, and touches no other label.
 func TestLinkWatcherLabelsNode(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	node := c.addNode(t, "a-node1", map[string]string{"keep": "me"})
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	node := c.AddNode(t, "a-node1", map[string]string{"keep": "me"})
 	labels := watchNode(t, c, "a-node1")
-	c.startAgent(t, node)
+	c.StartAgent(t, node)
 	const key = "underlay.underlink.io/ens224"
 	labels.await(t, key, "up", 10*time.Second)
 

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package ipam
 
 import (
 	"context"
@@ -21,7 +21,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // stormScale reads the storm's size: UNDERLINK_STORM_ADDS (default 2000 ADDs), UNDERLINK_STORM_NODES
@@ -43,7 +46,7 @@ func stormScale(t *testing.T) (adds, nodes, parallel int) {
 
 type stormPod struct {
 	pod    *corev1.Pod
-	node   *ipamNode
+	node   *bed.Node
 	pool   string
 	ns     *netbed.Netns // set for pods whose chain runs for real (macvlan configures the namespace)
 	cid    string
@@ -61,7 +64,7 @@ type stormPod struct {
 // after DEL of every pod, deleting the pods and one GC period, no address is left allocated.
 func TestIPAMStorm(t *testing.T) {
 	adds, nodes, parallel := stormScale(t)
-	c := newIPAMCluster(t, true)
+	c := bed.NewCluster(t, controlplane.EnvOptions{Restartable: true})
 	ctx := context.Background()
 	gcInterval, gcGrace := 2*time.Second, 2*time.Second
 	agentArgs := []string{
@@ -70,8 +73,8 @@ func TestIPAMStorm(t *testing.T) {
 		"--kube-api-qps", "500", "--kube-api-burst", "1000", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 	}
 	for i := 1; i <= nodes; i++ {
-		n := c.addNode(t, fmt.Sprintf("a-node%d", i), nil)
-		c.startAgent(t, n, agentArgs...)
+		n := c.AddNode(t, fmt.Sprintf("a-node%d", i), nil)
+		c.StartAgent(t, n, agentArgs...)
 	}
 	// 1279 addresses each: room for every pod of the default storm in its pool.
 	pools := map[string][2]string{"storm-a": {"172.110.16.0/20", "172.110.16.1-172.110.20.255"}, "storm-b": {"172.110.32.0/20", "172.110.32.1-172.110.36.255"}}
@@ -79,7 +82,7 @@ func TestIPAMStorm(t *testing.T) {
 		pools = map[string][2]string{"storm-a": {"172.110.64.0/18", "172.110.64.1-172.110.127.254"}, "storm-b": {"172.110.128.0/18", "172.110.128.1-172.110.191.254"}}
 	}
 	for name, p := range pools {
-		c.createPool(t, name, p[0], "172.110.0.1", []string{p[1]})
+		c.CreatePool(t, name, p[0], "172.110.0.1", []string{p[1]})
 	}
 	bin := c.Bed.PluginDir("underlink-ipam")
 
@@ -88,6 +91,8 @@ func TestIPAMStorm(t *testing.T) {
 	pods := make([]*stormPod, adds)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
+	// Pods are created from goroutines, which report their errors here for the test's goroutine.
+	createErrs := make(chan error, adds)
 	for i := range pods {
 		node := c.Nodes[i%nodes]
 		pool := "storm-a"
@@ -101,28 +106,42 @@ func TestIPAMStorm(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			sp.pod = c.createPod(t, "storm", fmt.Sprintf("pod-%04d", i), node.Spec.Name, nil)
+			pod, err := c.NewPod(ctx, "storm", fmt.Sprintf("pod-%04d", i), node.Spec.Name, nil)
+			if err != nil {
+				createErrs <- err
+				return
+			}
+			sp.pod = pod
 		}(i)
 		if i%10 == 0 {
 			sp.ns = c.Bed.Pod(fmt.Sprintf("s%04d", i))
 		}
 	}
 	wg.Wait()
+	close(createErrs)
+	for err := range createErrs {
+		t.Fatal(err)
+	}
 	t.Logf("created %d pods and %d pod namespaces in %s", adds, adds/10, time.Since(start).Round(time.Millisecond))
 
 	chains := map[string]*netbed.CNI{}
 	for _, n := range c.Nodes {
 		chains[n.Spec.Name] = c.Bed.CNI(n.NS, bin)
 	}
-	confList := func(sp *stormPod) *libcni.NetworkConfigList {
-		l, err := netbed.ParseConfList([]byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"storm","plugins":[
+	// The chain of each node and pool, parsed here on the test's goroutine (libcni only reads a list).
+	lists := map[[2]string]*libcni.NetworkConfigList{}
+	for _, n := range c.Nodes {
+		for pool := range pools {
+			l, err := netbed.ParseConfList([]byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"storm","plugins":[
 		 {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","socket":%q,"timeoutSeconds":15,"ipv4Pools":[%q]}}]}`,
-			sp.node.Socket, sp.pool)))
-		if err != nil {
-			t.Fatal(err)
+				n.Socket, pool)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lists[[2]string{n.Spec.Name, pool}] = l
 		}
-		return l
 	}
+	confList := func(sp *stormPod) *libcni.NetworkConfigList { return lists[[2]string{sp.node.Spec.Name, sp.pool}] }
 	call := func(sp *stormPod, cmd string) pluginCall {
 		return pluginCall{Plugin: c.Plugin, Command: cmd, ContainerID: sp.cid, Netns: c.Scratch.Path(), Pod: sp.pod,
 			Conf: ipamConf("1.1.0", sp.node.Socket, 15, sp.pool)}
@@ -180,7 +199,7 @@ func TestIPAMStorm(t *testing.T) {
 	go func() {
 		defer close(chaosDone)
 		restarted := false
-		var down []*ipamNode // agents whose restart failed, retried at the next tick
+		var down []*bed.Node // agents whose restart failed, retried at the next tick
 		for {
 			select {
 			case <-stopChaos:
@@ -188,7 +207,7 @@ func TestIPAMStorm(t *testing.T) {
 			case <-time.After(time.Duration(1000+rand.IntN(1500)) * time.Millisecond):
 			}
 			for i := 0; i < len(down); i++ {
-				if err := c.restartAgent(down[i]); err == nil {
+				if err := c.RestartAgent(down[i]); err == nil {
 					down = append(down[:i], down[i+1:]...)
 					i--
 				}
@@ -207,13 +226,13 @@ func TestIPAMStorm(t *testing.T) {
 			if slices.Contains(down, n) {
 				continue
 			}
-			if err := n.agent.Kill(); err != nil {
+			if err := n.Agent.Kill(); err != nil {
 				t.Errorf("kill agent on %s: %v", n.Spec.Name, err)
 				return
 			}
 			kills.Add(1)
 			time.Sleep(time.Duration(100+rand.IntN(500)) * time.Millisecond)
-			if err := c.restartAgent(n); err != nil {
+			if err := c.RestartAgent(n); err != nil {
 				t.Logf("agent on %s is slow to come back (retrying): %v", n.Spec.Name, firstLine(err.Error()))
 				down = append(down, n)
 			}
@@ -254,8 +273,8 @@ func TestIPAMStorm(t *testing.T) {
 	}
 	// Every agent serves again before the checks.
 	for _, n := range c.Nodes {
-		if err := waitAgent(n, 30*time.Second); err != nil {
-			if err := c.restartAgent(n); err != nil {
+		if err := bed.WaitAgent(n, 30*time.Second); err != nil {
+			if err := c.RestartAgent(n); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -276,9 +295,10 @@ func TestIPAMStorm(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for deadline := time.Now().Add(5 * time.Minute); !add(sp) && time.Now().Before(deadline); {
-				time.Sleep(500 * time.Millisecond)
-			}
+			// Not getting one within 5 minutes is counted below, with every pod that has no address.
+			_ = poll.Wait(ctx, 5*time.Minute, 500*time.Millisecond, "an address for "+sp.pod.Name, func() (bool, string, error) {
+				return add(sp), "", nil
+			})
 		}()
 	}
 	wg.Wait()
@@ -322,7 +342,7 @@ func TestIPAMStorm(t *testing.T) {
 	holders := map[string]netip.Addr{}
 	total := 0
 	for pool := range pools {
-		allocs, _ := c.poolAllocations(t, pool)
+		allocs, _ := c.PoolAllocations(t, pool)
 		total += len(allocs)
 		for key, a := range allocs {
 			ip := netip.MustParseAddr(key)
@@ -387,7 +407,7 @@ func TestIPAMStorm(t *testing.T) {
 	wg.Wait()
 	left := 0
 	for pool := range pools {
-		allocs, _ := c.poolAllocations(t, pool)
+		allocs, _ := c.PoolAllocations(t, pool)
 		left += len(allocs)
 	}
 	t.Logf("DEL of %d pods in %s; %d addresses still allocated (their sandbox's ADD answer was lost with a killed agent)", adds, time.Since(start).Round(time.Millisecond), left)
@@ -395,10 +415,10 @@ func TestIPAMStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	waitFor(t, gcInterval+gcGrace+gcInterval+10*time.Second, "one GC period to free every address", func() (bool, string) {
+	poll.Until(t, gcInterval+gcGrace+gcInterval+10*time.Second, "one GC period to free every address", func() (bool, string) {
 		n := 0
 		for pool := range pools {
-			allocs, _ := c.poolAllocations(t, pool)
+			allocs, _ := c.PoolAllocations(t, pool)
 			n += len(allocs)
 		}
 		return n == 0, fmt.Sprintf("%d addresses allocated", n)

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package webhook
 
 import (
 	"context"
@@ -11,9 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/test/admissioncases"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/webhook/app"
 	"github.com/underlink/underlink/webhook/snapshot"
 	"github.com/underlink/underlink/webhook/webhooktest"
@@ -31,7 +32,7 @@ func TestWebhookVerdictsEqualTheSharedCases(t *testing.T) {
 	}
 	env := controlplane.StartEnv(t, controlplane.EnvOptions{ServiceCIDR: "10.233.0.0/18"})
 	c, warnings := warningClient(t, env.Config)
-	createNamespace(t, c, "submariner-operator", nil, nil)
+	bed.CreateNamespace(t, c, "submariner-operator", nil, nil)
 	for _, cs := range all {
 		t.Run(cs.Name, func(t *testing.T) {
 			if cs.OfflineOnly != "" {

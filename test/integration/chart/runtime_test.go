@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package chart
 
 import (
 	"bytes"
@@ -30,21 +30,16 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	"github.com/underlink/underlink/certs/rotation"
-	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
+	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/webhook/registration"
 )
 
 // chartBinaries builds the binaries whose flags the chart passes.
 func chartBinaries(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/underlink-webhook", "./cmd/underlink-agent", "./cmd/underlink-cni-install")
-	cmd.Dir = test.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
+	return bed.Commands(t, "underlink-webhook", "underlink-agent", "underlink-cni-install")
 }
 
 // chartDefinedFlags runs a Go binary with -h and returns the flags its usage lists.
@@ -138,7 +133,7 @@ func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
 			t.Fatalf("certificate Secret: %v\n%s", err, logs)
 		}
 		bundle := s.Data[rotation.KeyCABundle]
-		chartWaitFor(t, logs, func() error {
+		chartWaitFor(t, "the Secret's CA in every validating webhook, with the fast-path condition", logs, func() error {
 			vw, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, registration.ConfigurationName, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -190,7 +185,7 @@ func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
 		logs := chartStartAs(t, env, cs, "underlink-agent", setpriv, args,
 			"NODE_NAME="+node.Name, "POD_NAMESPACE="+chartNamespace)
 		chartWaitReady(t, probes, logs)
-		chartWaitFor(t, logs, func() error {
+		chartWaitFor(t, "the node labelled and the garbage collection Lease held", logs, func() error {
 			n, err := cs.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -255,7 +250,7 @@ func chartStartAs(t *testing.T, env *controlplane.Env, cs kubernetes.Interface, 
 
 func chartWaitReady(t *testing.T, probePort int, logs *chartLog) {
 	t.Helper()
-	chartWaitFor(t, logs, func() error {
+	chartWaitFor(t, "/readyz", logs, func() error {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(probePort) + "/readyz")
 		if err != nil {
 			return err
@@ -268,19 +263,15 @@ func chartWaitReady(t *testing.T, probePort int, logs *chartLog) {
 	})
 }
 
-func chartWaitFor(t *testing.T, logs *chartLog, f func() error) {
+// chartWaitFor waits until f succeeds; a failure shows f's last error and the process's output.
+func chartWaitFor(t *testing.T, what string, logs *chartLog, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
+	poll.UntilEvery(t, 60*time.Second, 250*time.Millisecond, what, func() (bool, string) {
+		if err := f(); err != nil {
+			return false, fmt.Sprintf("%v\noutput:\n%s", err, logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 60s: %v\noutput:\n%s", err, logs.String())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 func chartNoForbidden(t *testing.T, logs *chartLog) {

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package ipam
 
 import (
 	"context"
@@ -15,26 +15,17 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/ipam/protocol"
-	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
-
-func applySeed(t *testing.T, c *ipamCluster, file string) {
-	t.Helper()
-	var obj map[string]any
-	test.DecodeSeed(t, file, &obj)
-	if err := c.Env.Client.Create(context.Background(), &unstructured.Unstructured{Object: obj}); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-}
 
 // seedChain is the seed's cluster-a NAD chain reduced to macvlan with underlink-ipam (the coordinator
 // is tested on its own), with the node's agent socket.
@@ -44,39 +35,17 @@ func seedChain(socket string) []byte {
 	  "ipam":{"type":"underlink-ipam","socket":%q,"ipv4Pools":["cluster-a"]}}]}`, socket))
 }
 
-func podAddrs(t *testing.T, n *netbed.Netns, ifName string) []string {
-	t.Helper()
-	h, err := n.Netlink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	l, err := h.LinkByName(ifName)
-	if err != nil {
-		t.Fatalf("%s in %s: %v", ifName, n.Name, err)
-	}
-	as, err := h.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, a := range as {
-		out = append(out, a.IPNet.String())
-	}
-	return out
-}
-
 // TestIPAMSeedPoolThroughMacvlanChain runs the seed's pool through the real chain: kubelet's view
 // (libcni) → reference macvlan on the node's ens224 → underlink-ipam binary → underlink-agent in the node
 // namespace → apiserver. The pod gets the pool's first address with the seed's off-subnet gateway made
 // reachable, pings it, a repeated ADD returns the same address, CHECK passes, DEL releases, and the
 // status is Spiderpool's shape.
 func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	applySeed(t, c, "cluster-a-ippool.yaml")
-	applySeed(t, c, "cluster-a-multusconfig.yaml")
-	node := c.addNode(t, "a-node1", nil)
-	c.startAgent(t, node)
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	bed.ApplySeed(t, c.Env.Client, "cluster-a-ippool.yaml")
+	bed.ApplySeed(t, c.Env.Client, "cluster-a-multusconfig.yaml")
+	node := c.AddNode(t, "a-node1", nil)
+	c.StartAgent(t, node)
 	ctx := context.Background()
 
 	bin := c.Bed.PluginDir("underlink-ipam")
@@ -91,7 +60,7 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 		cid string
 	}
 	// A second pool whose gateway is inside its subnet, chosen by web-3's annotation over the config.
-	c.createPool(t, "cluster-a-wide", "172.110.0.0/16", "172.110.0.1", []string{"172.110.2.1-172.110.2.10"})
+	c.CreatePool(t, "cluster-a-wide", "172.110.0.0/16", "172.110.0.1", []string{"172.110.2.1-172.110.2.10"})
 	var pods []podRun
 	for i, p := range []struct{ name, anno, want string }{
 		{"web-1", "", "172.110.1.1/24"},
@@ -102,11 +71,11 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 		if p.anno != "" {
 			annos = map[string]string{"ipam.spidernet.io/ippool": p.anno}
 		}
-		pod := c.createPod(t, "kube-system", p.name, "a-node1", annos)
+		pod := c.CreatePod(t, "kube-system", p.name, "a-node1", annos)
 		pr := podRun{pod: pod, ns: c.Bed.Pod(p.name), cid: fmt.Sprintf("cid-%s-%d", p.name, i)}
 		res, err := cni.Add(ctx, list, netbed.Attachment(pr.cid, pr.ns, "eth0", netbed.PodArgs(pod.Namespace, pod.Name, string(pod.UID))...))
 		if err != nil {
-			t.Fatalf("ADD %s: %v\n%s", p.name, err, node.agent.Logs())
+			t.Fatalf("ADD %s: %v\n%s", p.name, err, node.Agent.Logs())
 		}
 		r, err := current.NewResultFromResult(res)
 		if err != nil {
@@ -143,7 +112,7 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 		t.Errorf("pod web-1 → pod web-2: %v", err)
 	}
 
-	allocs, pool := c.poolAllocations(t, "cluster-a")
+	allocs, pool := c.PoolAllocations(t, "cluster-a")
 	if len(allocs) != 2 || *pool.Status.AllocatedIPCount != 2 || *pool.Status.TotalIPCount != 200 {
 		t.Fatalf("pool status %v %d/%d", allocs, *pool.Status.AllocatedIPCount, *pool.Status.TotalIPCount)
 	}
@@ -177,7 +146,7 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 	if _, cniErr, err := old.run(ctx); err != nil || cniErr != nil {
 		t.Fatalf("late DEL of the old sandbox: %v %v", err, cniErr)
 	}
-	if allocs, _ := c.poolAllocations(t, "cluster-a"); allocs["172.110.1.1"].ContainerID != "cid-web-1-new" {
+	if allocs, _ := c.PoolAllocations(t, "cluster-a"); allocs["172.110.1.1"].ContainerID != "cid-web-1-new" {
 		t.Fatalf("late DEL of a replaced sandbox changed the allocation: %+v", allocs["172.110.1.1"])
 	}
 	pc.ContainerID = pods[0].cid // back to the sandbox libcni knows, for CHECK and DEL below
@@ -206,7 +175,7 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"cluster-a", "cluster-a-wide"} {
-		if allocs, pool := c.poolAllocations(t, name); len(allocs) != 0 || *pool.Status.AllocatedIPCount != 0 || pool.Status.AllocatedIPs != nil {
+		if allocs, pool := c.PoolAllocations(t, name); len(allocs) != 0 || *pool.Status.AllocatedIPCount != 0 || pool.Status.AllocatedIPs != nil {
 			t.Fatalf("after DEL pool %s still holds %v (count %d)", name, allocs, *pool.Status.AllocatedIPCount)
 		}
 	}
@@ -241,12 +210,12 @@ func TestIPAMSeedPoolThroughMacvlanChain(t *testing.T) {
 // TestIPAMBadInputIsExplained: every refusal is a CNI error with a code and a message that names the
 // pool, field or socket, and nothing is allocated or overwritten.
 func TestIPAMBadInputIsExplained(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	node := c.addNode(t, "a-node1", nil)
-	c.startAgent(t, node)
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	node := c.AddNode(t, "a-node1", nil)
+	c.StartAgent(t, node)
 	ctx := context.Background()
-	c.createPool(t, "tiny", "172.110.2.0/24", "172.110.0.1", []string{"172.110.2.10-172.110.2.11"})
-	mangled := c.createPool(t, "mangled", "172.110.3.0/24", "172.110.0.1", []string{"172.110.3.10-172.110.3.20"})
+	c.CreatePool(t, "tiny", "172.110.2.0/24", "172.110.0.1", []string{"172.110.2.10-172.110.2.11"})
+	mangled := c.CreatePool(t, "mangled", "172.110.3.0/24", "172.110.0.1", []string{"172.110.3.10-172.110.3.20"})
 	// Someone else writes the status in another shape.
 	bad := "172.110.3.10=default/x"
 	mangled.Status.AllocatedIPs = &bad
@@ -258,7 +227,7 @@ func TestIPAMBadInputIsExplained(t *testing.T) {
 	conf := func(pools ...string) []byte { return ipamConf("1.1.0", node.Socket, 10, pools...) }
 	call := func(name string, conf []byte) (*current.Result, *types.Error) {
 		t.Helper()
-		pod := c.createPod(t, "default", name, "a-node1", nil)
+		pod := c.CreatePod(t, "default", name, "a-node1", nil)
 		res, cniErr, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-" + name, Pod: pod, Conf: conf}.add(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -280,7 +249,7 @@ func TestIPAMBadInputIsExplained(t *testing.T) {
 		{"p3", conf("tiny"), protocol.CodePoolExhausted, `SpiderIPPool "tiny" is exhausted: 2 of 2 allocatable addresses are allocated (spec.ips less spec.excludeIPs and spec.gateway); add addresses to spec.ips or delete pods that hold them`},
 		{"p4", conf("mangled"), protocol.CodePoolRefused, `SpiderIPPool "mangled": refusing to allocate: status.allocatedIPs is not a JSON object`},
 		{"p5", conf("tiny", "nope"), protocol.CodeInvalidConfig, `ipam.ipv4Pools[1]: "nope": no SpiderIPPool of that name exists; create it or fix the name`},
-		{"p6", conf("tiny", "mangled"), protocol.CodeNoEligiblePool, `no IPv4 SpiderIPPool can serve this pod (pools from CNI config ipam.ipv4Pools/ipv6Pools): "tiny": SpiderIPPool "tiny" is exhausted: 2 of 2 allocatable addresses are allocated (spec.ips less spec.excludeIPs and spec.gateway); add addresses to spec.ips or delete pods that hold them; "mangled": SpiderIPPool "mangled": refusing to allocate`},
+		{"p6", conf("tiny", "mangled"), protocol.CodeNoEligiblePool, `no IPv4 SpiderIPPool can serve this pod on eth0 (pools from the network's configuration): "tiny": SpiderIPPool "tiny" is exhausted: 2 of 2 allocatable addresses are allocated (spec.ips less spec.excludeIPs and spec.gateway); add addresses to spec.ips or delete pods that hold them; "mangled": SpiderIPPool "mangled": refusing to allocate`},
 		{"p7", conf(), protocol.CodeInvalidConfig, "no SpiderIPPool has spec.default: true"},
 	} {
 		_, e := call(r.name, r.conf)
@@ -291,7 +260,7 @@ func TestIPAMBadInputIsExplained(t *testing.T) {
 		}
 	}
 	var after = c.Env.Client
-	_, m := c.poolAllocations(t, "tiny")
+	_, m := c.PoolAllocations(t, "tiny")
 	if *m.Status.AllocatedIPCount != 2 {
 		t.Errorf("tiny holds %d", *m.Status.AllocatedIPCount)
 	}
@@ -306,7 +275,7 @@ func TestIPAMBadInputIsExplained(t *testing.T) {
 	}
 
 	// Refused by the plugin itself, before the agent is asked.
-	pod := c.createPod(t, "default", "local", "a-node1", nil)
+	pod := c.CreatePod(t, "default", "local", "a-node1", nil)
 	for _, r := range []refusal{
 		{"bad JSON", []byte(`{"cniVersion":"1.1.0","name":"n","ipam":`), 6, "unmarshall network config: unexpected end of JSON input"},
 		{"misspelt key", []byte(`{"cniVersion":"1.1.0","name":"n","type":"macvlan","ipam":{"type":"underlink-ipam","ipv4Pool":["tiny"]}}`), 7, `underlink-ipam: ipam json: unknown field "ipv4Pool"`},
@@ -381,16 +350,16 @@ func TestIPAMBadInputIsExplained(t *testing.T) {
 // TestIPAMGarbageCollection: addresses of pods that are gone, or replaced by a pod of the same name, are
 // freed after the grace period; a live pod's address never is. A restarted agent collects too.
 func TestIPAMGarbageCollection(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	node := c.addNode(t, "a-node1", nil)
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	node := c.AddNode(t, "a-node1", nil)
 	gcArgs := []string{"--gc-interval", "500ms", "--gc-grace", "1s", "--lease-duration", "2s", "--lease-renew-deadline", "1500ms", "--lease-retry-period", "250ms"}
-	c.startAgent(t, node, gcArgs...)
+	c.StartAgent(t, node, gcArgs...)
 	ctx := context.Background()
-	c.createPool(t, "gc", "172.110.4.0/24", "172.110.0.1", []string{"172.110.4.10-172.110.4.50"})
+	c.CreatePool(t, "gc", "172.110.4.0/24", "172.110.0.1", []string{"172.110.4.10-172.110.4.50"})
 	ips := map[string]string{}
 	pods := map[string]*corev1.Pod{}
 	for _, name := range []string{"live", "gone", "replaced"} {
-		pod := c.createPod(t, "default", name, "a-node1", nil)
+		pod := c.CreatePod(t, "default", name, "a-node1", nil)
 		res, e, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-" + name, Pod: pod, Conf: ipamConf("1.1.0", node.Socket, 10, "gc")}.add(ctx)
 		if err != nil || e != nil {
 			t.Fatal(err, e)
@@ -405,24 +374,39 @@ func TestIPAMGarbageCollection(t *testing.T) {
 	if err := c.Env.Client.Delete(ctx, pods["replaced"], client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	newer := c.createPod(t, "default", "replaced", "a-node1", nil)
+	newer := c.CreatePod(t, "default", "replaced", "a-node1", nil)
 	start := time.Now()
-	waitFor(t, 20*time.Second, "GC to free the gone and replaced pods' addresses", func() (bool, string) {
-		allocs, _ := c.poolAllocations(t, "gc")
+	poll.Until(t, 20*time.Second, "GC to free the gone and replaced pods' addresses", func() (bool, string) {
+		allocs, _ := c.PoolAllocations(t, "gc")
 		_, g := allocs[ips["gone"]]
 		_, r := allocs[ips["replaced"]]
 		return !g && !r, fmt.Sprint(allocs)
 	})
 	t.Logf("GC freed 2 addresses %s after the pods went (interval 500ms, grace 1s)", time.Since(start).Round(time.Millisecond))
 	// The live pod keeps its address through many passes, and across an agent crash.
-	if err := node.agent.Kill(); err != nil {
+	if err := node.Agent.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.restartAgent(node); err != nil {
+	if err := c.RestartAgent(node); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second)
-	allocs, _ := c.poolAllocations(t, "gc")
+	// The restarted agent's passes are seen to run: a decoy pod's address, freed once its pod is gone and
+	// the grace has passed, is freed by a pass that came after the restart (two passes at the least).
+	decoy := c.CreatePod(t, "default", "decoy", "a-node1", nil)
+	res, e, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-decoy", Pod: decoy, Conf: ipamConf("1.1.0", node.Socket, 10, "gc")}.add(ctx)
+	if err != nil || e != nil {
+		t.Fatal(err, e)
+	}
+	decoyIP := res.IPs[0].Address.IP.String()
+	if err := c.Env.Client.Delete(ctx, decoy, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the restarted agent's GC to free the decoy's address "+decoyIP, func() (bool, string) {
+		allocs, _ := c.PoolAllocations(t, "gc")
+		_, held := allocs[decoyIP]
+		return !held, fmt.Sprint(allocs)
+	})
+	allocs, _ := c.PoolAllocations(t, "gc")
 	if a, ok := allocs[ips["live"]]; !ok || a.PodUID != string(pods["live"].UID) {
 		t.Fatalf("GC touched the live pod's address: %v", allocs)
 	}
@@ -430,40 +414,25 @@ func TestIPAMGarbageCollection(t *testing.T) {
 		t.Fatalf("pool holds %v, want only the live pod", allocs)
 	}
 	// The replacement pod is a new holder: a new address, and the old record is gone.
-	res, e, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-replaced-2", Pod: newer, Conf: ipamConf("1.1.0", node.Socket, 10, "gc")}.add(ctx)
+	res, e, err = pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-replaced-2", Pod: newer, Conf: ipamConf("1.1.0", node.Socket, 10, "gc")}.add(ctx)
 	if err != nil || e != nil {
 		t.Fatal(err, e)
 	}
 	t.Logf("replacement pod got %s", res.IPs[0].Address.IP)
 	// A pod deleted while the agent is down is collected by the restarted agent.
-	if err := node.agent.Kill(); err != nil {
+	if err := node.Agent.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Env.Client.Delete(ctx, newer, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.restartAgent(node); err != nil {
+	if err := c.RestartAgent(node); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the restarted agent to free the deleted pod's address", func() (bool, string) {
-		allocs, _ := c.poolAllocations(t, "gc")
+	poll.Until(t, 20*time.Second, "the restarted agent to free the deleted pod's address", func() (bool, string) {
+		allocs, _ := c.PoolAllocations(t, "gc")
 		return len(allocs) == 1, fmt.Sprint(allocs)
 	})
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestIPAMPoolsByNetwork: two networks with default pools of their own, told apart by spec.multusName
@@ -471,9 +440,9 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 // its network's pool through the real plugin and agent, and a pod of a third network is refused with
 // the reason for each pool. The scheduler and the webhook read spec.multusName the same way.
 func TestIPAMPoolsByNetwork(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	node := c.addNode(t, "a-node1", nil)
-	c.startAgent(t, node)
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	node := c.AddNode(t, "a-node1", nil)
+	c.StartAgent(t, node)
 	ctx := context.Background()
 	isDefault := func(multusName string) func(*spv2.SpiderIPPool) {
 		return func(p *spv2.SpiderIPPool) {
@@ -481,12 +450,12 @@ func TestIPAMPoolsByNetwork(t *testing.T) {
 			p.Spec.Default, p.Spec.MultusName = &yes, []string{multusName}
 		}
 	}
-	c.createPool(t, "ens224-pool", "172.110.1.0/24", "172.110.0.1", []string{"172.110.1.10-172.110.1.20"}, isDefault("kube-system/macvlan-conf"))
-	c.createPool(t, "ens256-pool", "172.110.2.0/24", "172.110.0.1", []string{"172.110.2.10-172.110.2.20"}, isDefault("macvlan-ens256"))
+	c.CreatePool(t, "ens224-pool", "172.110.1.0/24", "172.110.0.1", []string{"172.110.1.10-172.110.1.20"}, isDefault("kube-system/macvlan-conf"))
+	c.CreatePool(t, "ens256-pool", "172.110.2.0/24", "172.110.0.1", []string{"172.110.2.10-172.110.2.20"}, isDefault("macvlan-ens256"))
 	conf := ipamConf("1.1.0", node.Socket, 10) // no pools named: the default pools
 	add := func(name, network string) (*current.Result, *types.Error) {
 		t.Helper()
-		pod := c.createPod(t, "team-a", name, "a-node1", map[string]string{"v1.multus-cni.io/default-network": network})
+		pod := c.CreatePod(t, "team-a", name, "a-node1", map[string]string{"v1.multus-cni.io/default-network": network})
 		res, cniErr, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-" + name, Pod: pod, Conf: conf}.add(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -515,7 +484,7 @@ func TestIPAMPoolsByNetwork(t *testing.T) {
 		}
 	}
 	for pool, want := range map[string]int64{"ens224-pool": 1, "ens256-pool": 1} {
-		if _, p := c.poolAllocations(t, pool); *p.Status.AllocatedIPCount != want {
+		if _, p := c.PoolAllocations(t, pool); *p.Status.AllocatedIPCount != want {
 			t.Errorf("%s holds %d addresses, want %d", pool, *p.Status.AllocatedIPCount, want)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package chart
 
 import (
 	"reflect"
@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/underlink/underlink/api/underlay"
 	schedulerconfigv1 "github.com/underlink/underlink/scheduler/apis/config/v1"
 	"github.com/underlink/underlink/webhook/registration"
 )
@@ -77,6 +78,8 @@ func TestChartBadValuesFailNamingTheValue(t *testing.T) {
 		{"cert mode typo", []string{"certs.mode=selfsigned"}, "at '/certs/mode': value must be one of 'self-signed', 'cert-manager'"},
 		{"bad duration", []string{"certs.lifetime=90d"}, "at '/certs/lifetime'"},
 		{"bad default network", []string{"network.defaultNetwork=kube-system/Macvlan_Conf"}, "at '/network/defaultNetwork'"},
+		{"label prefix without slash", []string{"underlay.labelPrefix=underlay.underlink.io"}, "at '/underlay/labelPrefix'"},
+		{"label prefix on the scheduler alone", []string{"scheduler.pluginArgs.labelPrefix=net.example.com/"}, "at '/scheduler/pluginArgs': additional properties 'labelPrefix' not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "underlink", chartDir()}
@@ -271,8 +274,34 @@ func TestChartSchedulerConfigurationIsDeploySchedulers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args.DefaultNetwork != "kube-system/macvlan-conf" || args.LabelPrefix != schedulerconfigv1.DefaultLabelPrefix {
+	if args.DefaultNetwork != "kube-system/macvlan-conf" || args.LabelPrefix != underlay.LabelPrefix {
 		t.Errorf("plugin args %+v, want scheduler.pluginArgs over deploy/scheduler's", args)
+	}
+	// The node-label contract (api/underlay): the agent writes the labels the scheduler reads, both from
+	// the chart's one underlay.labelPrefix.
+	for _, prefix := range []string{"", "net.example.com/"} {
+		set := []string{"--set", "scheduler.name=underlay-sched"}
+		want := underlay.LabelPrefix
+		if prefix != "" {
+			set, want = append(set, "--set", "underlay.labelPrefix="+prefix), prefix
+		}
+		objs := chartObjects(t, renderChart(t, set...))
+		var cm corev1.ConfigMap
+		chartDecodeStrict(t, chartFind(t, objs, "ConfigMap", "underlink-scheduler"), &cm)
+		var cfg kubeschedulerv1.KubeSchedulerConfiguration
+		if err := yaml.UnmarshalStrict([]byte(cm.Data["config.yaml"]), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		args, err := schedulerconfigv1.Decode(&runtime.Unknown{Raw: cfg.Profiles[0].PluginConfig[0].Args.Raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds appsv1.DaemonSet
+		chartDecodeStrict(t, chartFind(t, objs, "DaemonSet", "underlink-agent"), &ds)
+		agent := chartFlagValues(ds.Spec.Template.Spec.Containers[0].Args)["label-prefix"]
+		if args.LabelPrefix != want || len(agent) != 1 || agent[0] != want {
+			t.Errorf("underlay.labelPrefix=%q: scheduler labelPrefix %q, agent --label-prefix %v; want both %q", prefix, args.LabelPrefix, agent, want)
+		}
 	}
 	var dep appsv1.Deployment
 	chartDecodeStrict(t, chartFind(t, objs, "Deployment", "underlink-scheduler"), &dep)

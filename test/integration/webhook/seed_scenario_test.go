@@ -1,34 +1,31 @@
 //go:build integration
 
-package integration
+package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cli/doctor"
+	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
-	"github.com/underlink/underlink/pkg/rules"
+	"github.com/underlink/underlink/test/integration/bed"
+	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/webhook/app"
 	"github.com/underlink/underlink/webhook/controller"
-	"github.com/underlink/underlink/cli/doctor"
 	"github.com/underlink/underlink/webhook/netconf"
 	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/webhooktest"
@@ -43,8 +40,8 @@ func TestWebhookSeedScenario(t *testing.T) {
 	env := controlplane.StartEnv(t, controlplane.EnvOptions{ServiceCIDR: "10.233.0.0/18"})
 	ctx := context.Background()
 	c, warnings := warningClient(t, env.Config)
-	createNamespace(t, c, "submariner-operator", nil, nil)
-	createNamespace(t, c, "apps", map[string]string{registration.InjectLabel: registration.InjectEnabled}, nil)
+	bed.CreateNamespace(t, c, "submariner-operator", nil, nil)
+	bed.CreateNamespace(t, c, "apps", map[string]string{registration.InjectLabel: registration.InjectEnabled}, nil)
 	for _, cl := range []client.Object{submarinerClusterObject("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), submarinerClusterObject("cluster-b", "172.111.0.0/16", "10.243.0.0/18")} {
 		if err := c.Create(ctx, cl); err != nil {
 			t.Fatal(err)
@@ -55,7 +52,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 	kubeconfig := env.Kubeconfig(t)
 
 	t.Run("seed pool denied with the field and both fixes", func(t *testing.T) {
-		err := c.Create(ctx, seedObject(t, "cluster-a-ippool.yaml"))
+		err := c.Create(ctx, bed.SeedObject(t, "cluster-a-ippool.yaml"))
 		if !deniedByUnderlink(err) || !apierrors.IsInvalid(err) {
 			t.Fatalf("seed pool: %v, want an Invalid denial by underlink", err)
 		}
@@ -79,7 +76,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 		}
 	})
 	t.Run("corrected pool admitted", func(t *testing.T) {
-		pool := seedObject(t, "cluster-a-ippool.yaml")
+		pool := bed.SeedObject(t, "cluster-a-ippool.yaml")
 		if err := unstructuredSet(pool, "172.110.1.254", "spec", "gateway"); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +88,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 		}
 	})
 	t.Run("seed multus config admitted and its NAD generated", func(t *testing.T) {
-		if err := c.Create(ctx, seedObject(t, "cluster-a-multusconfig.yaml")); err != nil {
+		if err := c.Create(ctx, bed.SeedObject(t, "cluster-a-multusconfig.yaml")); err != nil {
 			t.Fatalf("seed config: %v", err)
 		}
 		smc := &spv2.SpiderMultusConfig{}
@@ -102,7 +99,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 60*time.Second, "NAD kube-system/macvlan-conf", func() (bool, string) {
+		poll.Until(t, 60*time.Second, "NAD kube-system/macvlan-conf", func() (bool, string) {
 			nad := &nadv1.NetworkAttachmentDefinition{}
 			if err := c.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "macvlan-conf"}, nad); err != nil {
 				return false, err.Error()
@@ -125,7 +122,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 		if err := c.Delete(ctx, nad); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 60*time.Second, "NAD recreated", func() (bool, string) {
+		poll.Until(t, 60*time.Second, "NAD recreated", func() (bool, string) {
 			err := c.Get(ctx, key, nad)
 			return err == nil && nad.UID != uid, "not yet"
 		})
@@ -148,7 +145,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 		}
 	})
 	t.Run("seed deployment denied at create with the did-you-mean", func(t *testing.T) {
-		dep := seedObject(t, "deployment-and-service.yaml")
+		dep := bed.SeedObject(t, "deployment-and-service.yaml")
 		dep.SetNamespace("default")
 		err := c.Create(ctx, dep)
 		if !deniedByUnderlink(err) {
@@ -162,7 +159,7 @@ func TestWebhookSeedScenario(t *testing.T) {
 		}
 	})
 	t.Run("corrected deployment admitted", func(t *testing.T) {
-		dep := seedObject(t, "deployment-and-service.yaml")
+		dep := bed.SeedObject(t, "deployment-and-service.yaml")
 		dep.SetNamespace("default")
 		if err := unstructuredSet(dep, "kube-system/macvlan-conf", "spec", "template", "metadata", "annotations", nadv1.DefaultNetworkAnnotation); err != nil {
 			t.Fatal(err)
@@ -308,171 +305,12 @@ spec:
 		waitEvent(t, c, controller.EventReasonAligned, corev1.EventTypeNormal, "")
 	})
 	t.Run("decisions are counted by kind, verdict and rule", func(t *testing.T) {
-		denied := decisionCount(t, "SpiderIPPool", "denied", rules.RulePoolGatewayInSubnet)
+		denied := decisions(t, map[string]string{"kind": "SpiderIPPool", "verdict": "denied", "rule": rules.RulePoolGatewayInSubnet})
 		if denied < 1 {
 			t.Errorf("underlink_admission_decisions_total{kind=SpiderIPPool,verdict=denied,rule=%s} = %v", rules.RulePoolGatewayInSubnet, denied)
 		}
-		if n := decisionCount(t, "Pod", "denied", rules.RulePodNetworkExists); n < 2 {
+		if n := decisions(t, map[string]string{"kind": "Pod", "verdict": "denied", "rule": rules.RulePodNetworkExists}); n < 2 {
 			t.Errorf("pods denied for a missing network counted %v, want at least 2", n)
 		}
 	})
-}
-
-func testPod(ns, name string, annotations map[string]string) *corev1.Pod {
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}}}
-}
-
-func hijackConfig(name string, hijack ...string) *spv2.SpiderMultusConfig {
-	macvlan := "macvlan"
-	return &spv2.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name},
-		Spec: spv2.MultusCNIConfigSpec{CniType: &macvlan,
-			MacvlanConfig:     &spv2.SpiderMacvlanCniConfig{Master: []string{"ens224"}, SpiderpoolConfigPools: &spv2.SpiderpoolPools{IPv4IPPool: []string{"cluster-a"}}},
-			CoordinatorConfig: &spv2.CoordinatorSpec{HijackCIDR: hijack}}}
-}
-
-func assertDenied(t *testing.T, err error, fieldPath, want string) {
-	t.Helper()
-	if !deniedByUnderlink(err) || !apierrors.IsInvalid(err) {
-		t.Fatalf("%v, want an Invalid denial by underlink", err)
-	}
-	found := false
-	for _, f := range causeFields(err) {
-		found = found || f == fieldPath
-	}
-	if !found {
-		t.Errorf("causes name %v, want %s", causeFields(err), fieldPath)
-	}
-	if !strings.Contains(denialText(err), want) {
-		t.Errorf("denial lacks %q:\n%s", want, denialText(err))
-	}
-}
-
-func unstructuredSet(u interface{ UnstructuredContent() map[string]any }, value string, path ...string) error {
-	m := u.UnstructuredContent()
-	for _, p := range path[:len(path)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	m[path[len(path)-1]] = value
-	return nil
-}
-
-func waitCondition(t *testing.T, c client.Client, typ string, status metav1.ConditionStatus, reason, msg string) {
-	t.Helper()
-	eventually(t, 60*time.Second, "condition "+typ+"="+string(status), func() (bool, string) {
-		smc := &spv2.SpiderMultusConfig{}
-		if err := c.Get(context.Background(), client.ObjectKey{Namespace: "kube-system", Name: "macvlan-conf"}, smc); err != nil {
-			return false, err.Error()
-		}
-		cond := meta.FindStatusCondition(smc.Status.Conditions, typ)
-		if cond == nil {
-			return false, "no condition"
-		}
-		return cond.Status == status && cond.Reason == reason && strings.Contains(cond.Message, msg),
-			string(cond.Status) + " " + cond.Reason + ": " + cond.Message
-	})
-}
-
-func waitEvent(t *testing.T, c client.Client, reason, typ, note string) {
-	t.Helper()
-	eventually(t, 60*time.Second, "Event "+reason, func() (bool, string) {
-		var list eventsv1.EventList
-		if err := c.List(context.Background(), &list, client.InNamespace("kube-system")); err != nil {
-			return false, err.Error()
-		}
-		var seen []string
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "SpiderMultusConfig" && e.Regarding.Name == "macvlan-conf" {
-				seen = append(seen, e.Reason+": "+e.Note)
-				if e.Reason == reason && e.Type == typ && strings.Contains(e.Note, note) {
-					return true, ""
-				}
-			}
-		}
-		return false, strings.Join(seen, " | ")
-	})
-}
-
-func kubectl(t *testing.T, kubeconfig string, args ...string) (string, error) {
-	t.Helper()
-	bin, err := controlplane.Binary("kubectl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	return out.String(), err
-}
-
-// runDoctorCLI builds cmd/underlink once per test binary and runs `underlink doctor`.
-func runDoctorCLI(t *testing.T, kubeconfig string, args ...string) (string, int) {
-	t.Helper()
-	bin := underlinkBinary(t)
-	cmd := exec.Command(bin, append([]string{"doctor", "--kubeconfig", kubeconfig}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if errOut.Len() > 0 {
-		t.Logf("underlink doctor stderr: %s", errOut.String())
-	}
-	return out.String(), code
-}
-
-var underlinkBin string
-
-func underlinkBinary(t *testing.T) string {
-	t.Helper()
-	if underlinkBin != "" {
-		return underlinkBin
-	}
-	dir, err := os.MkdirTemp("", "underlink-cli-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "underlink")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/underlink")
-	cmd.Dir = test.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build cmd/underlink: %v\n%s", err, out)
-	}
-	underlinkBin = bin
-	return bin
-}
-
-// decisionCount reads underlink_admission_decisions_total from controller-runtime's metrics registry,
-// the one the webhook's /metrics endpoint serves.
-func decisionCount(t *testing.T, kind, verdict, rule string) float64 {
-	t.Helper()
-	families, err := crmetrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "underlink_admission_decisions_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["kind"] == kind && labels["verdict"] == verdict && labels["rule"] == rule {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package webhook
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/webhook/app"
 	"github.com/underlink/underlink/webhook/registration"
 	"github.com/underlink/underlink/webhook/webhooktest"
@@ -36,10 +36,10 @@ func testInjection(t *testing.T, inj registration.Injection) {
 	env := controlplane.StartEnv(t, controlplane.EnvOptions{ServiceCIDR: "10.233.0.0/18"})
 	ctx := context.Background()
 	c := env.Client
-	createNamespace(t, c, "apps", map[string]string{registration.InjectLabel: registration.InjectEnabled}, nil)
-	createNamespace(t, c, "team", map[string]string{registration.InjectLabel: registration.InjectEnabled},
+	bed.CreateNamespace(t, c, "apps", map[string]string{registration.InjectLabel: registration.InjectEnabled}, nil)
+	bed.CreateNamespace(t, c, "team", map[string]string{registration.InjectLabel: registration.InjectEnabled},
 		map[string]string{registration.NamespaceDefaultNetworkAnno: "kube-system/alt"})
-	createNamespace(t, c, "broken", map[string]string{registration.InjectLabel: registration.InjectEnabled},
+	bed.CreateNamespace(t, c, "broken", map[string]string{registration.InjectLabel: registration.InjectEnabled},
 		map[string]string{registration.NamespaceDefaultNetworkAnno: "kube-system/macvlan-confg"})
 	gw := "172.110.1.254"
 	for _, o := range []client.Object{
@@ -114,7 +114,7 @@ func testInjection(t *testing.T, inj registration.Injection) {
 		t.Fatal(err)
 	}
 	waitFastPath(t, c, func(expr string) bool { return strings.Contains(expr, "'kube-system/extra'") })
-	calls := podDecisions(t)
+	calls := decisions(t, map[string]string{"kind": "Pod"})
 	for _, p := range []*corev1.Pod{
 		testPod("apps", "fast-injected", nil),
 		testPod("apps", "fast-own", map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/extra"}),
@@ -124,7 +124,7 @@ func testInjection(t *testing.T, inj registration.Injection) {
 			t.Fatalf("pod %s/%s: %v", p.Namespace, p.Name, err)
 		}
 	}
-	if n := podDecisions(t) - calls; n != 0 {
+	if n := decisions(t, map[string]string{"kind": "Pod"}) - calls; n != 0 {
 		t.Errorf("the webhook judged %v pods naming existing networks; the fast path should have skipped them", n)
 	}
 	// Pods the webhook must read still reach it: a pool annotation, or a hostNetwork pod (a warning).
@@ -132,7 +132,7 @@ func testInjection(t *testing.T, inj registration.Injection) {
 	if err := c.Create(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	if n := podDecisions(t) - calls; n != 1 {
+	if n := decisions(t, map[string]string{"kind": "Pod"}) - calls; n != 1 {
 		t.Errorf("the webhook judged %v pods after a pod with a pool annotation, want 1", n)
 	}
 	if err := c.Delete(ctx, extra); err != nil {
@@ -145,35 +145,4 @@ func testInjection(t *testing.T, inj registration.Injection) {
 	if err == nil || !strings.Contains(err.Error(), `admission webhook "`+denier+`" denied`) {
 		t.Errorf("pod naming a deleted network: %v, want a denial by %s", err, denier)
 	}
-}
-
-// waitFastPath waits until both workload webhooks' fast-path condition satisfies ok.
-func waitFastPath(t *testing.T, c client.Client, ok func(expr string) bool) {
-	t.Helper()
-	if _, err := webhooktest.WaitFastPath(context.Background(), c, ok); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// podDecisions counts the webhook's decisions on pods, whatever the verdict.
-func podDecisions(t *testing.T) float64 {
-	t.Helper()
-	families, err := crmetrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range families {
-		if f.GetName() != "underlink_admission_decisions_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "kind" && l.GetValue() == "Pod" {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
 }

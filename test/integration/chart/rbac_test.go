@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package chart
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	"github.com/underlink/underlink/certs"
 	"github.com/underlink/underlink/certs/rotation"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/webhook/registration"
 )
 
@@ -230,8 +231,7 @@ func TestChartRBACIsEnoughForSelfSignedCertificates(t *testing.T) {
 	}()
 
 	admin := kubernetes.NewForConfigOrDie(env.Config)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.UntilEvery(t, 30*time.Second, 200*time.Millisecond, "the chart's RBAC to let the certificate manager serve", func() (bool, string) {
 		err := func() error {
 			s, err := admin.CoreV1().Secrets(chartNamespace).Get(ctx, opts.SecretName, metav1.GetOptions{})
 			if err != nil {
@@ -258,14 +258,11 @@ func TestChartRBACIsEnoughForSelfSignedCertificates(t *testing.T) {
 			}
 			return m.ReadyCheck(nil)
 		}()
-		if err == nil {
-			break
+		if err != nil {
+			return false, fmt.Sprintf("%v\nlogs:\n%s", err, logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("with the chart's RBAC: %v\nlogs:\n%s", err, logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return true, ""
+	})
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("the certificate manager met a forbidden request under the chart's RBAC:\n%s", logs.String())
 	}

@@ -1,14 +1,11 @@
 //go:build integration
 
-package integration
+package chart
 
 import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/underlink/underlink/test"
-	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 )
 
 // chartNamespace is where the tests install the chart, as hack/install-chart.sh does.
@@ -28,13 +25,7 @@ func chartDir() string { return test.Path("deploy", "helm", "underlink") }
 // chartRunTool runs a cached binary (helm, kubectl) with its own Helm home, so tests leave no state in $HOME.
 func chartRunTool(t *testing.T, tool string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	bin, err := controlplane.Binary(tool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := t.TempDir()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(home, "cache"), "HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
+	cmd := bed.Tool(t, tool, args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()

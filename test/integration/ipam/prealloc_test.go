@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package ipam
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // TestIPAMPreallocation: the agent gives a pod bound to its node the address of its default network as
@@ -22,12 +25,12 @@ import (
 // did not use (the config's pools changed) is freed; a pod deleted before any ADD is collected; a
 // restarted agent pre-allocates for pods bound while it was down.
 func TestIPAMPreallocation(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	node := c.addNode(t, "a-node1", nil)
-	c.startAgent(t, node, "--gc-interval", "500ms", "--gc-grace", "1s", "--lease-duration", "2s", "--lease-renew-deadline", "1500ms", "--lease-retry-period", "250ms")
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	node := c.AddNode(t, "a-node1", nil)
+	c.StartAgent(t, node, "--gc-interval", "500ms", "--gc-grace", "1s", "--lease-duration", "2s", "--lease-renew-deadline", "1500ms", "--lease-retry-period", "250ms")
 	ctx := context.Background()
-	c.createPool(t, "pre", "172.110.5.0/24", "172.110.5.254", []string{"172.110.5.10-172.110.5.50"})
-	c.createPool(t, "other", "172.110.6.0/24", "172.110.6.254", []string{"172.110.6.10-172.110.6.50"})
+	c.CreatePool(t, "pre", "172.110.5.0/24", "172.110.5.254", []string{"172.110.5.10-172.110.5.50"})
+	c.CreatePool(t, "other", "172.110.6.0/24", "172.110.6.254", []string{"172.110.6.10-172.110.6.50"})
 	smc := &spv2.SpiderMultusConfig{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "macvlan-conf"},
 		Spec: spv2.MultusCNIConfigSpec{CniType: new("macvlan"), MacvlanConfig: &spv2.SpiderMacvlanCniConfig{
@@ -40,7 +43,7 @@ func TestIPAMPreallocation(t *testing.T) {
 	onNetwork := map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"}
 	// held returns the address pool holds for pod's eth0, and the sandbox recorded on it.
 	held := func(pool string, pod *corev1.Pod) (ip, containerID string, ok bool) {
-		allocs, _ := c.poolAllocations(t, pool)
+		allocs, _ := c.PoolAllocations(t, pool)
 		for k, a := range allocs {
 			if a.PodUID == string(pod.UID) && a.NIC == "eth0" {
 				return k, a.ContainerID, true
@@ -51,7 +54,7 @@ func TestIPAMPreallocation(t *testing.T) {
 	waitHeld := func(pool string, pod *corev1.Pod) string {
 		t.Helper()
 		var ip string
-		waitFor(t, 10*time.Second, fmt.Sprintf("pre-allocation of %s in %s", pod.Name, pool), func() (bool, string) {
+		poll.Until(t, 10*time.Second, fmt.Sprintf("pre-allocation of %s in %s", pod.Name, pool), func() (bool, string) {
 			var cid string
 			var ok bool
 			ip, cid, ok = held(pool, pod)
@@ -68,14 +71,24 @@ func TestIPAMPreallocation(t *testing.T) {
 		return res.IPs[0].Address.IP.String()
 	}
 
-	web := c.createPod(t, "default", "web", "a-node1", onNetwork)
-	plain := c.createPod(t, "default", "plain", "a-node1", nil)
+	// caughtUp waits until the agent has taken up every pod event so far: its informer hands it the events
+	// in order and its queue is first in, first out, so once a pod created now is pre-allocated, the
+	// events before it have been handled.
+	marks := 0
+	caughtUp := func() {
+		t.Helper()
+		marks++
+		waitHeld("pre", c.CreatePod(t, "default", fmt.Sprintf("mark-%d", marks), "a-node1", onNetwork))
+	}
+
+	web := c.CreatePod(t, "default", "web", "a-node1", onNetwork)
+	plain := c.CreatePod(t, "default", "plain", "a-node1", nil)
 	ip := waitHeld("pre", web)
 	t.Logf("web pre-allocated %s before any ADD", ip)
 	if got := add(web, "cid-web", "pre"); got != ip {
 		t.Fatalf("ADD gave %s, want the pre-allocated %s", got, ip)
 	}
-	waitFor(t, 10*time.Second, "the ADD's sandbox recorded on the pre-allocated address", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "the ADD's sandbox recorded on the pre-allocated address", func() (bool, string) {
 		got, cid, ok := held("pre", web)
 		return ok && got == ip && cid == "cid-web", fmt.Sprintf("held %q by sandbox %q", got, cid)
 	})
@@ -95,16 +108,27 @@ func TestIPAMPreallocation(t *testing.T) {
 	if err := c.Env.Client.Update(ctx, web); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	caughtUp()
 	if got, _, ok := held("pre", web); ok {
 		t.Errorf("after DEL the pod holds %s again: pre-allocation must happen once per pod", got)
 	}
 
 	// An ADD right after the pod is bound gets one address, whichever of the two comes first.
-	race := c.createPod(t, "default", "race", "a-node1", onNetwork)
+	race := c.CreatePod(t, "default", "race", "a-node1", onNetwork)
 	raced := add(race, "cid-race", "pre")
-	time.Sleep(500 * time.Millisecond)
-	allocs, _ := c.poolAllocations(t, "pre")
+	// Both have answered once the ADD's sandbox is recorded (an ADD answered from a pre-allocation records
+	// it a moment later) and the agent has taken up the pod's events.
+	poll.Until(t, 10*time.Second, "the race ADD's sandbox recorded", func() (bool, string) {
+		allocs, _ := c.PoolAllocations(t, "pre")
+		for _, a := range allocs {
+			if a.PodUID == string(race.UID) && a.ContainerID == "cid-race" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(allocs)
+	})
+	caughtUp()
+	allocs, _ := c.PoolAllocations(t, "pre")
 	n := 0
 	for k, a := range allocs {
 		if a.PodUID == string(race.UID) {
@@ -119,10 +143,10 @@ func TestIPAMPreallocation(t *testing.T) {
 	}
 
 	// The config's pools change between the pre-allocation and the ADD: the unused address is freed.
-	moved := c.createPod(t, "default", "moved", "a-node1", onNetwork)
+	moved := c.CreatePod(t, "default", "moved", "a-node1", onNetwork)
 	stray := waitHeld("pre", moved)
 	got := add(moved, "cid-moved", "other")
-	waitFor(t, 10*time.Second, "the unused pre-allocation freed", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "the unused pre-allocation freed", func() (bool, string) {
 		_, _, ok := held("pre", moved)
 		return !ok, "pre still holds " + stray
 	})
@@ -131,22 +155,22 @@ func TestIPAMPreallocation(t *testing.T) {
 	}
 
 	// A pod deleted before its sandbox ever asked: garbage collection frees its address.
-	never := c.createPod(t, "default", "never", "a-node1", onNetwork)
+	never := c.CreatePod(t, "default", "never", "a-node1", onNetwork)
 	waitHeld("pre", never)
 	if err := c.Env.Client.Delete(ctx, never, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "GC to free the pre-allocation of a deleted pod", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "GC to free the pre-allocation of a deleted pod", func() (bool, string) {
 		_, _, ok := held("pre", never)
 		return !ok, "still held"
 	})
 
 	// A pod bound while the agent is down is pre-allocated by the restarted agent.
-	if err := node.agent.Kill(); err != nil {
+	if err := node.Agent.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	late := c.createPod(t, "default", "late", "a-node1", onNetwork)
-	if err := c.restartAgent(node); err != nil {
+	late := c.CreatePod(t, "default", "late", "a-node1", onNetwork)
+	if err := c.RestartAgent(node); err != nil {
 		t.Fatal(err)
 	}
 	lateIP := waitHeld("pre", late)

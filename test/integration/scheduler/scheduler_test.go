@@ -1,11 +1,12 @@
 //go:build integration
 
-package integration
+package scheduler
 
 import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,16 +14,16 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/scheduler/schedulertest"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 const schedName = "underlink-scheduler"
@@ -34,7 +35,8 @@ const schedName = "underlink-scheduler"
 // exist (the seed deployment's typo) is Pending with that reason until the config appears.
 func TestSchedulerUnderlayLinks(t *testing.T) {
 	c := newSchedCluster(t)
-	c.applySeed("cluster-a-ippool.yaml", "cluster-a-multusconfig.yaml")
+	bed.ApplySeed(t, c.env.Client, "cluster-a-ippool.yaml")
+	bed.ApplySeed(t, c.env.Client, "cluster-a-multusconfig.yaml")
 	c.node("node-1", schedulertest.NodeUp("ens224"))
 	c.node("node-2", schedulertest.NodeUp("ens224"))
 	c.node("node-3", map[string]string{"underlay.underlink.io/ens224": "down"})
@@ -95,7 +97,11 @@ func TestSchedulerUnderlayLinks(t *testing.T) {
 	c.create(typo)
 	msg := c.waitFailedScheduling(typo.Name, "network kube-system/macvlan-confg (v1.multus-cni.io/default-network) not found")
 	t.Logf("%s: %s", typo.Name, msg)
-	c.applyObject(strings.Replace(c.seedText("cluster-a-multusconfig.yaml"), "name: macvlan-conf", "name: macvlan-confg", 1))
+	seed, err := test.SeedManifest("cluster-a-multusconfig.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bed.ApplyYAML(t, c.env.Client, strings.Replace(string(seed), "name: macvlan-conf", "name: macvlan-confg", 1))
 	if c.waitBoundNames(30*time.Second, typo.Name)[typo.Name] == "" {
 		t.Errorf("pod naming the now existing config was not placed")
 	}
@@ -110,7 +116,7 @@ func TestSchedulerPoolCapacity(t *testing.T) {
 	for _, cfg := range []string{"underlink-scheduler.yaml", "extra-profile.yaml"} {
 		t.Run(strings.TrimSuffix(cfg, ".yaml"), func(t *testing.T) {
 			c := newSchedCluster(t)
-			c.applyObject(`
+			bed.ApplyYAML(t, c.env.Client, `
 apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderIPPool
 metadata:
@@ -120,7 +126,7 @@ spec:
   ips: ["172.110.2.1-172.110.2.5"]
   gateway: 172.110.2.254
 `)
-			c.applyObject(`
+			bed.ApplyYAML(t, c.env.Client, `
 apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderMultusConfig
 metadata:
@@ -137,7 +143,7 @@ spec:
 			c.allocate("burst", 5, map[string]types.UID{"172.110.2.1": "earlier-1", "172.110.2.2": "earlier-2"})
 			c.node("node-1", schedulertest.NodeUp("ens224"))
 			c.node("node-2", schedulertest.NodeUp("ens224"))
-			schedulertest.Start(t, schedulertest.Config(t, cfg, c.env.Kubeconfig(t), nil))
+			sched := schedulertest.Start(t, schedulertest.Config(t, cfg, c.env.Kubeconfig(t), nil))
 
 			var pods []*v1.Pod
 			for i := 0; i < 5; i++ {
@@ -157,8 +163,9 @@ spec:
 			for _, name := range pending {
 				t.Logf("%s: %s", name, c.waitFailedScheduling(name, "node(s) had no free IP in pool burst (5/5"))
 			}
-			// Nothing else may be bound while no address is free.
-			time.Sleep(2 * time.Second)
+			// Nothing else may be bound while no address is free: once the scheduler has tried every pod it
+			// holds and parked the two as unschedulable, only an event could bind one.
+			c.waitSettled(sched, 0, len(pending))
 			if n := len(c.bound()); n != 3 {
 				t.Fatalf("%d pods bound with 3 free addresses", n)
 			}
@@ -178,8 +185,9 @@ spec:
 					boundPods = append(boundPods, got)
 				}
 			}
+			updates := poolUpdates(c.metrics(sched))
 			c.allocate("burst", 5, allocs)
-			time.Sleep(time.Second)
+			c.waitSettled(sched, updates+1, len(pending))
 			if n := len(c.bound()); n != 3 {
 				t.Fatalf("%d pods bound after allocation, want still 3", n)
 			}
@@ -238,31 +246,6 @@ func newSchedCluster(t *testing.T) *schedCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return &schedCluster{t: t, env: env, cs: cs, ctx: ctx}
-}
-
-func (c *schedCluster) seedText(name string) string {
-	raw, err := test.SeedManifest(name)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return string(raw)
-}
-
-func (c *schedCluster) applySeed(names ...string) {
-	for _, n := range names {
-		c.applyObject(c.seedText(n))
-	}
-}
-
-func (c *schedCluster) applyObject(manifest string) {
-	c.t.Helper()
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := c.env.Client.Create(c.ctx, u); err != nil {
-		c.t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
 }
 
 // allocate writes the pool's status as the IPAM agent does: allocatedIPs and its count.
@@ -352,61 +335,115 @@ func (c *schedCluster) nodeOf(name string) string { return c.bound()[name] }
 // waitBound waits until n pods of default are bound and returns where they are.
 func (c *schedCluster) waitBound(n int, timeout time.Duration) map[string]string {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		b := c.bound()
-		if len(b) >= n {
-			return b
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%d pods bound after %s, want %d: %v", len(b), timeout, n, sortedKeys(b))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var b map[string]string
+	poll.UntilEvery(c.t, timeout, 50*time.Millisecond, fmt.Sprintf("%d pods of default bound", n), func() (bool, string) {
+		b = c.bound()
+		return len(b) >= n, fmt.Sprintf("%d bound: %v", len(b), sortedKeys(b))
+	})
+	return b
 }
 
+// waitBoundNames waits until the named pods are bound, or timeout passes, and returns where the bound
+// pods of default are; the caller judges.
 func (c *schedCluster) waitBoundNames(timeout time.Duration, names ...string) map[string]string {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		b := c.bound()
+	var b map[string]string
+	_ = poll.Wait(c.ctx, timeout, 50*time.Millisecond, fmt.Sprintf("pods %v bound", names), func() (bool, string, error) {
+		b = c.bound()
 		all := true
 		for _, n := range names {
 			all = all && b[n] != ""
 		}
-		if all || time.Now().After(deadline) {
-			return b
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return all, "", nil
+	})
+	return b
 }
 
 // waitFailedScheduling waits for a FailedScheduling event of the pod whose message contains want, and
 // returns the message as `kubectl describe pod` shows it.
 func (c *schedCluster) waitFailedScheduling(pod, want string) string {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var seen []string
-	for {
+	var msg string
+	poll.Until(c.t, 30*time.Second, fmt.Sprintf("a FailedScheduling event of %s containing %q", pod, want), func() (bool, string) {
 		list, err := c.cs.CoreV1().Events("default").List(c.ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod})
 		if err != nil {
-			c.t.Fatal(err)
+			return false, err.Error()
 		}
-		seen = seen[:0]
+		var seen []string
 		for _, e := range list.Items {
 			if e.Reason != "FailedScheduling" {
 				continue
 			}
 			seen = append(seen, e.Message)
 			if strings.Contains(e.Message, want) {
-				return e.Message
+				msg = e.Message
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no FailedScheduling event of %s containing %q; events: %q", pod, want, seen)
+		return false, fmt.Sprintf("events: %q", seen)
+	})
+	return msg
+}
+
+// waitSettled waits until the scheduler has handled at least handledUpdates SpiderIPPool updates (their
+// queueing hints have run) and then, in a later scrape of its metrics, has tried every pod it holds: none
+// in its active or backoff queue and unschedulable pods parked as unschedulable, none in flight. A pod
+// not bound by then stays unbound until another event requeues it.
+func (c *schedCluster) waitSettled(sched *schedulertest.Process, handledUpdates float64, unschedulable int) {
+	c.t.Helper()
+	handled := false
+	poll.Until(c.t, 30*time.Second, fmt.Sprintf("the scheduler settled with %d unschedulable pods after %v pool updates", unschedulable, handledUpdates), func() (bool, string) {
+		m := c.metrics(sched)
+		updates := poolUpdates(m)
+		active := sample(m, "scheduler_pending_pods", `queue="active"`)
+		backoff := sample(m, "scheduler_pending_pods", `queue="backoff"`)
+		parked := sample(m, "scheduler_pending_pods", `queue="unschedulable"`)
+		state := fmt.Sprintf("%v pool updates handled; pending pods: %v active, %v backoff, %v unschedulable", updates, active, backoff, parked)
+		if !handled {
+			handled = updates >= handledUpdates
+			return false, state
 		}
-		time.Sleep(100 * time.Millisecond)
+		return active == 0 && backoff == 0 && parked == float64(unschedulable), state
+	})
+}
+
+// metrics scrapes the scheduler's /metrics.
+func (c *schedCluster) metrics(sched *schedulertest.Process) string {
+	c.t.Helper()
+	m, err := sched.Metrics(c.ctx)
+	if err != nil {
+		c.t.Fatal(err)
 	}
+	return m
+}
+
+// poolUpdates counts the SpiderIPPool updates the scheduler has handled (every queueing hint run).
+func poolUpdates(metrics string) float64 {
+	return sample(metrics, "scheduler_event_handling_duration_seconds_count", `event="spiderippools.`, `Update"`)
+}
+
+// sample sums the samples of the metric name, in Prometheus' text format, whose labels contain every one
+// of labels (e.g. `queue="active"`).
+func sample(metrics, name string, labels ...string) float64 {
+	sum := 0.0
+	for _, line := range strings.Split(metrics, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		ls, v, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(ls, l)
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); match && err == nil {
+			sum += f
+		}
+	}
+	return sum
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -1,6 +1,6 @@
 //go:build integration
 
-package integration
+package coordinator
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/test/netbed"
 )
 
@@ -32,19 +34,19 @@ func seedFullChain(socket string) []byte {
 // Each pod has its pool IP and the seed's route shape, and reaches its node, the other pods and the pool
 // gateway; the node reaches it; CHECK passes; DEL of all leaves the pool empty and the nodes clean.
 func TestCoordinatorWithUnderlinkIPAM(t *testing.T) {
-	c := newIPAMCluster(t, false)
-	applySeed(t, c, "cluster-a-ippool.yaml")
-	applySeed(t, c, "cluster-a-multusconfig.yaml")
-	nodes := []*ipamNode{c.addNode(t, "a-node1", nil), c.addNode(t, "a-node2", nil)}
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	bed.ApplySeed(t, c.Env.Client, "cluster-a-ippool.yaml")
+	bed.ApplySeed(t, c.Env.Client, "cluster-a-multusconfig.yaml")
+	nodes := []*bed.Node{c.AddNode(t, "a-node1", nil), c.AddNode(t, "a-node2", nil)}
 	for _, n := range nodes {
-		c.startAgent(t, n)
+		c.StartAgent(t, n)
 	}
 	bin := c.Bed.PluginDir("underlink-ipam", "underlink-coordinator")
 	ctx := context.Background()
 
 	type podRun struct {
 		pod  *corev1.Pod
-		node *ipamNode
+		node *bed.Node
 		ns   *netbed.Netns
 		cid  string
 		ip   netip.Addr
@@ -52,14 +54,14 @@ func TestCoordinatorWithUnderlinkIPAM(t *testing.T) {
 	var pods []*podRun
 	for i, name := range []string{"web-1", "web-2", "web-3", "web-4"} {
 		n := nodes[i/2]
-		pr := &podRun{pod: c.createPod(t, "default", name, n.Spec.Name, nil), node: n, ns: c.Bed.Pod(name), cid: "cid-" + name}
+		pr := &podRun{pod: c.CreatePod(t, "default", name, n.Spec.Name, nil), node: n, ns: c.Bed.Pod(name), cid: "cid-" + name}
 		list, err := netbed.ParseConfList(seedFullChain(n.Socket))
 		if err != nil {
 			t.Fatal(err)
 		}
 		res, err := c.Bed.CNI(n.NS, bin).Add(ctx, list, netbed.Attachment(pr.cid, pr.ns, "eth0", netbed.PodArgs("default", name, string(pr.pod.UID))...))
 		if err != nil {
-			t.Fatalf("ADD %s on %s: %v\n%s", name, n.Spec.Name, err, n.agent.Logs())
+			t.Fatalf("ADD %s on %s: %v\n%s", name, n.Spec.Name, err, n.Agent.Logs())
 		}
 		r, err := current.NewResultFromResult(res)
 		if err != nil {
@@ -119,7 +121,7 @@ func TestCoordinatorWithUnderlinkIPAM(t *testing.T) {
 			}
 		}
 	}
-	if allocs, _ := c.poolAllocations(t, "cluster-a"); len(allocs) != 0 {
+	if allocs, _ := c.PoolAllocations(t, "cluster-a"); len(allocs) != 0 {
 		t.Errorf("pool cluster-a still holds %v after DEL of all", allocs)
 	}
 	for _, n := range nodes {
