@@ -33,6 +33,7 @@ import (
 	"github.com/underlink/underlink/certs/pki"
 	"github.com/underlink/underlink/certs/rotation"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/poll"
 )
 
 var (
@@ -63,7 +64,7 @@ func TestSelfSignedModeCreatesTheSecretPatchesCABundleAndServes(t *testing.T) {
 	r := tc.startReplica("replica-0", time.Hour, time.Second)
 
 	var secret *corev1.Secret
-	eventually(t, 20*time.Second, func() (bool, string) {
+	poll.Until(t, 20*time.Second, "the Secret created with the caBundle patched in", func() (bool, string) {
 		s, err := cs.CoreV1().Secrets(tc.ns).Get(context.Background(), tc.opts.SecretName, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -246,7 +247,7 @@ func TestOnlyTheLeaderRotatesAndAFollowerTakesOver(t *testing.T) {
 		follower = r1
 	}
 	gen := tc.generation()
-	eventually(t, 30*time.Second, func() (bool, string) {
+	poll.Until(t, 30*time.Second, "a rotation by the leader "+leader.name, func() (bool, string) {
 		g, by := tc.generation(), tc.writtenBy()
 		if by != leader.name {
 			t.Fatalf("Secret written by %s while %s leads", by, leader.name)
@@ -255,7 +256,7 @@ func TestOnlyTheLeaderRotatesAndAFollowerTakesOver(t *testing.T) {
 	})
 	leader.stop()
 	gen = tc.generation()
-	eventually(t, 40*time.Second, func() (bool, string) {
+	poll.Until(t, 40*time.Second, "a rotation by the new leader "+follower.name, func() (bool, string) {
 		return tc.generation() > gen && tc.writtenBy() == follower.name, fmt.Sprintf("generation %d by %s", tc.generation(), tc.writtenBy())
 	})
 	tc.waitServedAndTrusted(follower, nil)
@@ -403,7 +404,7 @@ func (tc *testCase) startReplica(name string, lifetime, propagation time.Duratio
 // leader is the replica the lease names: controller-runtime closes Elected() on the winner.
 func (tc *testCase) leader(rs ...*replica) *replica {
 	var l *replica
-	eventually(tc.t, 20*time.Second, func() (bool, string) {
+	poll.Until(tc.t, 20*time.Second, "a leader elected", func() (bool, string) {
 		for _, r := range rs {
 			select {
 			case <-r.mgr.Elected():
@@ -429,7 +430,7 @@ func leaseHolder(l *coordinationv1.Lease, err error) string {
 // every webhook, and r serves its serving certificate, verified against the caBundle the apiserver holds.
 func (tc *testCase) waitServedAndTrusted(r *replica, cond func(*corev1.Secret) bool) *x509.Certificate {
 	var served *x509.Certificate
-	eventually(tc.t, 30*time.Second, func() (bool, string) {
+	poll.Until(tc.t, 30*time.Second, r.name+" serving a certificate the webhooks trust", func() (bool, string) {
 		s, err := cs.CoreV1().Secrets(tc.ns).Get(context.Background(), tc.opts.SecretName, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -533,19 +534,4 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-func eventually(t *testing.T, timeout time.Duration, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := f()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("not within %v: %s", timeout, last)
 }

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // snapshot renders everything the coordinator could leave behind in a namespace: links (name, MAC,
@@ -98,20 +99,13 @@ func addrconfSettled(t *testing.T, n *netbed.Netns) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilEvery(t, 10*time.Second, 20*time.Millisecond, "IPv6 address configuration in "+n.Role+" settled", func() (bool, string) {
 		pending, err := addrconfPending(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pending == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("IPv6 address configuration in %s not settled after 10s: %s", n.Role, pending)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return pending == "", pending
+	})
 }
 
 // addrconfPending names an IPv6 address of h's namespace still in duplicate address detection or

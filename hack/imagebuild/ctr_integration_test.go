@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // TestImagesImportAndRunInContainerd imports the pause and test app tarballs with `ctr images import` into
@@ -80,22 +81,20 @@ func TestImagesImportAndRunInContainerd(t *testing.T) {
 		_ = server.Wait()
 	})
 	var body string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// serverOut is written by the ctr process while this waits: it is read only once the wait is over.
+	err = poll.Wait(context.Background(), 30*time.Second, 200*time.Millisecond, "the test app image answering on "+addr, func() (bool, string, error) {
 		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			b := new(bytes.Buffer)
-			_, _ = b.ReadFrom(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				body = b.String()
-				break
-			}
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the test app image does not answer on %s: %v\n%s", addr, err, serverOut.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		body = b.String()
+		return resp.StatusCode == 200, resp.Status, nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, serverOut.String())
 	}
 	if !strings.HasPrefix(body, "underlink-testapp ") {
 		t.Errorf("body %q", body)
@@ -151,17 +150,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			t.Logf("containerd log:\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock
+	// logs is written by containerd while this waits: it is read only once the wait is over.
+	err = poll.Wait(context.Background(), 20*time.Second, poll.Interval, "containerd serving "+sock, func() (bool, string, error) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not start:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		return true, "", nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
+	return sock
 }
 
 func freeLoopbackPort(t *testing.T) int {

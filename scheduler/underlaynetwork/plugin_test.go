@@ -10,7 +10,7 @@ import (
 
 // TestNewRejectsBadArgs pins that a bad pluginConfig stops the scheduler at start-up, naming the field,
 // before any client is built. New's informers are exercised against a real apiserver by the
-// integration tests (test/integration/scheduler_test.go).
+// integration tests (test/integration/scheduler/scheduler_test.go).
 func TestNewRejectsBadArgs(t *testing.T) {
 	_, err := New(context.Background(), &runtime.Unknown{Raw: []byte(`{"labelPrefix":"no-slash"}`)}, nil)
 	if err == nil || !strings.Contains(err.Error(), `labelPrefix: Invalid value: "no-slash"`) {

@@ -18,9 +18,11 @@ import (
 
 	"github.com/underlink/underlink/api/scheme"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/nodes"
+	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/test/submariner"
 )
 
@@ -53,8 +55,8 @@ type TargetNode struct {
 	Net     *netbed.Netns
 }
 
-// UnderlayLabel is the node label underlink's agent keeps for ens224.
-const UnderlayLabel = "underlay.underlink.io/ens224"
+// UnderlayLabel is the node label underlink's agent keeps for ens224, with the chart's default prefix.
+var UnderlayLabel = underlay.LabelKey(underlay.LabelPrefix, "ens224")
 
 // the seed's objects
 const (
@@ -458,10 +460,10 @@ func (r *runner) multusConfigs() error {
 			return err
 		}
 		var nad string
-		werr := poll(r.ctx, 30*time.Second, func() (bool, error) {
+		werr := poll.Wait(r.ctx, 30*time.Second, pollInterval, "NetworkAttachmentDefinition "+configNS+"/"+configName, func() (bool, string, error) {
 			o, err := r.kubectlQuiet(c, nil, "get", "network-attachment-definitions", configName, "-n", configNS, "-o", "jsonpath={.spec.config}")
 			nad = o
-			return err == nil && strings.Contains(o, "underlink-coordinator"), nil
+			return err == nil && strings.Contains(o, "underlink-coordinator"), nad, nil
 		})
 		if werr != nil {
 			return r.check(false, "NetworkAttachmentDefinition "+configNS+"/"+configName+" on "+c.Name,
@@ -547,14 +549,14 @@ func podSummary(ps []podInfo) string {
 func (r *runner) waitPods(c TargetCluster, n int, timeout time.Duration) ([]podInfo, error) {
 	var pods []podInfo
 	var last string
-	err := poll(r.ctx, timeout, func() (bool, error) {
+	err := poll.Wait(r.ctx, timeout, pollInterval, fmt.Sprintf("%d Running test-app pods", n), func() (bool, string, error) {
 		out, err := r.kubectlQuiet(c, nil, "get", "pods", "-l", "app="+appName, "-o", "json")
 		if err != nil {
 			last = out
-			return false, nil
+			return false, last, nil
 		}
 		pods, last = runningPods(out)
-		return len(pods) == n && last == "", nil
+		return len(pods) == n && last == "", last, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("want %d Running test-app pods: %s", n, last)
@@ -770,7 +772,10 @@ func (r *runner) linkFault() error {
 	if err := setLink(*victim, false); err != nil {
 		return err
 	}
-	err := poll(r.ctx, 15*time.Second, func() (bool, error) { return r.nodeLabel(c, victim.Name) == "down", nil })
+	err := poll.Wait(r.ctx, 15*time.Second, pollInterval, victim.Name+" labelled down", func() (bool, string, error) {
+		label := r.nodeLabel(c, victim.Name)
+		return label == "down", label, nil
+	})
 	if err := r.check(err == nil, "agent relabels "+victim.Name+" "+UnderlayLabel+"=down", fmt.Sprintf("after %s", time.Since(start).Round(10*time.Millisecond))); err != nil {
 		return err
 	}
@@ -797,15 +802,15 @@ spec:
 		return err
 	}
 	var reason string
-	err = poll(r.ctx, 20*time.Second, func() (bool, error) {
+	err = poll.Wait(r.ctx, 20*time.Second, pollInterval, probePodName+" refused for "+netbed.UnderlayNIC, func() (bool, string, error) {
 		out, _ := r.kubectlQuiet(c, nil, "get", "pod", probePodName, "-o", `jsonpath={.spec.nodeName}|{.status.conditions[?(@.type=="PodScheduled")].message}`)
 		node, msg, _ := strings.Cut(out, "|")
 		if node != "" {
 			reason = "bound to " + node + " although its ens224 is down"
-			return true, nil
+			return true, reason, nil
 		}
 		reason = msg
-		return strings.Contains(msg, netbed.UnderlayNIC), nil
+		return strings.Contains(msg, netbed.UnderlayNIC), reason, nil
 	})
 	if _, kerr := r.kubectl(c, nil, "get", "pod", probePodName, "-o", "wide"); kerr != nil {
 		return kerr
@@ -838,14 +843,17 @@ spec:
 	if err := setLink(*victim, true); err != nil {
 		return err
 	}
-	err = poll(r.ctx, 15*time.Second, func() (bool, error) { return r.nodeLabel(c, victim.Name) == "up", nil })
+	err = poll.Wait(r.ctx, 15*time.Second, pollInterval, victim.Name+" labelled up", func() (bool, string, error) {
+		label := r.nodeLabel(c, victim.Name)
+		return label == "up", label, nil
+	})
 	if err := r.check(err == nil, "agent relabels "+victim.Name+" "+UnderlayLabel+"=up", fmt.Sprintf("after %s", time.Since(start).Round(10*time.Millisecond))); err != nil {
 		return err
 	}
 	start = time.Now()
-	err = poll(r.ctx, 60*time.Second, func() (bool, error) {
+	err = poll.Wait(r.ctx, 60*time.Second, pollInterval, probePodName+" Running", func() (bool, string, error) {
 		out, _ := r.kubectlQuiet(c, nil, "get", "pod", probePodName, "-o", "jsonpath={.status.phase}")
-		return out == "Running", nil
+		return out == "Running", "phase " + out, nil
 	})
 	if _, kerr := r.kubectl(c, nil, "get", "pod", probePodName, "-o", "wide"); kerr != nil {
 		return kerr
@@ -861,24 +869,5 @@ spec:
 	return nil
 }
 
-// poll calls cond every 500ms until it is true, it errs, ctx ends or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
+// pollInterval is how often the scenario asks the clusters again while it waits (each ask is a kubectl).
+const pollInterval = 500 * time.Millisecond

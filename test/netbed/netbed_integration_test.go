@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // rootLinks lists the root namespace's links and addresses, to prove a bed never touches it.
@@ -117,17 +118,10 @@ func TestBedTopologyAndTeardown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		poll.UntilEvery(t, 5*time.Second, 50*time.Millisecond, "the process seeing ens224 in its namespace", func() (bool, string) {
 			logs, _ := os.ReadFile(sleeper.Stdout)
-			if strings.Contains(string(logs), "ens224") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("process did not see ens224 in its namespace:\n%s", sleeper.Logs())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return strings.Contains(string(logs), "ens224"), "\n" + sleeper.Logs()
+		})
 		if got := bedNamespaces(t, prefix); len(got) != 7 {
 			t.Errorf("bed namespaces: %v, want 7 (2 underlays, mgmt, interdc, 3 nodes)", got)
 		}

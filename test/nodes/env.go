@@ -190,7 +190,7 @@ func Start(ctx context.Context, bed *netbed.Bed, opts Options, clusters ...Clust
 	}
 	e := &Env{bed: bed, opts: opts, clusters: map[string]*ClusterNodes{}}
 	// Namespaces first: containerd must not start before a later netns creation could hide its pod
-	// namespaces (shared/NODES.md, item 6; netns_mounts_under_state_dir covers it too).
+	// namespaces (test/nodes/README.md, item 6; netns_mounts_under_state_dir covers it too).
 	for _, c := range clusters {
 		cn, err := e.prepareCluster(ctx, c)
 		if err != nil {
@@ -331,31 +331,6 @@ func configureNodeNet(nn *netbed.Node, s NodeSpec) error {
 		return fmt.Errorf("add %s to %s: %w", s.UnderlayIP, netbed.UnderlayNIC, err)
 	}
 	return nil
-}
-
-// waitFor polls cond every interval until it returns true or an error, or ctx/timeout ends; the error
-// then carries the last reason cond gave.
-func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() (bool, string, error)) error {
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, why, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		last = why
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not after %s: %s", timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %s)", ctx.Err(), last)
-		case <-time.After(interval):
-		}
-	}
 }
 
 // nodeReady reports whether a Node is Ready, and why not.

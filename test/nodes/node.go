@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // MultusUser is the user the Multus stand-in authenticates as (client certificate); it may read pods and
@@ -129,7 +130,7 @@ func (e *Env) startNode(ctx context.Context, cn *ClusterNodes, n *Node) error {
 		return err
 	}
 	sock := n.Path(ContainerdSocket)
-	if err := waitFor(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, string, error) {
+	if err := poll.Wait(ctx, 30*time.Second, 100*time.Millisecond, "containerd serving", func() (bool, string, error) {
 		if err := n.alive("containerd"); err != nil {
 			return false, "", err
 		}
@@ -177,7 +178,7 @@ func (e *Env) startNode(ctx context.Context, cn *ClusterNodes, n *Node) error {
 		return err
 	}
 
-	return waitFor(ctx, 120*time.Second, 500*time.Millisecond, func() (bool, string, error) {
+	return poll.Wait(ctx, 120*time.Second, 500*time.Millisecond, "node "+n.Spec.Name+" Ready", func() (bool, string, error) {
 		for _, p := range []string{"containerd", "kubelet", "kube-proxy"} {
 			if err := n.alive(p); err != nil {
 				return false, "", err
@@ -208,7 +209,7 @@ func (e *Env) startHolder(n *Node) error {
 		return err
 	}
 	n.holder = p
-	return waitFor(context.Background(), 10*time.Second, 20*time.Millisecond, func() (bool, string, error) {
+	return poll.Wait(context.Background(), 10*time.Second, 20*time.Millisecond, "the mount namespace of "+n.Spec.Name, func() (bool, string, error) {
 		select {
 		case <-p.Done():
 			return false, "", fmt.Errorf("the mount namespace holder exited: %v\n%s", p.Wait(), tail(n.Log("mounts"), 10))

@@ -25,6 +25,7 @@ import (
 	"github.com/underlink/underlink/test/multus"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/nodes"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // testPortBase keeps this test's control plane off `make up`'s ports and other tests'.
@@ -121,19 +122,15 @@ func TestNodesRunPods(t *testing.T) {
 		if err := cl.Create(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		err = poll.Wait(ctx, 60*time.Second, 300*time.Millisecond, "pod p1 running with an IP", func() (bool, string, error) {
 			if err := cl.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-				t.Fatal(err)
+				return false, "", err
 			}
-			if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				out, _ := kubectl(cp.KubeconfigPath(c), "describe", "pod", "p1")
-				t.Fatalf("pod p1 not running with an IP: phase %s\n%s", pod.Status.Phase, out)
-			}
-			time.Sleep(300 * time.Millisecond)
+			return pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "", "phase " + string(pod.Status.Phase), nil
+		})
+		if err != nil {
+			out, _ := kubectl(cp.KubeconfigPath(c), "describe", "pod", "p1")
+			t.Fatalf("%v\n%s", err, out)
 		}
 		if !strings.HasPrefix(pod.Status.PodIP, "172.110.9.") {
 			t.Errorf("pod IP %s is not from the NAD's host-local range 172.110.9.10-20", pod.Status.PodIP)
@@ -148,12 +145,13 @@ func TestNodesRunPods(t *testing.T) {
 		if err := cl.Delete(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
-		for cl.Get(ctx, client.ObjectKeyFromObject(pod), pod) == nil {
-			if time.Now().After(deadline.Add(30 * time.Second)) {
-				t.Fatal("pod p1 not deleted")
+		// As long as the pod had to run, and 30s more.
+		poll.UntilEvery(t, 90*time.Second, 300*time.Millisecond, "pod p1 deleted", func() (bool, string) {
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(pod), pod); err == nil {
+				return false, "phase " + string(pod.Status.Phase)
 			}
-			time.Sleep(300 * time.Millisecond)
-		}
+			return true, ""
+		})
 	})
 
 	// Nothing of the bed is left.

@@ -195,7 +195,7 @@ func BenchmarkWorkloadConditions(b *testing.B) {
 }
 
 // TestInjectPolicyDecisions evaluates both shapes of the policy (with and without a scheduler) with the
-// apiserver's evaluator; test/integration's TestInjection runs the same decisions through a live apiserver.
+// apiserver's evaluator; test/integration/webhook's TestInjection runs the same decisions through a live apiserver.
 func TestInjectPolicyDecisions(t *testing.T) {
 	const key = "v1.multus-cni.io/default-network"
 	plainNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}

@@ -21,6 +21,7 @@ import (
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // podNamespace holds the benchmark's pods.
@@ -97,15 +98,12 @@ func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbe
 	}
 	n.agent = agent
 	health := agentclient.New(n.socket, 2*time.Second)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := health.Health(ctx)
-		if err == nil {
-			break
+	poll.UntilEvery(b, 60*time.Second, 50*time.Millisecond, "underlink-agent on "+node.Spec.Name+" serving", func() (bool, string) {
+		if err := health.Health(ctx); err != nil {
+			return false, fmt.Sprintf("%v\n%s", err, agent.Logs())
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("underlink-agent on %s not serving: %v\n%s", node.Spec.Name, err, agent.Logs())
-		}
-	}
+		return true, ""
+	})
 	return n
 }
 

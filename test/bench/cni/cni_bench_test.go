@@ -31,7 +31,7 @@ import (
 	"github.com/underlink/underlink/test/netbed"
 )
 
-// floorConf is macvlan + host-local: no cluster IPAM, no route hijacking (shared/PEERS.md).
+// floorConf is macvlan + host-local: no cluster IPAM, no route hijacking (the peer in docs/BENCHMARKS.md).
 const floorConf = `{"cniVersion":"1.1.0","name":"floor","plugins":[
  {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"host-local","dataDir":%q,
   "ranges":[[{"subnet":"172.110.2.0/24","gateway":"172.110.0.1"}]]}}]}`

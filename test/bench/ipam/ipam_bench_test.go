@@ -32,6 +32,7 @@ import (
 	agentclient "github.com/underlink/underlink/cni/agent/client"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/netbed"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // Pools of the same size for both: 1023 addresses, room for 10 × 100 pods.
@@ -124,11 +125,12 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 			b.Fatal(err)
 		}
 		cl := agentclient.New(nd.socket, time.Second)
-		for deadline := time.Now().Add(60 * time.Second); cl.Health(ctx) != nil; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				b.Fatalf("agent on %s not serving:\n%s", nd.name, p.Logs())
+		poll.UntilEvery(b, 60*time.Second, 50*time.Millisecond, "agent on "+nd.name+" serving", func() (bool, string) {
+			if err := cl.Health(ctx); err != nil {
+				return false, fmt.Sprintf("%v\n%s", err, p.Logs())
 			}
-		}
+			return true, ""
+		})
 		for j := 0; j < perNode; j++ {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("%s-pod%03d", nd.name, j)},
 				Spec: corev1.PodSpec{NodeName: nd.name, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}}}
@@ -290,15 +292,14 @@ func installWhereaboutsCRDs(b *testing.B, env *controlplane.Env) {
 	}
 	// The CRDs serve once established.
 	gvk := schema.GroupVersionKind{Group: "whereabouts.cni.cncf.io", Version: "v1alpha1", Kind: "IPPoolList"}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	poll.Until(b, 30*time.Second, "whereabouts CRDs served", func() (bool, string) {
 		l := &unstructured.UnstructuredList{}
 		l.SetGroupVersionKind(gvk)
-		if err := env.Client.List(context.Background(), l); err == nil {
-			return
-		} else if time.Now().After(deadline) {
-			b.Fatalf("whereabouts CRDs not served: %v", err)
+		if err := env.Client.List(context.Background(), l); err != nil {
+			return false, err.Error()
 		}
-	}
+		return true, ""
+	})
 }
 
 // oursStoreDuplicates counts addresses the SpiderIPPool gives to more than one pod interface (the

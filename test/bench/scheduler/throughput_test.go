@@ -31,6 +31,7 @@ import (
 
 	"github.com/underlink/underlink/scheduler/schedulertest"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // The size; UNDERLINK_BENCH_NODES and UNDERLINK_BENCH_PODS change it for a quicker look.
@@ -309,12 +310,13 @@ func recordBinds(b *testing.B, cs kubernetes.Interface) (r *bindRecorder, stop f
 
 // wait waits until n pods are bound and returns the bind times, sorted.
 func (r *bindRecorder) wait(n int, timeout time.Duration) ([]time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	for r.count() < n {
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%d of %d pods bound after %s", r.count(), n, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The bind times come from the informer, so how often this looks does not shape them.
+	err := poll.Wait(context.Background(), timeout, 20*time.Millisecond, fmt.Sprintf("%d pods bound", n), func() (bool, string, error) {
+		c := r.count()
+		return c >= n, fmt.Sprintf("%d of %d bound", c, n), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
