@@ -16,6 +16,7 @@ import (
 	"github.com/underlink/underlink/api/cniconf"
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/pkg/podnet"
 	"github.com/underlink/underlink/pkg/poolchoice"
@@ -147,7 +148,7 @@ func genContractCase(rng *rand.Rand) *contractCase {
 	for _, name := range contractNodes {
 		labels := map[string]string{"zone": contractZones[name]}
 		for _, nic := range contractMasters {
-			labels[configv1.DefaultLabelPrefix+nic] = up
+			labels[underlay.LabelKey(underlay.LabelPrefix, nic)] = underlay.LinkUp
 		}
 		c.nodes = append(c.nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})
 	}

@@ -15,7 +15,7 @@ import (
 // SetDefaults fills the fields of a that were left empty.
 func SetDefaults(a *UnderlayNetworkArgs) {
 	if a.LabelPrefix == "" {
-		a.LabelPrefix = DefaultLabelPrefix
+		a.LabelPrefix = underlay.LabelPrefix
 	}
 	if a.APIVersion == "" {
 		a.APIVersion = GroupVersion.String()

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/underlink/underlink/api/underlay"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -15,8 +16,8 @@ func TestDecode(t *testing.T) {
 		want    UnderlayNetworkArgs
 		wantErr string
 	}{
-		{name: "no pluginConfig entry takes the defaults", in: nil, want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix}},
-		{name: "empty args take the defaults", in: &runtime.Unknown{}, want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix}},
+		{name: "no pluginConfig entry takes the defaults", in: nil, want: UnderlayNetworkArgs{LabelPrefix: underlay.LabelPrefix}},
+		{name: "empty args take the defaults", in: &runtime.Unknown{}, want: UnderlayNetworkArgs{LabelPrefix: underlay.LabelPrefix}},
 		{
 			name: "JSON args as kube-scheduler hands them over",
 			in:   &runtime.Unknown{Raw: []byte(`{"apiVersion":"kubescheduler.config.k8s.io/v1","kind":"UnderlayNetworkArgs","labelPrefix":"net.example.com/","defaultNetwork":"kube-system/macvlan-conf"}`)},
@@ -25,10 +26,10 @@ func TestDecode(t *testing.T) {
 		{
 			name: "YAML args",
 			in:   &runtime.Unknown{Raw: []byte("labelPrefix: underlay.underlink.io/\n"), ContentType: runtime.ContentTypeYAML},
-			want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix},
+			want: UnderlayNetworkArgs{LabelPrefix: underlay.LabelPrefix},
 		},
-		{name: "typed nil args take the defaults", in: (*UnderlayNetworkArgs)(nil), want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix}},
-		{name: "typed args", in: &UnderlayNetworkArgs{DefaultNetwork: "ns/n"}, want: UnderlayNetworkArgs{LabelPrefix: DefaultLabelPrefix, DefaultNetwork: "ns/n"}},
+		{name: "typed nil args take the defaults", in: (*UnderlayNetworkArgs)(nil), want: UnderlayNetworkArgs{LabelPrefix: underlay.LabelPrefix}},
+		{name: "typed args", in: &UnderlayNetworkArgs{DefaultNetwork: "ns/n"}, want: UnderlayNetworkArgs{LabelPrefix: underlay.LabelPrefix, DefaultNetwork: "ns/n"}},
 		{name: "a misspelt field is an error", in: &runtime.Unknown{Raw: []byte(`{"labelprefx":"a/"}`)}, wantErr: `unknown field "labelprefx"`},
 		{name: "prefix without slash", in: &UnderlayNetworkArgs{LabelPrefix: "underlay.underlink.io"}, wantErr: `labelPrefix: Invalid value: "underlay.underlink.io": must be a DNS subdomain followed by '/'`},
 		{name: "prefix that is no label key", in: &UnderlayNetworkArgs{LabelPrefix: "Under_lay/"}, wantErr: `labelPrefix: Invalid value: "Under_lay/"`},

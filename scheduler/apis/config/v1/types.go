@@ -16,8 +16,6 @@ package v1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	"github.com/underlink/underlink/api/underlay"
 )
 
 // GroupVersion is the group and version the args are written with: the same as the
@@ -26,13 +24,6 @@ var GroupVersion = schema.GroupVersion{Group: "kubescheduler.config.k8s.io", Ver
 
 // Kind is the kind of UnderlayNetworkArgs.
 const Kind = "UnderlayNetworkArgs"
-
-// Defaults of UnderlayNetworkArgs.
-const (
-	// DefaultLabelPrefix is the default of LabelPrefix: the prefix of the node-label contract,
-	// api/underlay.LabelPrefix (underlay.underlink.io/<nic>=up), which underlink-agent writes by default.
-	DefaultLabelPrefix = underlay.LabelPrefix
-)
 
 // UnderlayNetworkArgs configures the UnderlayNetwork plugin.
 type UnderlayNetworkArgs struct {
