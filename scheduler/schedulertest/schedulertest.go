@@ -26,6 +26,7 @@ import (
 
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // ldflags give the binary the version of the Kubernetes release it is built from, as hack/build-tools.sh
@@ -199,21 +200,21 @@ func Launch(t testing.TB, config string, extraArgs ...string) *Process {
 // WaitHealthy waits until the scheduler serves /healthz, failing t if it exits or takes over 2 minutes.
 func (p *Process) WaitHealthy(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	err := poll.Wait(context.Background(), 2*time.Minute, 200*time.Millisecond, "underlink-scheduler serving /healthz", func() (bool, string, error) {
 		select {
 		case err := <-p.exited:
 			p.exited <- err
-			t.Fatalf("underlink-scheduler exited at start-up (%v):\n%s", err, tail(p.Log, 40))
+			return false, "", fmt.Errorf("it exited at start-up (%v)", err)
 		default:
 		}
-		if body, err := p.get("/healthz"); err == nil && body == "ok" {
-			return
+		body, err := p.get("/healthz")
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("underlink-scheduler did not serve /healthz within 2m:\n%s", tail(p.Log, 40))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return body == "ok", "answered " + body, nil
+	})
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, tail(p.Log, 40))
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // Cluster is one local cluster: its Submariner identity and CIDRs and the loopback ports of its control
@@ -217,10 +218,9 @@ func (e *Env) upCluster(ctx context.Context, c Cluster) error {
 
 // waitServing waits until a just-started process serves, or until it dies (then fails at once).
 func waitServing(ctx context.Context, p *process, c Cluster, e *Env, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll.Wait(ctx, timeout, 200*time.Millisecond, fmt.Sprintf("serving on port %d", p.port), func() (bool, string, error) {
 		if _, ok := p.running(); !ok {
-			return errors.New("the process exited")
+			return false, "", errors.New("the process exited")
 		}
 		var err error
 		switch p.name {
@@ -233,29 +233,20 @@ func waitServing(ctx context.Context, p *process, c Cluster, e *Env, timeout tim
 				conn.Close()
 			}
 		}
-		if err == nil {
-			return nil
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not serving on port %d after %s: %w", p.port, timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return true, "", nil
+	})
 }
 
 func (e *Env) waitReady(ctx context.Context, c Cluster, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := e.probe(ctx, c, "/readyz")
-		if err == nil || time.Now().After(deadline) {
-			return err
+	return poll.Wait(ctx, timeout, 200*time.Millisecond, "apiserver /readyz", func() (bool, string, error) {
+		if err := e.probe(ctx, c, "/readyz"); err != nil {
+			return false, err.Error(), nil
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return true, "", nil
+	})
 }
 
 // probe GETs an apiserver path as the admin user.

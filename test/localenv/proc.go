@@ -2,6 +2,7 @@ package localenv
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/underlink/underlink/test/poll"
 )
 
 // process is one control-plane process of a local cluster, tracked by a pid file so `make down` stops
@@ -95,19 +98,13 @@ func isOurs(pid int, binary string) bool {
 func (p *process) stop(grace time.Duration) error {
 	pid, ok := p.running()
 	if ok {
+		exited := func() (bool, string, error) { return !isOurs(pid, p.binary), "running", nil }
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(grace)
-		for isOurs(pid, p.binary) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if isOurs(pid, p.binary) {
+		if poll.Wait(context.Background(), grace, 50*time.Millisecond, "exit after SIGTERM", exited) != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			for i := 0; i < 100 && isOurs(pid, p.binary); i++ {
-				time.Sleep(20 * time.Millisecond)
+			if err := poll.Wait(context.Background(), 2*time.Second, 20*time.Millisecond, "exit after SIGKILL", exited); err != nil {
+				return fmt.Errorf("%s (pid %d): %w", p.name, pid, err)
 			}
-		}
-		if isOurs(pid, p.binary) {
-			return fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.name, pid)
 		}
 	}
 	if err := os.Remove(p.pidFile); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -1,6 +1,7 @@
 package netbed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/underlink/underlink/test/poll"
 	"github.com/vishvananda/netlink"
 )
 
@@ -400,18 +402,11 @@ func plug(h netlinksafe.Handle, name, peer string, segment *Netns) error {
 
 // waitOperUp waits until a link's operational state is up.
 func waitOperUp(h netlinksafe.Handle, name string) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	return poll.Wait(context.Background(), 5*time.Second, 10*time.Millisecond, "link "+name+" operationally up", func() (bool, string, error) {
 		l, err := h.LinkByName(name)
 		if err != nil {
-			return fmt.Errorf("find link %s: %w", name, err)
+			return false, "", fmt.Errorf("find link %s: %w", name, err)
 		}
-		if l.Attrs().OperState == netlink.OperUp {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("link %s is %s 5s after it was set up", name, l.Attrs().OperState)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return l.Attrs().OperState == netlink.OperUp, "state " + l.Attrs().OperState.String(), nil
+	})
 }

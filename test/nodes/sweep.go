@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/underlink/underlink/test/poll"
 )
 
 // nsInode is the inode of a namespace file (/proc/PID/ns/net, /run/netns/NAME), which identifies the
@@ -71,11 +74,10 @@ func processesIn(netIno, mntIno uint64, cgroups ...string) ([]int, error) {
 // killAll SIGKILLs every process processesIn finds, again and again until none is left (a dying shim's
 // children are found on the next round), or fails after timeout naming the survivors.
 func killAll(netIno, mntIno uint64, timeout time.Duration, cgroups ...string) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll.Wait(context.Background(), timeout, 50*time.Millisecond, "no process left after SIGKILL", func() (bool, string, error) {
 		pids, err := processesIn(netIno, mntIno, cgroups...)
 		if err != nil {
-			return err
+			return false, "", err
 		}
 		alive := pids[:0]
 		for _, p := range pids {
@@ -83,19 +85,13 @@ func killAll(netIno, mntIno uint64, timeout time.Duration, cgroups ...string) er
 				alive = append(alive, p)
 			}
 		}
-		if len(alive) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes still running after SIGKILL: %v", alive)
-		}
 		for _, p := range alive {
 			if err := syscall.Kill(p, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				return fmt.Errorf("kill %d: %w", p, err)
+				return false, "", fmt.Errorf("kill %d: %w", p, err)
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(alive) == 0, fmt.Sprintf("still running: %v", alive), nil
+	})
 }
 
 // procStat is what this package reads of /proc/PID/stat.

@@ -31,6 +31,7 @@ import (
 	"github.com/underlink/underlink/test/localenv"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/nodes"
+	"github.com/underlink/underlink/test/poll"
 )
 
 func main() {
@@ -225,13 +226,10 @@ func down(dir string) int {
 	code := 0
 	if pid, ok := hostPID(dir); ok {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
-			if _, alive := hostPID(dir); !alive || syscall.Kill(pid, 0) != nil {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		_ = poll.Wait(context.Background(), 2*time.Minute, 200*time.Millisecond, "the node host to stop", func() (bool, string, error) {
+			_, alive := hostPID(dir)
+			return !alive || syscall.Kill(pid, 0) != nil, "running", nil
+		})
 		if syscall.Kill(pid, 0) == nil && isZombieFree(pid) {
 			fmt.Fprintf(os.Stderr, "underlink-demo: the node host (pid %d) did not stop within 2 minutes; killing it\n", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
