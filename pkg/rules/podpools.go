@@ -28,8 +28,8 @@ type attachment struct {
 // denied exactly when, whatever the node, no pool can give one of its interfaces an address (a pool
 // annotation that does not parse, a named pool that does not exist or is of the other family, an
 // interface that ipam.spidernet.io/ippools leaves out, or candidates none of which admits the pod).
-// Candidates that only a node, spec.disable or a deletion exclude are warnings: they change without the
-// pod changing. A pod that names pools but attaches no underlay network is judged as if its interfaces
+// Candidates that only a node, spec.disable or a deletion exclude, and a network whose configuration
+// names a pool that does not exist, are warnings: they change without the pod changing. A pod that names pools but attaches no underlay network is judged as if its interfaces
 // took those pools, the pools' spec.multusName then finding no network.
 func checkPodPools(c *collector, w *World, ns string, meta *metav1.ObjectMeta, annos *field.Path, atts []attachment) {
 	_, hasPools := meta.Annotations[spiderv2beta1.AnnoPodIPPools]
@@ -161,15 +161,18 @@ func choiceField(annos *field.Path, annotation string, att *attachment) *field.P
 	return annos
 }
 
-// denyChoice turns a pool choice the IPAM would refuse into a denial naming the field.
+// denyChoice turns a pool choice the IPAM would refuse into a denial naming the field, or a warning when
+// the network's configuration, not the pod, names the missing pool.
 func denyChoice(c *collector, w *World, annos *field.Path, ce *poolchoice.ConfigError, att *attachment) {
 	v := Violation{Rule: RulePodPoolsAllowed, Field: choiceField(annos, ce.Annotation, att), Value: ce.Value, Severity: Deny, Message: ce.Msg, Fix: ce.Fix}
 	switch {
 	case ce.Annotation == "" && att != nil:
-		// The network's configuration is at fault; the pod is refused for the network it names.
-		v.Value, v.Message = att.raw, fmt.Sprintf("network %s: %s: %s", att.sel, ce.Where(), ce.Msg)
+		// The network's configuration is at fault, not the pod: a warning, since the pool may be created
+		// a moment later (kubectl apply -f dir/) and the SpiderMultusConfig's own admission reports it.
+		v.Severity, v.Value = Warn, att.raw
+		v.Message = fmt.Sprintf("network %s: %s: %s; the pod gets no address until that is fixed", att.sel, ce.Where(), ce.Msg)
 		if ce.Value != "" {
-			v.Message = fmt.Sprintf("network %s: %s %q: %s", att.sel, ce.Where(), ce.Value, ce.Msg)
+			v.Message = fmt.Sprintf("network %s: %s %q: %s; the pod gets no address until that is fixed", att.sel, ce.Where(), ce.Value, ce.Msg)
 		}
 	case ce.Field != "":
 		v.Message = ce.Field + " " + ce.Msg
