@@ -97,7 +97,7 @@ func CheckDefaultNetwork(w *World) []Violation {
 		if err != nil {
 			msg = "the default network " + err.Error()
 		}
-		c.deny(RuleDefaultNetworkExists, nil, w.DefaultNetwork, msg, "configure namespace/name of a SpiderMultusConfig, e.g. kube-system/macvlan-conf")
+		c.deny(RuleDefaultNetworkExists, nil, w.DefaultNetwork, msg, "configure namespace/name of a SpiderMultusConfig"+w.networkExample())
 		return c.vs
 	}
 	if !w.HasNetwork(sel[0].Namespace, sel[0].Name) {

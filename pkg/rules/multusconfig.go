@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -25,9 +27,9 @@ func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violat
 		return nil
 	}
 	c := &collector{subject: ObjectRef("SpiderMultusConfig", smc.Namespace, smc.Name)}
-	checkConfigSpec(c, smc)
+	checkConfigSpec(c, w, smc)
 	pools := checkConfigPools(c, w, smc)
-	hijack := checkHijackEntries(c, smc)
+	hijack := checkHijackEntries(c, w, smc)
 	if IsUnderlay(smc) && w.clustersKnown(c) {
 		checkConfigPoolsInLocal(c, w, smc, pools)
 		checkHijackCoversRemotes(c, w, smc, hijack)
@@ -46,7 +48,7 @@ func cniType(smc *spiderv2beta1.SpiderMultusConfig) string {
 }
 
 // checkConfigSpec: the macvlan part of the config underlink drives.
-func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
+func checkConfigSpec(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) {
 	m := smc.Spec.MacvlanConfig
 	if cniType(smc) != "macvlan" {
 		if m != nil {
@@ -57,12 +59,12 @@ func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 	}
 	if m == nil || len(m.Master) == 0 {
 		c.add(Violation{Rule: RuleConfigSpecValid, Field: masterPath, Type: field.ErrorTypeRequired, Severity: Deny,
-			Message: "a macvlan network needs the host NIC its interfaces are made on", Fix: "set spec.macvlan.master, e.g. [ens224]"})
+			Message: "a macvlan network needs the host NIC its interfaces are made on", Fix: "set spec.macvlan.master to that NIC's name" + otherMasters(w, smc)})
 		return
 	}
 	for i, name := range m.Master {
 		if msg := podnet.InterfaceNameProblem(name); msg != "" {
-			c.deny(RuleConfigSpecValid, masterPath.Index(i), name, msg, "write the host NIC's name as `ip link` shows it, e.g. ens224")
+			c.deny(RuleConfigSpecValid, masterPath.Index(i), name, msg, "write the host NIC's name as `ip link` shows it"+otherMasters(w, smc))
 		}
 	}
 	if len(m.Master) > 1 && m.Bond == nil {
@@ -84,6 +86,25 @@ func checkConfigSpec(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 	if m.MTU != nil && (*m.MTU < 0 || (*m.MTU > 0 && *m.MTU < 576) || *m.MTU > 65535) {
 		c.deny(RuleConfigSpecValid, macvlanPath.Child("mtu"), *m.MTU, "an MTU is 576 to 65535, or 0 to keep the master's", "set the underlay's MTU, e.g. 1500")
 	}
+}
+
+// otherMasters is ", as SpiderMultusConfig ns/name has: [nic]" for another macvlan config of the world
+// with a master, else "": an example from the user's own configs.
+func otherMasters(w *World, smc *spiderv2beta1.SpiderMultusConfig) string {
+	if w == nil {
+		return ""
+	}
+	for i := range w.MultusConfigs {
+		o := &w.MultusConfigs[i]
+		if o.Namespace == smc.Namespace && o.Name == smc.Name || o.Spec.MacvlanConfig == nil || len(o.Spec.MacvlanConfig.Master) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(o.Spec.MacvlanConfig.Master, func(n string) bool { return podnet.InterfaceNameProblem(n) != "" }) {
+			continue
+		}
+		return fmt.Sprintf(", as SpiderMultusConfig %s/%s has: %v", o.Namespace, o.Name, o.Spec.MacvlanConfig.Master)
+	}
+	return ""
 }
 
 // checkConfigPools: named pools exist (a warning: pools may be created after their config) and match the
@@ -166,7 +187,7 @@ func checkConfigPoolsInLocal(c *collector, w *World, smc *spiderv2beta1.SpiderMu
 }
 
 // checkHijackEntries parses spec.coordinator.hijackCIDR, returning the entries that parsed.
-func checkHijackEntries(c *collector, smc *spiderv2beta1.SpiderMultusConfig) []netip.Prefix {
+func checkHijackEntries(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) []netip.Prefix {
 	co := smc.Spec.CoordinatorConfig
 	if co == nil {
 		return nil
@@ -180,17 +201,36 @@ func checkHijackEntries(c *collector, smc *spiderv2beta1.SpiderMultusConfig) []n
 	for i, s := range co.HijackCIDR {
 		p, err := iprange.ParsePrefix(s)
 		if err != nil {
-			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, err.Error(), prefixFix(s, "write a CIDR such as 172.111.0.0/16"))
+			msg, fix := prefixProblem(s, err)
+			if remotes := w.remoteCIDRs(); remotes != "" && !strings.HasPrefix(msg, "has host bits set") {
+				fix = "list the remote clusters' pod and service CIDRs: " + remotes
+			}
+			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, msg, fix)
 			continue
 		}
 		if p.Bits() == 0 {
-			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, "a /0 hijack route sends all traffic, the underlay segment's included, through the node",
-				"list the remote clusters' pod and service CIDRs instead")
+			fix := "list the remote clusters' pod and service CIDRs instead"
+			if remotes := w.remoteCIDRs(); remotes != "" {
+				fix += ": " + remotes
+			}
+			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, "a /0 hijack route sends all traffic, the underlay segment's included, through the node", fix)
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// remoteCIDRs lists the remote clusters' pod and service CIDRs, "" when no remote cluster is known.
+func (w *World) remoteCIDRs() string {
+	if w == nil || w.Local == nil || len(w.clusters) < 2 {
+		return ""
+	}
+	var out []netip.Prefix
+	for _, r := range w.clusters[1:] {
+		out = append(append(out, r.pods...), r.services...)
+	}
+	return prefixList(out)
 }
 
 // checkHijackCoversRemotes is design rule 3, first half: every remote pod and service CIDR (the global

@@ -2,6 +2,10 @@ package rules
 
 import "strings"
 
+// Nearest is the candidate closest to name when close enough to be a typo of it, else "": the
+// did-you-mean of the rules, for the CLI's own checks (a mistyped kind).
+func Nearest(name string, candidates []string) string { return nearest(name, candidates) }
+
 // nearest returns the candidate closest to name by edit distance when it is close enough to be a typo
 // (at most 3 edits and under a third of the name), else "" (also when name itself is a candidate). Ties go to the first candidate in sorted
 // order, so the suggestion is stable.

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -99,13 +101,13 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 		sel, err := ParseNetworks(v, multusNS)
 		switch {
 		case err != nil:
-			c.deny(RulePodNetworkExists, p, v, "network annotation "+err.Error(), "write namespace/name of a SpiderMultusConfig, e.g. kube-system/macvlan-conf")
+			c.deny(RulePodNetworkExists, p, v, "network annotation "+err.Error(), "write namespace/name of a SpiderMultusConfig"+w.networkExample())
 		case len(sel) != 1:
 			c.deny(RulePodNetworkExists, p, v, fmt.Sprintf("names %d networks; the default network is exactly one", len(sel)),
 				"keep one network here and list extra ones in "+nadv1.NetworksAnnotation)
 		default:
 			atts = append(atts, attachment{sel: sel[0], iface: podnet.DefaultInterface, path: p, raw: v})
-			checkNetworkExists(c, w, p, v, sel[0])
+			checkNetworkExists(c, w, p, v, sel[0], writtenBare(v, 0))
 		}
 	} else if w != nil && w.DefaultNetwork != "" {
 		// The network injection gives the pod: pool choice judges the pod as it will run.
@@ -121,14 +123,49 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 		}
 		for i, n := range sel {
 			atts = append(atts, attachment{sel: n, iface: podnet.SecondaryInterface(i, n), path: p, raw: v})
-			checkNetworkExists(c, w, p, v, n)
+			checkNetworkExists(c, w, p, v, n, writtenBare(v, i))
 		}
 	}
 	if spec != nil && spec.HostNetwork && len(atts) > 0 && meta.Annotations[nadv1.DefaultNetworkAnnotation]+meta.Annotations[nadv1.NetworksAnnotation] != "" {
-		c.warn(RulePodNetworkExists, annos, nil, "Multus ignores network annotations of hostNetwork pods", "remove hostNetwork: true or the network annotations")
+		hostNetwork := field.NewPath("spec", "hostNetwork")
+		if at != nil {
+			hostNetwork = at.Child("spec", "hostNetwork")
+		}
+		c.warn(RulePodNetworkExists, hostNetwork, true, "Multus ignores the network annotations of a hostNetwork pod", "remove hostNetwork: true or the network annotations")
 	}
 	checkPodPools(c, w, ns, meta, annos, atts)
+	for i := range c.vs {
+		c.vs[i].Value = oneLine(c.vs[i].Value)
+	}
 	return c.vs
+}
+
+// oneLine is an annotation value as it is echoed in a message: JSON compacted onto one line (a YAML
+// block scalar keeps its line breaks, which a field error would print as \n), anything else unchanged.
+func oneLine(v any) any {
+	s, ok := v.(string)
+	if !ok || !strings.ContainsAny(s, "\n\r\t") || !json.Valid([]byte(s)) {
+		return v
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		return v
+	}
+	return b.String()
+}
+
+// writtenBare reports whether the i-th network of an annotation was written without a namespace.
+func writtenBare(raw string, i int) bool {
+	sels, err := ParseNetworks(raw, "")
+	return err == nil && i < len(sels) && sels[i].Namespace == ""
+}
+
+// networkExample is ", e.g. namespace/name" of the first network of the world, or "" when there is none.
+func (w *World) networkExample() string {
+	if names := w.networkNames(); len(names) > 0 {
+		return ", e.g. " + names[0]
+	}
+	return ""
 }
 
 // networkNames lists every network a pod can name, "namespace/name", sorted.
@@ -169,7 +206,9 @@ func (w *World) HasNetwork(namespace, name string) bool {
 	return false
 }
 
-func checkNetworkExists(c *collector, w *World, p *field.Path, raw string, n NetworkSelection) {
+// checkNetworkExists: the network n, written as raw in the annotation at p (bare: without a namespace),
+// exists.
+func checkNetworkExists(c *collector, w *World, p *field.Path, raw string, n NetworkSelection, bare bool) {
 	if w.HasNetwork(n.Namespace, n.Name) {
 		return
 	}
@@ -177,7 +216,10 @@ func checkNetworkExists(c *collector, w *World, p *field.Path, raw string, n Net
 	fix := fmt.Sprintf("create SpiderMultusConfig %s or name an existing network", n)
 	names := w.networkNames()
 	if near := sameNameElsewhere(n, names); near != "" {
-		fix = "did you mean " + near + "? (a name without a namespace resolves in " + n.Namespace + ")"
+		fix = "did you mean " + near + "? (" + n.Name + " is in namespace " + strings.SplitN(near, "/", 2)[0] + ", not " + n.Namespace + ")"
+		if bare {
+			fix = "did you mean " + near + "? (a name without a namespace resolves in " + n.Namespace + ")"
+		}
 	} else if near := nearest(n.String(), names); near != "" {
 		fix = "did you mean " + near + "?"
 	} else if len(names) > 0 {

@@ -125,7 +125,7 @@ func TestCheckPod(t *testing.T) {
 		{
 			name: "hostNetwork pods ignore network annotations", ns: "default", host: true,
 			annos: map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"},
-			want:  []string{"Warn pod-network-exists metadata.annotations"},
+			want:  []string{"Warn pod-network-exists spec.hostNetwork"}, contains: []string{"spec.hostNetwork: Invalid value: true: Multus ignores"},
 		},
 		{name: "a pool the namespace may use", ns: "default", annos: map[string]string{spiderv2beta1.AnnoPodIPPool: `{"ipv4":["cluster-a"]}`}},
 		{

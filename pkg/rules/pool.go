@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,15 +70,20 @@ func CheckPool(w *World, pool, old *spiderv2beta1.SpiderIPPool) []Violation {
 func checkPoolSpec(c *collector, s *spiderv2beta1.IPPoolSpec) poolFacts {
 	var f poolFacts
 	subnet, err := iprange.ParsePrefix(s.Subnet)
+	holding := coveringPrefix(s.IPs)
 	switch {
 	case strings.TrimSpace(s.Subnet) == "":
 		c.add(Violation{Rule: RulePoolSubnetValid, Field: subnetPath, Type: field.ErrorTypeRequired, Severity: Deny,
-			Message: "a pool needs a subnet", Fix: "set spec.subnet to the underlay segment's CIDR, e.g. 172.110.1.0/24"})
+			Message: "a pool needs a subnet", Fix: "set spec.subnet to the underlay segment's CIDR" + holdingIPs(holding)})
 	case err != nil:
-		c.deny(RulePoolSubnetValid, subnetPath, s.Subnet, err.Error(), prefixFix(s.Subnet, "write the network address and prefix length, e.g. 172.110.1.0/24"))
+		msg, fix := prefixProblem(s.Subnet, err)
+		if holding.IsValid() && !strings.HasPrefix(msg, "has host bits set") {
+			fix = "write the segment's CIDR" + holdingIPs(holding)
+		}
+		c.deny(RulePoolSubnetValid, subnetPath, s.Subnet, msg, fix)
 	case subnet.Bits() == 0:
 		c.deny(RulePoolSubnetValid, subnetPath, s.Subnet, "a /0 subnet spans every address of the family, so every destination would be on-link",
-			"set spec.subnet to the underlay segment's own CIDR, e.g. 172.110.1.0/24")
+			"set spec.subnet to the underlay segment's own CIDR"+holdingIPs(holding))
 	default:
 		f.subnet = subnet
 		f.family = iprange.FamilyOf(subnet.Addr())
@@ -189,7 +195,7 @@ func checkAddressList(c *collector, p *field.Path, entries []string, f poolFacts
 	if len(entries) > MaxListEntries {
 		c.add(Violation{Rule: RulePoolIPsInSubnet, Field: p, Type: field.ErrorTypeTooMany, Value: len(entries), Severity: Deny,
 			Message: fmt.Sprintf("has %d entries, more than %d", len(entries), MaxListEntries),
-			Fix:     "write contiguous addresses as ranges such as 172.110.1.1-172.110.1.200"})
+			Fix:     "write contiguous addresses as one range, FIRST-LAST"})
 		return iprange.Set{}, false
 	}
 	var rs []iprange.Range
@@ -197,7 +203,8 @@ func checkAddressList(c *collector, p *field.Path, entries []string, f poolFacts
 	for i, e := range entries {
 		r, err := iprange.Parse(e)
 		if err != nil {
-			c.deny(RulePoolIPsInSubnet, p.Index(i), e, err.Error(), "write an address such as 172.110.1.10 or a range such as 172.110.1.1-172.110.1.200")
+			msg, fix := rangeProblem(e, err, f.subnet)
+			c.deny(RulePoolIPsInSubnet, p.Index(i), e, msg, fix)
 			ok = false
 			continue
 		}
@@ -234,7 +241,14 @@ func checkGateway(c *collector, s *spiderv2beta1.IPPoolSpec, f *poolFacts) {
 	raw := *s.Gateway
 	gw, err := netip.ParseAddr(strings.TrimSpace(raw))
 	if err != nil || gw.Zone() != "" {
-		c.deny(RulePoolGatewayInSubnet, gatewayPath, raw, "is not an IP address", "write the segment router's address, e.g. 172.110.1.254")
+		fix := "write the segment router's IP address"
+		if f.subnet.IsValid() {
+			fix = "write the segment router's address inside " + f.subnet.String()
+			if sg := suggestGateway(f.subnet, f.ips.Minus(f.exclude)); sg.IsValid() {
+				fix += fmt.Sprintf(" (e.g. %s, %s)", sg.addr, sg.note)
+			}
+		}
+		c.deny(RulePoolGatewayInSubnet, gatewayPath, raw, "is not an IP address", fix)
 		return
 	}
 	gw = gw.Unmap()
@@ -321,7 +335,8 @@ func checkRoutes(c *collector, s *spiderv2beta1.IPPoolSpec, f poolFacts) {
 		p := routesPath.Index(i)
 		dst, err := iprange.ParsePrefix(r.Dst)
 		if err != nil {
-			c.deny(RulePoolRoutesValid, p.Child("dst"), r.Dst, err.Error(), prefixFix(r.Dst, "write a CIDR such as 10.6.0.0/16"))
+			msg, fix := prefixProblem(r.Dst, err)
+			c.deny(RulePoolRoutesValid, p.Child("dst"), r.Dst, msg, fix)
 		} else {
 			switch {
 			case f.family != 0 && iprange.FamilyOf(dst.Addr()) != f.family:
@@ -525,13 +540,94 @@ func checkPoolAlignment(c *collector, w *World, pool *spiderv2beta1.SpiderIPPool
 	}
 }
 
-// prefixFix is the fix for a CIDR that did not parse: its network when only host bits are wrong (the
-// likely intent), else the generic advice.
-func prefixFix(s, generic string) string {
-	if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil && p.Masked() != p {
-		return "write " + p.Masked().String() + " if that network is meant"
+// prefixProblem says what is wrong with a CIDR that iprange.ParsePrefix refused (err), and the fix, in
+// the terms of what the user wrote: its network when only host bits are set (the likely intent), its
+// address with a prefix length in range, never an example of ours.
+func prefixProblem(s string, err error) (msg, fix string) {
+	t := strings.TrimSpace(s)
+	addrPart, bitsPart, hasLength := strings.Cut(t, "/")
+	addr, aerr := netip.ParseAddr(addrPart)
+	switch {
+	case t == "":
+		return "is empty", "write a network address and a prefix length, ADDRESS/LENGTH"
+	case aerr != nil:
+		return fmt.Sprintf("%q is not an IP address", addrPart), "write a network address and a prefix length, ADDRESS/LENGTH"
+	case addr.Zone() != "":
+		return "zoned addresses are not allowed", fmt.Sprintf("write %s without %%%s", addr.WithZone(""), addr.Zone())
+	case !hasLength:
+		return "has no prefix length", fmt.Sprintf("write %s/LENGTH, with the segment's prefix length (at most %d)", addr, addr.BitLen())
 	}
-	return generic
+	bits, berr := strconv.Atoi(bitsPart)
+	switch {
+	case berr != nil || bits < 0 || bits > addr.BitLen():
+		return fmt.Sprintf("prefix length %q is not a number from 0 to %d, the bits of an IPv%d address", bitsPart, addr.BitLen(), iprange.FamilyOf(addr)),
+			fmt.Sprintf("write %s/LENGTH with LENGTH at most %d", addr, addr.BitLen())
+	}
+	if p := netip.PrefixFrom(addr, bits); p.Masked() != p {
+		return fmt.Sprintf("has host bits set; the network is %s", p.Masked()), "write " + p.Masked().String() + " if that network is meant"
+	}
+	return strings.TrimPrefix(err.Error(), strconv.Quote(s)+": "), "write a network address and a prefix length, ADDRESS/LENGTH"
+}
+
+// rangeProblem says what is wrong with a spec.ips or spec.excludeIPs entry that iprange.Parse refused
+// (err), and the fix, from the entry itself and the pool's subnet when it parsed.
+func rangeProblem(e string, err error, subnet netip.Prefix) (msg, fix string) {
+	first, last, isRange := strings.Cut(strings.TrimSpace(e), "-")
+	a, aerr := netip.ParseAddr(strings.TrimSpace(first))
+	b, berr := netip.ParseAddr(strings.TrimSpace(last))
+	switch {
+	case isRange && aerr == nil && berr == nil && a.Is4() == b.Is4() && b.Less(a):
+		return fmt.Sprintf("range start %s is after its end %s", a, b), fmt.Sprintf("write %s-%s", b, a)
+	case aerr != nil:
+		msg = "is not an IP address or a range FIRST-LAST"
+	default:
+		msg = strings.TrimPrefix(err.Error(), strconv.Quote(e)+": ")
+	}
+	fix = "write an address, or a range FIRST-LAST"
+	if subnet.IsValid() {
+		fix = fmt.Sprintf("write an address or a range inside %s, such as %s", subnet, hostRange(subnet))
+	}
+	return msg, fix
+}
+
+// hostRange is the range of subnet's host addresses: without the network and broadcast addresses of
+// an IPv4 subnet of /30 or wider.
+func hostRange(subnet netip.Prefix) iprange.Range {
+	r := iprange.FromPrefix(subnet)
+	if subnet.Addr().Is4() && subnet.Bits() <= 30 {
+		r.First, r.Last = r.First.Next(), r.Last.Prev()
+	}
+	return r
+}
+
+// coveringPrefix is the smallest CIDR holding every entry of spec.ips that parses (all of one family),
+// or the zero prefix.
+func coveringPrefix(entries []string) netip.Prefix {
+	var lo, hi netip.Addr
+	for _, e := range entries {
+		r, err := iprange.Parse(e)
+		if err != nil || (lo.IsValid() && lo.Is4() != r.First.Is4()) {
+			continue
+		}
+		if !lo.IsValid() || r.First.Less(lo) {
+			lo = r.First
+		}
+		if !hi.IsValid() || hi.Less(r.Last) {
+			hi = r.Last
+		}
+	}
+	if !lo.IsValid() {
+		return netip.Prefix{}
+	}
+	return iprange.SmallestCovering(netip.PrefixFrom(lo, lo.BitLen()), hi)
+}
+
+// holdingIPs is ", e.g. P, the smallest CIDR that holds spec.ips" for a valid P, else "".
+func holdingIPs(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return fmt.Sprintf(", e.g. %s, the smallest CIDR that holds spec.ips", p)
 }
 
 func insideHint(local clusterNet) string {
@@ -556,7 +652,12 @@ func (w *World) clustersKnown(c *collector) bool {
 		return true
 	}
 	msg, fix := "no Submariner Cluster objects found, alignment unchecked", "join the cluster to Submariner (subctl join) so its Cluster objects exist, or validate with the Cluster objects"
-	if w != nil && !w.noClusters {
+	switch {
+	case w != nil && w.noInference && w.noClusters:
+		fix = "add the Submariner Cluster objects to the input, describe the clusters with --static-cluster, or read them from the cluster with --kubeconfig"
+	case w != nil && w.noInference:
+		msg, fix = w.LocalReason+", alignment unchecked", "name the local cluster with --local-cluster, or read it from the cluster with --kubeconfig"
+	case w != nil && !w.noClusters:
 		msg, fix = w.LocalReason+", alignment unchecked", "name the local cluster (--local-cluster) or check the Submariner Cluster objects"
 	}
 	c.add(Violation{Rule: RuleClustersKnown, Severity: Warn, Message: msg, Fix: fix})

@@ -10,6 +10,8 @@
 package rules
 
 import (
+	"reflect"
+
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -67,7 +69,11 @@ func (v Violation) FieldError() *field.Error {
 	if t == "" {
 		t = field.ErrorTypeInvalid
 	}
-	return &field.Error{Type: t, Field: path, BadValue: v.Value, Detail: v.Detail()}
+	bad := v.Value
+	if isNil(bad) {
+		bad = field.OmitValueType{} // not "Invalid value: null": the violation has no value to show
+	}
+	return &field.Error{Type: t, Field: path, BadValue: bad, Detail: v.Detail()}
 }
 
 // String is the kubectl-style line, e.g. `spec.coordinator.hijackCIDR: Invalid value:
@@ -78,6 +84,18 @@ func (v Violation) String() string {
 		return v.Detail()
 	}
 	return v.FieldError().Error()
+}
+
+// isNil reports whether v holds no value: nil, or a nil slice, map or pointer (an empty spec.ips).
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // ToErrorList returns the field errors of the denying violations, for apierrors.NewInvalid.

@@ -26,8 +26,13 @@ type Input struct {
 	// local one included).
 	Clusters []submarinerv1.Cluster
 	// LocalCluster is the local cluster's ID (spec.cluster_id or metadata.name), e.g. from
-	// --local-cluster. Empty means infer it; see NewWorld.
+	// --local-cluster. Empty means find it; see NewWorld.
 	LocalCluster string
+	// NoLocalInference keeps NewWorld to the certain ways of finding the local cluster (LocalCluster,
+	// APIServerServiceIP): it never infers it from the pools or from a lone Cluster. The CLI sets it,
+	// since offline those inferences can flip verdicts (a pool put by mistake in a remote cluster's CIDR
+	// makes that cluster "local", and the pool is then admitted). The webhook leaves it false.
+	NoLocalInference bool
 	// APIServerServiceIP is the ClusterIP of the default/kubernetes Service, when the caller can read it.
 	// It lies in the local cluster's service range, so it identifies the local Cluster object.
 	APIServerServiceIP string
@@ -40,7 +45,7 @@ type Input struct {
 	// Namespaces are the namespaces whose labels are known; pools' namespaceAffinity is checked against
 	// them. A namespace missing here has unknown labels (a warning, not a denial).
 	Namespaces []corev1.Namespace
-	// DefaultNetwork is the network injected into pods that name none ("kube-system/macvlan-conf").
+	// DefaultNetwork is the network injected into pods that name none ("namespace/name").
 	DefaultNetwork string
 	// MultusNamespace resolves default-network names without a namespace; empty means kube-system.
 	MultusNamespace string
@@ -53,6 +58,8 @@ type World struct {
 	Local *submarinerv1.Cluster
 	// LocalReason says how Local was chosen, or why it is unknown.
 	LocalReason string
+	// LocalBy says which way of NewWorld chose Local; LocalUnknown when Local is nil.
+	LocalBy LocalChoice
 	// Remotes are the other clusters.
 	Remotes []submarinerv1.Cluster
 	// Pools are every SpiderIPPool.
@@ -72,6 +79,8 @@ type World struct {
 	clusters []clusterNet
 	// noClusters is set when Input had no Cluster object at all.
 	noClusters bool
+	// noInference is Input.NoLocalInference: the caller is the CLI, whose flags the fixes name.
+	noInference bool
 	// choice is Pools as pool choice reads them, built on first use.
 	choice     *poolchoice.Index
 	choiceOnce sync.Once
@@ -89,17 +98,38 @@ type clusterNet struct {
 
 func (c clusterNet) globalnet() bool { return len(c.globals) > 0 }
 
+// LocalChoice says how NewWorld chose the local cluster.
+type LocalChoice string
+
+// The ways of choosing the local cluster, in NewWorld's order.
+const (
+	// LocalUnknown: no way chose one; the alignment rules warn "alignment unchecked".
+	LocalUnknown LocalChoice = ""
+	// LocalGiven: Input.LocalCluster named it.
+	LocalGiven LocalChoice = "given"
+	// LocalByServiceIP: its service_cidr holds the API server's service IP.
+	LocalByServiceIP LocalChoice = "apiserver-service-ip"
+	// LocalByPools: inferred, its cluster_cidr holds the pools.
+	LocalByPools LocalChoice = "inferred-from-pools"
+	// LocalOnlyCluster: inferred, it is the only Cluster.
+	LocalOnlyCluster LocalChoice = "only-cluster"
+)
+
+// Inferred reports whether the choice is an inference that other input could turn around.
+func (c LocalChoice) Inferred() bool { return c == LocalByPools || c == LocalOnlyCluster }
+
 // NewWorld indexes the input and picks the local cluster:
 //
 //  1. in.LocalCluster, matched against spec.cluster_id then metadata.name;
 //  2. else the one Cluster whose service_cidr contains in.APIServerServiceIP (the webhook reads the
 //     default/kubernetes Service, whose ClusterIP always lies in the local service range);
 //  3. else the one Cluster whose cluster_cidr contains every pool named by a SpiderMultusConfig (or every
-//     pool, when no config names one) — what the offline CLI uses without --local-cluster;
+//     pool, when no config names one);
 //  4. else the only Cluster, when there is one (Submariner syncs the local cluster's own object too).
 //
-// When none of these picks exactly one cluster, Local stays nil and LocalReason says why; the checks
-// then warn that alignment is unchecked instead of guessing.
+// Steps 3 and 4 are inferences; with in.NoLocalInference (the CLI) they are skipped. When no step picks
+// exactly one cluster, Local stays nil and LocalReason says why; the checks then warn that alignment is
+// unchecked instead of guessing.
 func NewWorld(in Input) *World {
 	w := &World{
 		Pools:           in.Pools,
@@ -109,6 +139,7 @@ func NewWorld(in Input) *World {
 		DefaultNetwork:  in.DefaultNetwork,
 		MultusNamespace: in.MultusNamespace,
 		noClusters:      len(in.Clusters) == 0,
+		noInference:     in.NoLocalInference,
 	}
 	if w.MultusNamespace == "" {
 		w.MultusNamespace = DefaultMultusNamespace
@@ -120,8 +151,8 @@ func NewWorld(in Input) *World {
 		}
 		w.Namespaces[ns.Name] = labels
 	}
-	local, reason := pickLocal(in)
-	w.LocalReason = reason
+	local, by, reason := pickLocal(in)
+	w.LocalReason, w.LocalBy = reason, by
 	for i := range in.Clusters {
 		c := in.Clusters[i]
 		if local >= 0 && i == local {
@@ -138,6 +169,42 @@ func NewWorld(in Input) *World {
 		w.clusters = append(w.clusters, parseCluster(&w.Remotes[i], false))
 	}
 	return w
+}
+
+// UnknownLocalClusterError is a local cluster named (--local-cluster) that is none of the clusters: a
+// mistake of the caller's, which CheckLocalCluster reports before any verdict.
+type UnknownLocalClusterError struct {
+	Name string
+	// Known are the clusters' IDs, sorted.
+	Known []string
+}
+
+func (e *UnknownLocalClusterError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("local cluster %s: there are no Submariner clusters to name", e.Name)
+	}
+	msg := fmt.Sprintf("local cluster %s names none of the Submariner clusters %s", e.Name, strings.Join(e.Known, ", "))
+	if near := nearest(e.Name, e.Known); near != "" {
+		msg += "; did you mean " + near + "?"
+	}
+	return msg
+}
+
+// CheckLocalCluster returns an *UnknownLocalClusterError when name is set and matches neither the
+// spec.cluster_id nor the metadata.name of any of clusters.
+func CheckLocalCluster(name string, clusters []submarinerv1.Cluster) error {
+	if name == "" {
+		return nil
+	}
+	known := make([]string, len(clusters))
+	for i := range clusters {
+		if clusters[i].Spec.ClusterID == name || clusters[i].Name == name {
+			return nil
+		}
+		known[i] = ClusterID(&clusters[i])
+	}
+	sort.Strings(known)
+	return &UnknownLocalClusterError{Name: name, Known: known}
 }
 
 // ClusterID is the cluster's spec.cluster_id, or its object name when the ID is empty.
@@ -171,10 +238,11 @@ func parsePrefixes(ss []string) []netip.Prefix {
 	return out
 }
 
-// pickLocal returns the index of the local cluster in in.Clusters (-1 when unknown) and why.
-func pickLocal(in Input) (int, string) {
+// pickLocal returns the index of the local cluster in in.Clusters (-1 when unknown), how it was chosen
+// and why.
+func pickLocal(in Input) (int, LocalChoice, string) {
 	if len(in.Clusters) == 0 {
-		return -1, "no Submariner Cluster objects found"
+		return -1, LocalUnknown, "no Submariner Cluster objects found"
 	}
 	ids := make([]string, len(in.Clusters))
 	for i := range in.Clusters {
@@ -183,15 +251,15 @@ func pickLocal(in Input) (int, string) {
 	if in.LocalCluster != "" {
 		for i := range in.Clusters {
 			if in.Clusters[i].Spec.ClusterID == in.LocalCluster {
-				return i, fmt.Sprintf("local cluster %s given", in.LocalCluster)
+				return i, LocalGiven, fmt.Sprintf("local cluster %s given", in.LocalCluster)
 			}
 		}
 		for i := range in.Clusters {
 			if in.Clusters[i].Name == in.LocalCluster {
-				return i, fmt.Sprintf("local cluster %s given", in.LocalCluster)
+				return i, LocalGiven, fmt.Sprintf("local cluster %s given", in.LocalCluster)
 			}
 		}
-		return -1, fmt.Sprintf("local cluster %q names no Submariner Cluster (have %s)", in.LocalCluster, strings.Join(ids, ", "))
+		return -1, LocalUnknown, fmt.Sprintf("local cluster %q names no Submariner Cluster (have %s)", in.LocalCluster, strings.Join(ids, ", "))
 	}
 	if ip, err := netip.ParseAddr(in.APIServerServiceIP); err == nil {
 		ip = ip.Unmap()
@@ -205,8 +273,11 @@ func pickLocal(in Input) (int, string) {
 			}
 		}
 		if len(hits) == 1 {
-			return hits[0], fmt.Sprintf("local cluster %s: its service_cidr holds the API server's service IP %s", ids[hits[0]], ip)
+			return hits[0], LocalByServiceIP, fmt.Sprintf("local cluster %s: its service_cidr holds the API server's service IP %s", ids[hits[0]], ip)
 		}
+	}
+	if in.NoLocalInference {
+		return -1, LocalUnknown, fmt.Sprintf("the local cluster is not named (--local-cluster), so none of the Submariner Clusters %s is taken as local", strings.Join(ids, ", "))
 	}
 	if subnets := usedPoolSubnets(in.Pools, in.MultusConfigs); len(subnets) > 0 {
 		var hits []int
@@ -224,13 +295,13 @@ func pickLocal(in Input) (int, string) {
 			}
 		}
 		if len(hits) == 1 {
-			return hits[0], fmt.Sprintf("local cluster %s inferred: its cluster_cidr holds the pools; pass the local cluster's ID to be sure", ids[hits[0]])
+			return hits[0], LocalByPools, fmt.Sprintf("local cluster %s inferred: its cluster_cidr holds the pools; pass the local cluster's ID to be sure", ids[hits[0]])
 		}
 	}
 	if len(in.Clusters) == 1 {
-		return 0, fmt.Sprintf("local cluster %s: the only Submariner Cluster", ids[0])
+		return 0, LocalOnlyCluster, fmt.Sprintf("local cluster %s: the only Submariner Cluster", ids[0])
 	}
-	return -1, fmt.Sprintf("cannot tell which of the Submariner Clusters %s is local; name it (--local-cluster)", strings.Join(ids, ", "))
+	return -1, LocalUnknown, fmt.Sprintf("cannot tell which of the Submariner Clusters %s is local; name it (--local-cluster)", strings.Join(ids, ", "))
 }
 
 // usedPoolSubnets returns the subnets of the pools SpiderMultusConfigs name, or of every pool when none

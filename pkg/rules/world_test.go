@@ -102,3 +102,45 @@ func TestCheckDefaultNetwork(t *testing.T) {
 	expectViolations(t, CheckDefaultNetwork(w("a,b")), []string{"Deny default-network-exists -"}, "must name one network")
 	expectViolations(t, CheckDefaultNetwork(w("a/b/c")), []string{"Deny default-network-exists -"})
 }
+
+// The CLI finds the local cluster only where it is certain: a pool put by mistake in the remote
+// cluster's CIDR must not make that cluster local (and the pool admitted), nor a lone Cluster object.
+func TestNoLocalInferenceNeverGuesses(t *testing.T) {
+	ab := []submarinerv1.Cluster{clusterA, clusterB}
+	stray := []spiderv2beta1.SpiderIPPool{pool("b", "172.111.1.0/24", "", []string{"172.111.1.10"})}
+	tests := []struct {
+		name      string
+		in        Input
+		wantLocal string
+		by        LocalChoice
+	}{
+		{"given", Input{Clusters: ab, LocalCluster: "cluster-a"}, "cluster-a", LocalGiven},
+		{"by the API server's service IP", Input{Clusters: ab, APIServerServiceIP: "10.233.0.1", Pools: stray}, "cluster-a", LocalByServiceIP},
+		{"not from the pools", Input{Clusters: ab, Pools: stray}, "", LocalUnknown},
+		{"not the only cluster", Input{Clusters: []submarinerv1.Cluster{clusterB}, Pools: stray}, "", LocalUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			in.NoLocalInference = true
+			w := NewWorld(in)
+			got := ""
+			if w.Local != nil {
+				got = ClusterID(w.Local)
+			}
+			if got != tt.wantLocal || w.LocalBy != tt.by {
+				t.Errorf("local %q by %q, want %q by %q (%s)", got, w.LocalBy, tt.wantLocal, tt.by, w.LocalReason)
+			}
+			if got == "" {
+				vs := CheckPool(w, &stray[0], nil)
+				if VerdictOf(vs) != VerdictWarn || len(vs) != 1 || vs[0].Rule != RuleClustersKnown || !strings.Contains(vs[0].Fix, "--local-cluster") {
+					t.Errorf("without a local cluster the pool's alignment must be unchecked (a warning naming the fix): %v", vs)
+				}
+			}
+			// Without the flag (the webhook) the inference still picks one, as before.
+			if in.NoLocalInference = false; tt.by == LocalUnknown && NewWorld(in).Local == nil {
+				t.Errorf("the webhook's inference changed: %s", NewWorld(in).LocalReason)
+			}
+		})
+	}
+}
