@@ -3,6 +3,11 @@
 // check what is wrong, on which object and field, why, and the fix. It reads through a client.Reader and
 // reuses the admission rules (pkg/rules) and the NAD generator (webhook/netconf), so its verdicts
 // are the webhook's and the controller's.
+//
+// Doctor sees the cluster as the webhook does, local cluster included: given (--local-cluster), else
+// found by the API server's service IP, else inferred as the webhook infers it. An inferred one is
+// reported as a warning, since a misplaced pool can change it. The default network checked is the one
+// the chart configured (cli/live.ReadDefaultNetwork) unless one is given.
 package doctor
 
 import (
@@ -21,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/cli/live"
 	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/netconf"
 	"github.com/underlink/underlink/webhook/registration"
@@ -34,6 +40,12 @@ const (
 	CheckNADsInSync = "nads-in-sync"
 	// CheckWebhooksRegistered: the validating webhooks and one way of injecting (policy or webhook) exist.
 	CheckWebhooksRegistered = "webhooks-registered"
+)
+
+// What the doctor's own checks say when they pass.
+const (
+	whatNADsInSync         = "every SpiderMultusConfig owns a NetworkAttachmentDefinition holding its current CNI chain"
+	whatWebhooksRegistered = "the underlink-webhook configurations and the injection are installed, so the cluster checks what it admits and pods get their network"
 )
 
 // Status of a check.
@@ -74,15 +86,40 @@ type Check struct {
 	Findings []Finding `json:"findings,omitempty"`
 }
 
-// Report is the whole checklist.
+// Schema names the JSON form of the report; a change that is not additive gets a new name.
+const Schema = "underlink.io/doctor/v1"
+
+// Report is the whole checklist, and `underlink doctor -o json` (documented in cli/README.md).
 type Report struct {
-	// LocalCluster is the local Submariner cluster ID, empty when unknown; LocalReason says how it was
-	// chosen or why it is unknown.
+	Schema string `json:"schema"`
+	// Server is the cluster's address.
+	Server string `json:"server,omitempty"`
+	// LocalCluster is the local Submariner cluster ID, empty when unknown; LocalBy says how it was found
+	// (rules.LocalChoice), LocalReason says so in words, or why it is unknown.
 	LocalCluster string   `json:"localCluster,omitempty"`
+	LocalBy      string   `json:"localBy,omitempty"`
 	LocalReason  string   `json:"localReason"`
 	Remotes      []string `json:"remoteClusters"`
-	Checks       []Check  `json:"checks"`
+	// DefaultNetwork is the network checked by default-network-exists and where it was configured;
+	// absent when none was given or found.
+	DefaultNetwork *live.DefaultNetwork `json:"defaultNetwork,omitempty"`
+	// Alignment is "checked", or "unchecked" when pools or configs exist and the local cluster is
+	// unknown.
+	Alignment string  `json:"alignment"`
+	Checks    []Check `json:"checks"`
+	Summary   Summary `json:"summary"`
 }
+
+// Summary counts the checks by status.
+type Summary struct {
+	Checks int `json:"checks"`
+	Failed int `json:"failed"`
+	Warned int `json:"warned"`
+	Passed int `json:"passed"`
+}
+
+// Unaligned reports whether alignment could not be checked.
+func (r *Report) Unaligned() bool { return r.Alignment == "unchecked" }
 
 // Failed reports whether a check failed; the CLI exits non-zero then.
 func (r *Report) Failed() bool {
@@ -96,31 +133,62 @@ func (r *Report) Failed() bool {
 
 // Options tune Run.
 type Options struct {
-	// Snapshot says which cluster is local, the static clusters and the default network.
+	// Snapshot says which cluster is local, the static clusters and the default network; an empty
+	// DefaultNetwork is read from the cluster (the chart's).
 	Snapshot snapshot.Options
+	// Server is the cluster's address, for the report.
+	Server string
 }
 
-// Run reads the cluster through r and checks everything. It fails only when the cluster cannot be read.
+// Run reads the cluster through r and checks everything. It fails when the cluster cannot be read, and
+// with a *rules.UnknownLocalClusterError when the local cluster given names none of its clusters.
 func Run(ctx context.Context, r client.Reader, o Options) (*Report, error) {
 	if o.Snapshot.APIServerServiceIP == "" {
 		if ip, err := snapshot.APIServerServiceIP(ctx, r); err == nil {
 			o.Snapshot.APIServerServiceIP = ip
 		}
 	}
+	rep := &Report{Schema: Schema, Server: o.Server, Remotes: []string{}, Alignment: "checked"}
+	if o.Snapshot.DefaultNetwork != "" {
+		rep.DefaultNetwork = &live.DefaultNetwork{Name: o.Snapshot.DefaultNetwork, Source: "--default-network"}
+	} else {
+		dn, err := live.ReadDefaultNetwork(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if dn.Name != "" {
+			rep.DefaultNetwork, o.Snapshot.DefaultNetwork = &dn, dn.Name
+		}
+	}
 	w, err := snapshot.Read(ctx, r, o.Snapshot, snapshot.Scope{})
 	if err != nil {
 		return nil, err
 	}
+	if o.Snapshot.LocalCluster != "" && w.Local == nil {
+		return nil, rules.CheckLocalCluster(o.Snapshot.LocalCluster, w.Remotes)
+	}
 	vs := rules.AuditViolations(w)
+	if w.LocalBy.Inferred() {
+		vs = append(vs, rules.Violation{Rule: rules.RuleClustersKnown, Subject: "Submariner clusters", Cluster: rules.ClusterID(w.Local), Severity: rules.Warn,
+			Message: w.LocalReason + "; the webhook infers it the same way, and a pool put in another cluster's CIDR would change it",
+			Fix:     "set the chart's submariner.localCluster (the webhook's --local-cluster), and pass --local-cluster here"})
+	}
+	if rep.DefaultNetwork == nil {
+		vs = append(vs, rules.Violation{Rule: rules.RuleDefaultNetworkExists, Subject: "default network", Severity: rules.Warn,
+			Message: "no default network is configured: no underlink-webhook Deployment with --default-network, nor injection policy " + registration.PolicyName,
+			Fix:     "install underlink with its Helm chart (network.defaultNetwork), or pass --default-network to check one"})
+	}
 	workloads, err := workloadViolations(ctx, r, w)
 	if err != nil {
 		return nil, err
 	}
 	vs = append(vs, workloads...)
 
-	rep := &Report{LocalReason: w.LocalReason, Remotes: []string{}}
+	rep.LocalReason, rep.LocalBy = w.LocalReason, string(w.LocalBy)
 	if w.Local != nil {
 		rep.LocalCluster = rules.ClusterID(w.Local)
+	} else if len(w.Pools)+len(w.MultusConfigs) > 0 {
+		rep.Alignment = "unchecked"
 	}
 	for i := range w.Remotes {
 		rep.Remotes = append(rep.Remotes, rules.ClusterID(&w.Remotes[i]))
@@ -141,6 +209,17 @@ func Run(ctx context.Context, r client.Reader, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Checks = append(rep.Checks, nads, hooks)
+	for _, c := range rep.Checks {
+		switch c.Status {
+		case Fail:
+			rep.Summary.Failed++
+		case Warn:
+			rep.Summary.Warned++
+		default:
+			rep.Summary.Passed++
+		}
+	}
+	rep.Summary.Checks = len(rep.Checks)
 	return rep, nil
 }
 
@@ -211,7 +290,7 @@ func skipWorkload(obj runtime.Object) bool {
 
 // checkNADs compares every config's NAD with what the controller would write.
 func checkNADs(ctx context.Context, r client.Reader, w *rules.World) (Check, error) {
-	c := Check{ID: CheckNADsInSync, What: "every SpiderMultusConfig owns a NetworkAttachmentDefinition holding its current CNI chain"}
+	c := Check{ID: CheckNADsInSync, What: whatNADsInSync}
 	cc, sc := snapshot.LocalCIDRs(w)
 	for i := range w.MultusConfigs {
 		smc := &w.MultusConfigs[i]
@@ -249,7 +328,7 @@ func checkNADs(ctx context.Context, r client.Reader, w *rules.World) (Check, err
 // checkWebhooks checks that the validating webhooks and one way of injecting are installed: the
 // injection policy (MutatingAdmissionPolicy and binding, the chart's default) or the mutating webhook.
 func checkWebhooks(ctx context.Context, r client.Reader) (Check, error) {
-	c := Check{ID: CheckWebhooksRegistered, What: "the underlink-webhook configurations and the injection are installed, so the cluster checks what it admits and pods get their network"}
+	c := Check{ID: CheckWebhooksRegistered, What: whatWebhooksRegistered}
 	present := func(kind, name string, obj client.Object) (bool, error) {
 		err := r.Get(ctx, client.ObjectKey{Name: name}, obj)
 		switch {

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	junitparse "github.com/joshdk/go-junit"
+	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +21,7 @@ import (
 	"github.com/underlink/underlink/api/scheme"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
+	"github.com/underlink/underlink/cli/output"
 	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/webhook/netconf"
@@ -51,10 +57,17 @@ func ownedNAD(t *testing.T, smc *spv2.SpiderMultusConfig) *nadv1.NetworkAttachme
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: cfg}}
 }
 
+// run checks objs as cluster-a, when it is among them, with the seed's default network.
 func run(t *testing.T, objs ...client.Object) *Report {
 	t.Helper()
 	r := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).Build()
-	rep, err := Run(context.Background(), r, Options{Snapshot: snapshot.Options{LocalCluster: "cluster-a", DefaultNetwork: "kube-system/macvlan-conf"}})
+	o := Options{Snapshot: snapshot.Options{DefaultNetwork: "kube-system/macvlan-conf"}}
+	if slices.ContainsFunc(objs, func(o client.Object) bool {
+		return o.GetName() == "cluster-a" && o.GetNamespace() == "submariner-operator"
+	}) {
+		o.Snapshot.LocalCluster = "cluster-a"
+	}
+	rep, err := Run(context.Background(), r, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +113,7 @@ func TestDoctorSeedClusterHealthyThenClusterCJoins(t *testing.T) {
 	}
 
 	var text bytes.Buffer
-	if err := drifted.WriteText(&text); err != nil {
+	if err := drifted.WriteText(&text, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Local cluster: cluster-a", "remote clusters: cluster-b, cluster-c", " ✗ " + rules.RuleHijackCoversRemotes + ":", " ✓ " + rules.RulePoolGatewayInSubnet + ":", "SpiderMultusConfig/kube-system/macvlan-conf spec.coordinator.hijackCIDR:", "fix: "} {
@@ -162,5 +175,113 @@ func TestDoctorAcceptsEitherInjection(t *testing.T) {
 				t.Errorf("want one warning about %s with a fix: %+v", tc.finding, hooks)
 			}
 		})
+	}
+}
+
+// Without --default-network doctor checks the one the chart configured, and says when it finds none;
+// a local cluster inferred as the webhook infers it is a warning; one given that names no cluster is an
+// error of the caller's.
+func TestDoctorReadsTheClustersOwnSettings(t *testing.T) {
+	pool, smc := seedObjects(t)
+	ctx := context.Background()
+	webhook := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "underlink", Name: "underlink-webhook",
+		Labels: map[string]string{"app.kubernetes.io/part-of": "underlink", "app.kubernetes.io/component": "webhook"}},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "webhook",
+			Args: []string{"--default-network=kube-system/macvlan-confg"}}}}}}}
+	doctorOf := func(o Options, objs ...client.Object) (*Report, error) {
+		return Run(ctx, fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).Build(), o)
+	}
+	a, b := cluster("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), cluster("cluster-b", "172.111.0.0/16", "10.243.0.0/18")
+
+	rep, err := doctorOf(Options{}, a, b, pool, smc, webhook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DefaultNetwork == nil || rep.DefaultNetwork.Name != "kube-system/macvlan-confg" || !strings.Contains(rep.DefaultNetwork.Source, "Deployment/underlink/underlink-webhook:--default-network") {
+		t.Errorf("default network %+v", rep.DefaultNetwork)
+	}
+	if c := check(t, rep, rules.RuleDefaultNetworkExists); c.Status != Fail || !strings.Contains(c.Findings[0].Fix, "did you mean kube-system/macvlan-conf?") {
+		t.Errorf("the chart's mistyped default network: %+v", c)
+	}
+	if c := check(t, rep, rules.RuleClustersKnown); rep.LocalBy != string(rules.LocalByPools) || c.Status != Warn || !strings.Contains(c.Findings[0].Fix, "submariner.localCluster") {
+		t.Errorf("an inferred local cluster (%s) must warn: %+v", rep.LocalBy, c)
+	}
+
+	rep, err = doctorOf(Options{}, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := check(t, rep, rules.RuleDefaultNetworkExists); rep.DefaultNetwork != nil || c.Status != Warn {
+		t.Errorf("no default network configured: %+v %+v", rep.DefaultNetwork, c)
+	}
+	if rep.Unaligned() {
+		t.Error("without pools or configs nothing is left unaligned")
+	}
+	other := &spv2.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Spec: spv2.IPPoolSpec{Subnet: "172.111.1.0/24"}}
+	rep, err = doctorOf(Options{}, a, b, pool, other)
+	if err != nil || !rep.Unaligned() {
+		t.Errorf("pools of no single cluster and no way to tell the local one: unaligned %v, %v", rep != nil && rep.Unaligned(), err)
+	}
+
+	_, err = doctorOf(Options{Snapshot: snapshot.Options{LocalCluster: "cluster-z"}}, a, b)
+	var unknown *rules.UnknownLocalClusterError
+	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), "names none of the Submariner clusters cluster-a, cluster-b") {
+		t.Errorf("an unknown local cluster: %v", err)
+	}
+}
+
+// Quiet prints only what fails or warns; JUnit cases are the checks.
+func TestDoctorQuietAndCases(t *testing.T) {
+	pool, smc := seedObjects(t)
+	rep := run(t, cluster("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), pool, smc)
+	var quiet bytes.Buffer
+	if err := rep.WriteText(&quiet, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(quiet.String(), "✓") || !strings.Contains(quiet.String(), " ✗ "+CheckNADsInSync) || strings.Contains(quiet.String(), "Local cluster") {
+		t.Errorf("quiet:\n%s", quiet.String())
+	}
+	if cases := rep.Cases(); len(cases) != len(rep.Checks) {
+		t.Errorf("%d cases for %d checks", len(cases), len(rep.Checks))
+	}
+}
+
+// Doctor's JSON, JUnit and SARIF parse back with the libraries CI tools use.
+func TestDoctorOutputsParseBack(t *testing.T) {
+	pool, smc := seedObjects(t)
+	rep := run(t, cluster("cluster-a", "172.110.0.0/16", "10.233.0.0/18"), cluster("cluster-b", "172.111.0.0/16", "10.243.0.0/18"), pool, smc)
+	var js, xml, sf bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&js)
+	dec.DisallowUnknownFields()
+	var back Report
+	if err := dec.Decode(&back); err != nil || back.Schema != Schema || back.Summary != rep.Summary || back.Summary.Failed != 1 || back.Alignment != "checked" {
+		t.Errorf("JSON: %v %+v", err, back.Summary)
+	}
+	if err := output.WriteJUnit(&xml, "underlink doctor", rep.Cases()); err != nil {
+		t.Fatal(err)
+	}
+	suites, err := junitparse.Ingest(xml.Bytes())
+	if err != nil || len(suites) != 1 || suites[0].Totals.Tests != len(rep.Checks) || suites[0].Totals.Failed != rep.Summary.Failed {
+		t.Errorf("JUnit: %v %+v", err, suites)
+	}
+	if err := output.WriteSARIF(&sf, Tool("test"), rep.Findings()); err != nil {
+		t.Fatal(err)
+	}
+	log, err := sarif.FromBytes(sf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Validate(); err != nil {
+		t.Errorf("SARIF: %v", err)
+	}
+	found := false
+	for _, r := range log.Runs[0].Results {
+		found = found || *r.RuleID == CheckNADsInSync && r.Level == "error" && *r.Locations[0].LogicalLocations[0].FullyQualifiedName == "SpiderMultusConfig/kube-system/macvlan-conf"
+	}
+	if !found {
+		t.Errorf("SARIF lacks the missing NAD on its object: %s", sf.String())
 	}
 }

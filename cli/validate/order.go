@@ -8,6 +8,10 @@ import (
 	"github.com/underlink/underlink/pkg/rules"
 )
 
+// RuleApplyOrder is the ID of the ORDER lines in JUnit and SARIF: a first `kubectl apply -f` in the
+// given order admits every object the set admits.
+const RuleApplyOrder = "apply-order"
+
 // Place names an object and where the input holds it ("file.yaml#2").
 type Place struct {
 	Ref    string

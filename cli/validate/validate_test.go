@@ -3,6 +3,7 @@ package validate
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,10 @@ func TestSharedCases(t *testing.T) {
 		}
 		for _, c := range all {
 			t.Run(mode+"/"+c.Name, func(t *testing.T) {
-				rep := Evaluate(c.Objects, Options{LocalCluster: c.LocalCluster, InOrder: inOrder})
+				rep, err := Evaluate(c.Objects, Options{LocalCluster: c.LocalCluster, InOrder: inOrder})
+				if err != nil {
+					t.Fatal(err)
+				}
 				problems := caseProblems(c, rep)
 				why, dependent := orderDependent[c.Name]
 				switch {
@@ -98,48 +102,66 @@ func seedPaths(names ...string) []string {
 	return out
 }
 
+// run reads the paths and evaluates them, as `underlink validate` does, and returns the report's lines
+// (not quiet), and the exit code's part that is the report's: 1 denied, 3 unaligned, else 0; a read
+// error fails the test.
+func run(t *testing.T, paths []string, o Options, stdin io.Reader) (string, Report) {
+	t.Helper()
+	objs, err := Read(paths, stdin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Evaluate(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := rep.Write(&out, false); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), rep
+}
+
 // The acceptance run: the seed's cluster-a manifests plus the Cluster objects, as a CI pipeline would.
 // As a set the config finds the pool (denied on its own line); in order it comes after the pool's
-// denial and warns that the pool does not exist yet, as the webhook would.
+// denial and warns that the pool does not exist yet, as the webhook would. The Clusters and the Service
+// get no line: they are counted.
 func TestRunOverTheSeedsManifests(t *testing.T) {
 	clusters := filepath.Join(admissioncases.Dir(), "_shared", "clusters.yaml")
 	paths := append([]string{"-"}, seedPaths("cluster-a-ippool.yaml", "cluster-a-multusconfig.yaml", "deployment-and-service.yaml")...)
+	pool, config, app := paths[1]+"#1", paths[2]+"#1", paths[3]+"#1"
 	for _, tt := range []struct {
 		inOrder bool
 		config  string
-		stderr  string
+		summary string
 	}{
-		{false, "ALLOW SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule", "6 objects, judged as a set; local cluster cluster-a given"},
-		{true, `WARN SpiderMultusConfig/kube-system/macvlan-conf: spec.macvlan.ippools.ipv4[0]: Not found: "cluster-a"`, "6 objects, in the given order; local cluster cluster-a given"},
+		{false, "ALLOW " + config + ": SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule", "6 objects judged as a set: 2 denied, 0 with warnings, 1 allowed; context: 2 Cluster; not read by any rule, not listed: 1 Service\nlocal cluster: cluster-a given; remote clusters: cluster-b"},
+		{true, "WARN " + config + `: SpiderMultusConfig/kube-system/macvlan-conf: spec.macvlan.ippools.ipv4[0]: Not found: "cluster-a"`, "6 objects judged in the given order: 2 denied, 1 with warnings, 0 allowed"},
 	} {
 		t.Run(fmt.Sprintf("in-order=%v", tt.inOrder), func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			code := Run(paths, Options{LocalCluster: "cluster-a", InOrder: tt.inOrder}, mustOpen(t, clusters), &out, &errOut)
-			if code != 1 {
-				t.Errorf("exit %d, want 1; stderr: %s", code, errOut.String())
+			out, rep := run(t, paths, Options{LocalCluster: "cluster-a", InOrder: tt.inOrder}, mustOpen(t, clusters))
+			if !rep.Denied() || rep.Unaligned() {
+				t.Errorf("denied %v, unaligned %v; want denied and aligned", rep.Denied(), rep.Unaligned())
 			}
-			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(out), "\n")
 			wantPrefixes := []string{
-				"ALLOW Cluster/submariner-operator/cluster-a: local cluster cluster-a",
-				"ALLOW Cluster/submariner-operator/cluster-b: remote cluster cluster-b",
-				`DENY SpiderIPPool/cluster-a: spec.gateway: Invalid value: "172.110.0.1": outside spec.subnet 172.110.1.0/24`,
+				"DENY " + pool + `: SpiderIPPool/cluster-a: spec.gateway: Invalid value: "172.110.0.1": outside spec.subnet 172.110.1.0/24`,
 				tt.config,
-				`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
-				"ALLOW Service/default/test-app-svc: no underlink rule applies to this kind",
+				"DENY " + app + `: Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
 			}
 			if len(lines) != len(wantPrefixes) {
-				t.Fatalf("%d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())
+				t.Fatalf("%d lines, want %d:\n%s", len(lines), len(wantPrefixes), out)
 			}
 			for i, p := range wantPrefixes {
 				if !strings.HasPrefix(lines[i], p) {
 					t.Errorf("line %d:\n got  %s\n want %s…", i, lines[i], p)
 				}
 			}
-			if !strings.Contains(out.String(), "widen spec.subnet to 172.110.0.0/23") || !strings.Contains(out.String(), "did you mean kube-system/macvlan-conf?") {
-				t.Errorf("fixes missing:\n%s", out.String())
+			if !strings.Contains(out, "widen spec.subnet to 172.110.0.0/23") || !strings.Contains(out, "did you mean kube-system/macvlan-conf?") {
+				t.Errorf("fixes missing:\n%s", out)
 			}
-			if !strings.Contains(errOut.String(), tt.stderr) {
-				t.Errorf("stderr: %s", errOut.String())
+			if !strings.HasPrefix(rep.Summary(), tt.summary) {
+				t.Errorf("summary:\n%s\nwant\n%s", rep.Summary(), tt.summary)
 			}
 		})
 	}
@@ -179,7 +201,7 @@ func mustOpen(t *testing.T, path string) *os.File {
 	return f
 }
 
-func TestRunExitCodes(t *testing.T) {
+func TestRunVerdicts(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -189,40 +211,40 @@ func TestRunExitCodes(t *testing.T) {
 		return p
 	}
 	fixed := filepath.Join(admissioncases.Dir(), "_shared", "pool-cluster-a-fixed.yaml")
+	tree := treeDir(t)
 	tests := []struct {
-		name   string
-		paths  []string
-		code   int
-		stdout string
-		stderr string
+		name      string
+		paths     []string
+		denied    bool
+		unaligned bool
+		stdout    string
 	}{
-		{"admitted with a warning (no clusters)", []string{fixed}, 0, "WARN SpiderIPPool/cluster-a: no Submariner Cluster objects found, alignment unchecked", ""},
-		{"a directory, recursively, in lexical order", []string{treeDir(t)}, 1,
-			"ALLOW Cluster/submariner-operator/cluster-a: local cluster cluster-a: cluster_cidr 172.110.0.0/16, service_cidr 10.233.0.0/18\n" +
-				"ALLOW Cluster/submariner-operator/cluster-b: remote cluster cluster-b: cluster_cidr 172.111.0.0/16, service_cidr 10.243.0.0/18\n" +
-				"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n" +
-				"ALLOW SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule\n" +
-				"DENY Deployment/default/test-app: spec.template.metadata.annotations", ""},
-		{"no paths", nil, 2, "", "no manifests"},
-		{"a missing file", []string{filepath.Join(dir, "nope.yaml")}, 2, "", "no such file"},
-		{"not a Kubernetes object", []string{write("bad.yaml", "just: text\n")}, 2, "", "bad.yaml#1: not a Kubernetes object"},
-		{"not YAML", []string{write("broken.yaml", "kind: [\n")}, 2, "", "broken.yaml#1"},
-		{"a kind outside the scheme", []string{write("cr.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")}, 0, "ALLOW Widget/default/w: no underlink rule applies", ""},
-		{"an unknown field warns", []string{write("typo.yaml", "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPool\nmetadata: {name: p}\nspec: {subnet: 172.110.1.0/24, gatway: 172.110.1.1}\n")}, 0,
-			`WARN SpiderIPPool/p: unknown field "spec.gatway"`, ""},
-		{"a List", []string{write("list.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a, annotations: {v1.multus-cni.io/default-network: x/y}}\n")}, 1,
-			"DENY Pod/default/a: metadata.annotations[v1.multus-cni.io/default-network]: Not found", ""},
+		{"no clusters: a warning, and no verdict on alignment", []string{fixed}, false, true,
+			"WARN " + fixed + "#1: SpiderIPPool/cluster-a: no Submariner Cluster objects found, alignment unchecked"},
+		{"a directory, recursively, in lexical order; the Clusters given but not which is local", []string{tree}, true, true,
+			"WARN " + tree + "/1-net/a-pool.yml#1: SpiderIPPool/cluster-a: the local cluster is not named (--local-cluster), so none of the Submariner Clusters cluster-a, cluster-b is taken as local, alignment unchecked; name the local cluster with --local-cluster, or read it from the cluster with --kubeconfig [submariner-clusters-known]\n" +
+				"WARN " + tree + "/1-net/b-config.yaml#1: SpiderMultusConfig/kube-system/macvlan-conf: the local cluster is not named" +
+				""},
+		{"a kind outside the scheme gets no line", []string{write("cr.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")}, false, false, ""},
+		{"a mistyped kind of Spiderpool is denied", []string{write("typo-kind.yaml", "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPol\nmetadata: {name: p}\n")}, true, false,
+			`DENY ` + dir + `/typo-kind.yaml#1: SpiderIPPol/default/p: SpiderIPPol is not a kind of spiderpool.spidernet.io, so the apiserver refuses it (no matches for kind); did you mean SpiderIPPool? [kind-known]`},
+		{"a version Spiderpool does not serve is denied", []string{write("typo-version.yaml", "apiVersion: spiderpool.spidernet.io/v2beta2\nkind: SpiderIPPool\nmetadata: {name: p}\n")}, true, false,
+			"write apiVersion: spiderpool.spidernet.io/v2beta1 [kind-known]"},
+		{"another Spiderpool kind is left alone", []string{write("subnet.yaml", "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderSubnet\nmetadata: {name: s}\n")}, false, false, ""},
+		{"an unknown field warns", []string{write("typo.yaml", "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPool\nmetadata: {name: p}\nspec: {subnet: 172.110.1.0/24, gatway: 172.110.1.1}\n")}, false, true,
+			`WARN ` + dir + `/typo.yaml#1: SpiderIPPool/p: unknown field "spec.gatway"; correct the field's name or remove it`},
+		{"a List", []string{write("list.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a, annotations: {v1.multus-cni.io/default-network: x/y}}\n")}, true, false,
+			"DENY " + dir + "/list.yaml#1[0]: Pod/default/a: metadata.annotations[v1.multus-cni.io/default-network]: Not found"},
 		{"a Cluster whose CIDR does not parse warns on the Cluster",
-			[]string{write("clusters.yaml", "apiVersion: submariner.io/v1\nkind: Cluster\nmetadata: {name: a, namespace: s}\nspec: {cluster_id: a, cluster_cidr: [172.110.0.0/16], service_cidr: [10.233.0.0/33]}\n")}, 0,
-			`WARN Cluster/s/a: spec.service_cidr[0]: Invalid value: "10.233.0.0/33": is not a CIDR, so cluster a's service_cidr is ignored`, ""},
-		{"empty documents and comments", []string{write("empty.yaml", "---\n# nothing\n---\n")}, 0, "", ""},
+			[]string{write("clusters.yaml", "apiVersion: submariner.io/v1\nkind: Cluster\nmetadata: {name: a, namespace: s}\nspec: {cluster_id: a, cluster_cidr: [172.110.0.0/16], service_cidr: [10.233.0.0/33]}\n")}, false, false,
+			`WARN ` + dir + `/clusters.yaml#1: Cluster/s/a: spec.service_cidr[0]: Invalid value: "10.233.0.0/33": is not a CIDR, so cluster a's service_cidr is ignored`},
+		{"empty documents and comments", []string{write("empty.yaml", "---\n# nothing\n---\n")}, false, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			code := Run(tt.paths, Options{}, strings.NewReader(""), &out, &errOut)
-			if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errOut.String(), tt.stderr) {
-				t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errOut.String())
+			out, rep := run(t, tt.paths, Options{}, strings.NewReader(""))
+			if rep.Denied() != tt.denied || rep.Unaligned() != tt.unaligned || !strings.Contains(out, tt.stdout) || tt.stdout == "" && out != "" {
+				t.Errorf("denied %v unaligned %v (want %v %v)\nstdout: %s", rep.Denied(), rep.Unaligned(), tt.denied, tt.unaligned, out)
 			}
 		})
 	}
@@ -247,25 +269,34 @@ func TestEvaluateInOrderIsSequential(t *testing.T) {
 	configFirst := append(append([]manifest.Object(nil), objs...), fixed...)
 	poolFirst := append(append(append([]manifest.Object(nil), objs[:2]...), fixed...), objs[2])
 	inOrder := Options{LocalCluster: "cluster-a", InOrder: true}
-	if v := Evaluate(configFirst, inOrder).Results[2].Verdict; v != rules.VerdictWarn {
+	if v := evaluate(t, configFirst, inOrder).Results[2].Verdict; v != rules.VerdictWarn {
 		t.Errorf("in order, config before its pool: %s", v)
 	}
-	if res := Evaluate(poolFirst, inOrder).Results[3]; res.Verdict != rules.VerdictAllow {
+	if res := evaluate(t, poolFirst, inOrder).Results[3]; res.Verdict != rules.VerdictAllow {
 		t.Errorf("in order, config after its pool: %s %v", res.Verdict, res.Lines())
 	}
 	// A warning that the next object clears is no ORDER line: those are for denials.
-	if rep := Evaluate(configFirst, Options{LocalCluster: "cluster-a"}); rep.Results[2].Verdict != rules.VerdictAllow || len(rep.Order) != 0 {
+	if rep := evaluate(t, configFirst, Options{LocalCluster: "cluster-a"}); rep.Results[2].Verdict != rules.VerdictAllow || len(rep.Order) != 0 {
 		t.Errorf("as a set, config before its pool: %v %v", rep.Results[2].Lines(), rep.Order)
 	}
 	// The default network is checked when given, in both modes.
 	for _, o := range []Options{inOrder, {LocalCluster: "cluster-a"}} {
 		o.DefaultNetwork = "kube-system/macvlan-conf"
-		rep := Evaluate(configFirst, o)
+		rep := evaluate(t, configFirst, o)
 		last := rep.Results[len(rep.Results)-1]
 		if last.Verdict != rules.VerdictAllow || !strings.HasPrefix(last.Ref, "default network") {
 			t.Errorf("default network (in order %v): %+v", o.InOrder, last)
 		}
 	}
+}
+
+func evaluate(t *testing.T, objs []manifest.Object, o Options) Report {
+	t.Helper()
+	rep, err := Evaluate(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 // readTestdata returns a file of the shared cases ("_shared/NAME") or of the seed ("seed:NAME").
@@ -300,20 +331,20 @@ func TestSetVersusInOrder(t *testing.T) {
 		{"app.yaml before smc.yaml, as a set: admitted, with the ORDER line",
 			map[string]string{"app.yaml": app, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, false, 0,
 			[]string{
-				"ALLOW Deployment/default/test-app: passes every underlink rule\n",
-				"ALLOW SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule\n",
+				"ALLOW DIR/app.yaml#1: Deployment/default/test-app: passes every underlink rule\n",
+				"ALLOW DIR/smc.yaml#1: SpiderMultusConfig/kube-system/macvlan-conf: passes every underlink rule\n",
 				"ORDER DIR/app.yaml#1: Deployment/default/test-app would be denied on a first `kubectl apply -f` in this order " +
 					"because SpiderMultusConfig/kube-system/macvlan-conf (DIR/smc.yaml#1) comes later; apply DIR/smc.yaml first, or re-apply [pod-network-exists]\n",
 			}, []string{"DENY"}},
 		{"app.yaml before smc.yaml, in order: denied as today, the config not yet there",
 			map[string]string{"app.yaml": app, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, true, 1,
-			[]string{`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-conf": ` +
+			[]string{`DENY DIR/app.yaml#1: Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-conf": ` +
 				"network kube-system/macvlan-conf does not exist (no SpiderMultusConfig or NetworkAttachmentDefinition of that name); " +
 				"create SpiderMultusConfig kube-system/macvlan-conf or name an existing network [pod-network-exists]"},
 			[]string{"ORDER", "did you mean"}},
 		{"a typo before smc.yaml, as a set: the did-you-mean names the config that comes later",
 			map[string]string{"app.yaml": typo, "clusters.yaml": clusters, "pool.yaml": pool, "smc.yaml": config}, false, 1,
-			[]string{`DENY Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
+			[]string{`DENY DIR/app.yaml#1: Deployment/default/test-app: spec.template.metadata.annotations[v1.multus-cni.io/default-network]: Not found: "kube-system/macvlan-confg"`,
 				"did you mean kube-system/macvlan-conf?"},
 			[]string{"ORDER"}},
 		{"a typo before smc.yaml, in order: the did-you-mean names nothing",
@@ -328,30 +359,30 @@ func TestSetVersusInOrder(t *testing.T) {
 			nil},
 		{"a pool given twice, differently, as a set: the later copy is denied, each judged without the other",
 			map[string]string{"clusters.yaml": clusters, "pool.yaml": pool, "pool-wide.yaml": strings.Replace(pool, "172.110.1.0/24", "172.110.0.0/23", 1)}, false, 1,
-			[]string{"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n",
-				"DENY SpiderIPPool/cluster-a: given more than once, differently (first at DIR/pool-wide.yaml#1, again at DIR/pool.yaml#1): " +
+			[]string{"ALLOW DIR/pool-wide.yaml#1: SpiderIPPool/cluster-a: passes every underlink rule\n",
+				"DENY DIR/pool.yaml#1: SpiderIPPool/cluster-a: given more than once, differently (first at DIR/pool-wide.yaml#1, again at DIR/pool.yaml#1): " +
 					"the set does not say which is meant, and `kubectl apply -f` keeps whichever comes last; keep one of them [objects-unique]"},
 			[]string{"pool-no-overlap", "pool-subnet-immutable", "WARN"}},
 		{"a pool given twice, differently, in order: the second is an update of the first",
 			map[string]string{"clusters.yaml": clusters, "pool.yaml": pool, "pool-wide.yaml": strings.Replace(pool, "172.110.1.0/24", "172.110.0.0/23", 1)}, true, 1,
-			[]string{"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n", "DENY SpiderIPPool/cluster-a: spec.subnet: Forbidden: spec.subnet cannot change (it is 172.110.0.0/23)"},
+			[]string{"ALLOW DIR/pool-wide.yaml#1: SpiderIPPool/cluster-a: passes every underlink rule\n", "DENY DIR/pool.yaml#1: SpiderIPPool/cluster-a: spec.subnet: Forbidden: spec.subnet cannot change (it is 172.110.0.0/23)"},
 			[]string{"objects-unique"}},
 		{"a pool given twice, the same, as a set: a warning",
 			map[string]string{"clusters.yaml": clusters, "pool.yaml": pool, "pool-copy.yaml": pool}, false, 0,
-			[]string{"ALLOW SpiderIPPool/cluster-a: passes every underlink rule\n",
-				"WARN SpiderIPPool/cluster-a: given more than once, the same each time (first at DIR/pool-copy.yaml#1, again at DIR/pool.yaml#1); keep one of them [objects-unique]"},
+			[]string{"ALLOW DIR/pool-copy.yaml#1: SpiderIPPool/cluster-a: passes every underlink rule\n",
+				"WARN DIR/pool.yaml#1: SpiderIPPool/cluster-a: given more than once, the same each time (first at DIR/pool-copy.yaml#1, again at DIR/pool.yaml#1); keep one of them [objects-unique]"},
 			[]string{"DENY"}},
 		{"two pools overlapping, as a set: each denied once, naming the other",
 			map[string]string{"a.yaml": poolNamed("a", "172.110.1.0/24", "172.110.1.1-172.110.1.100"), "b.yaml": poolNamed("b", "172.110.1.0/25", "172.110.1.50"), "clusters.yaml": clusters},
 			false, 1,
-			[]string{`DENY SpiderIPPool/a: spec.subnet: Invalid value: "172.110.1.0/24": overlaps 172.110.1.0/25, the subnet of SpiderIPPool/b`,
-				`DENY SpiderIPPool/b: spec.subnet: Invalid value: "172.110.1.0/25": overlaps 172.110.1.0/24, the subnet of SpiderIPPool/a`},
+			[]string{`DENY DIR/a.yaml#1: SpiderIPPool/a: spec.subnet: Invalid value: "172.110.1.0/24": overlaps 172.110.1.0/25, the subnet of SpiderIPPool/b`,
+				`DENY DIR/b.yaml#1: SpiderIPPool/b: spec.subnet: Invalid value: "172.110.1.0/25": overlaps 172.110.1.0/24, the subnet of SpiderIPPool/a`},
 			[]string{"ALLOW SpiderIPPool", "ORDER"}},
 		{"two pools overlapping, in order: the first is admitted, the second denied",
 			map[string]string{"a.yaml": poolNamed("a", "172.110.1.0/24", "172.110.1.1-172.110.1.100"), "b.yaml": poolNamed("b", "172.110.1.0/25", "172.110.1.50"), "clusters.yaml": clusters},
 			true, 1,
-			[]string{"ALLOW SpiderIPPool/a: passes every underlink rule\n", `DENY SpiderIPPool/b: spec.subnet: Invalid value: "172.110.1.0/25": overlaps 172.110.1.0/24, the subnet of SpiderIPPool/a`},
-			[]string{"DENY SpiderIPPool/a"}},
+			[]string{"ALLOW DIR/a.yaml#1: SpiderIPPool/a: passes every underlink rule\n", `DENY DIR/b.yaml#1: SpiderIPPool/b: spec.subnet: Invalid value: "172.110.1.0/25": overlaps 172.110.1.0/24, the subnet of SpiderIPPool/a`},
+			[]string{"SpiderIPPool/a: spec.subnet"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,11 +392,9 @@ func TestSetVersusInOrder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var out, errOut bytes.Buffer
-			code := Run([]string{dir}, Options{LocalCluster: "cluster-a", InOrder: tt.inOrder}, strings.NewReader(""), &out, &errOut)
-			got := out.String()
-			if code != tt.code {
-				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, errOut.String())
+			got, rep := run(t, []string{dir}, Options{LocalCluster: "cluster-a", InOrder: tt.inOrder}, strings.NewReader(""))
+			if code := map[bool]int{true: 1}[rep.Denied()]; code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
 			}
 			for _, w := range tt.want {
 				if w = strings.ReplaceAll(w, "DIR/", dir+"/"); !strings.Contains(got, w) {
@@ -389,7 +418,7 @@ func TestSetJudgesEachPoolOnceAgainstTheOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := Evaluate(objs, Options{})
+	rep := evaluate(t, objs, Options{})
 	if len(rep.Results) != 2 {
 		t.Fatalf("%d results", len(rep.Results))
 	}
