@@ -14,7 +14,9 @@ fi
 hack/system-packages.sh
 # Node binaries (kubelet, kube-proxy, the reference CNI plugins, helm): built once per machine.
 hack/build-tools.sh kubelet kube-proxy kube-scheduler kubectl helm loopback bridge host-local macvlan
-# The pause image, the test app and underlink's images, imported into every node.
+# Multus v4.3.0 from its release tarball in $UNDERLINK_PEERS: built once per machine.
+hack/build-peers.sh multus
+# The pause image, the test app, Multus' and underlink's images, imported into every node.
 make --no-print-directory images
 go build -o bin/underlink-demo ./test/cmd/underlink-demo
 exec bin/underlink-demo -dir .local run
