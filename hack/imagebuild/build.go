@@ -43,6 +43,9 @@ type Spec struct {
 	Entrypoint []string
 	// User is the image's default user; the chart sets its own per pod.
 	User string
+	// OwnTag: the image is a peer's release, tagged with that release's version (imagebuild --image-tag),
+	// not with underlink's.
+	OwnTag bool
 }
 
 // Images are the tarballs `make images` writes: one per binary the chart or the local clusters run. The
@@ -66,6 +69,17 @@ var Images = []Spec{
 			{"underlink-testapp", "/usr/local/bin/ping"}, {"underlink-testapp", "/usr/local/bin/curl"}}},
 	{Name: "pause", User: "65535:65535", Entrypoint: []string{"/pause"},
 		Files: []File{{"pause", "/pause"}}},
+	// Multus' thin mode, built by hack/build-peers.sh from its release tree, at the paths its own
+	// DaemonSet (deployments/multus-daemonset.yml) runs: /thin_entrypoint copies multus and writes the
+	// node's configuration, the init container's /install_multus copies multus and passthru from
+	// /usr/src/multus-cni/bin onto the node.
+	{Name: "multus-cni", User: "0:0", OwnTag: true, Entrypoint: []string{"/thin_entrypoint"},
+		Files: []File{
+			{"thin_entrypoint", "/thin_entrypoint"},
+			{"install_multus", "/install_multus"},
+			{"multus", "/usr/src/multus-cni/bin/multus"},
+			{"passthru", "/usr/src/multus-cni/bin/passthru"},
+		}},
 }
 
 // Build makes the image of spec for linux/arch from the binaries in bins (Src → host path). Every

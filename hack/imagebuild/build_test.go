@@ -141,7 +141,7 @@ func TestEveryImageStartsOneOfItsFiles(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"underlink-webhook", "underlink-agent", "underlink-scheduler", "underlink-testapp", "pause"} {
+	for _, want := range []string{"underlink-webhook", "underlink-agent", "underlink-scheduler", "underlink-testapp", "pause", "multus-cni"} {
 		if !seen[want] {
 			t.Errorf("no image %s", want)
 		}
@@ -204,4 +204,12 @@ func gunzip(b []byte) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
+}
+
+// A peer's image is tagged with its own release, never silently with underlink's version.
+func TestPeerImageNeedsItsOwnTag(t *testing.T) {
+	err := run(t.TempDir(), nil, nil, "ghcr.io/underlink", "0.1.0", "amd64", t.TempDir(), "multus-cni")
+	if err == nil || !strings.Contains(err.Error(), "--image-tag multus-cni=VERSION") {
+		t.Errorf("multus-cni without --image-tag: %v", err)
+	}
 }

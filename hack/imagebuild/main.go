@@ -2,9 +2,11 @@
 // (github.com/google/go-containerregistry), one per image of Images, for `ctr images import`:
 //
 //	imagebuild --bin _output/images/bin --binary macvlan=$CACHE/bin/macvlan \
+//	  --binary multus=$CACHE/bin/multus ... --image-tag multus-cni=v4.3.0 \
 //	  --repo ghcr.io/underlink --tag 0.1.0 --out _output/images
 //
-// The binaries are built beforehand (make images: CGO_ENABLED=0 go build); each must be static.
+// The binaries are built beforehand (make images: CGO_ENABLED=0 go build; hack/build-peers.sh for
+// Multus'); each must be static.
 package main
 
 import (
@@ -19,10 +21,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-type binaryFlags map[string]string
+// nameValues is a repeatable name=value flag.
+type nameValues map[string]string
 
-func (b binaryFlags) String() string { return fmt.Sprint(map[string]string(b)) }
-func (b binaryFlags) Set(v string) error {
+func (b nameValues) String() string { return fmt.Sprint(map[string]string(b)) }
+func (b nameValues) Set(v string) error {
 	k, p, ok := strings.Cut(v, "=")
 	if !ok || k == "" || p == "" {
 		return fmt.Errorf("want name=path, got %q", v)
@@ -32,22 +35,24 @@ func (b binaryFlags) Set(v string) error {
 }
 
 func main() {
-	bins := binaryFlags{}
+	bins := nameValues{}
+	tags := nameValues{}
 	binDir := flag.String("bin", "", "directory holding the binaries, by name")
 	flag.Var(bins, "binary", "a binary elsewhere, as name=path (repeatable; e.g. macvlan from the tool cache)")
+	flag.Var(tags, "image-tag", "the tag of an image that carries its own release's version, as image=tag (repeatable; e.g. multus-cni=v4.3.0)")
 	repo := flag.String("repo", "ghcr.io/underlink", "repository prefix of the image references")
 	tag := flag.String("tag", "dev", "tag of every image")
 	arch := flag.String("arch", runtime.GOARCH, "architecture the binaries were built for")
 	out := flag.String("out", "_output/images", "directory the tarballs are written to")
 	only := flag.String("only", "", "comma-separated image names to build (default: all)")
 	flag.Parse()
-	if err := run(*binDir, bins, *repo, *tag, *arch, *out, *only); err != nil {
+	if err := run(*binDir, bins, tags, *repo, *tag, *arch, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "imagebuild:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binDir string, bins map[string]string, repo, tag, arch, out, only string) error {
+func run(binDir string, bins, tags map[string]string, repo, tag, arch, out, only string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -69,11 +74,17 @@ func run(binDir string, bins map[string]string, repo, tag, arch, out, only strin
 				paths[f.Src] = filepath.Join(binDir, f.Src)
 			}
 		}
-		ref, err := name.NewTag(repo+"/"+spec.Name+":"+tag, name.StrictValidation)
+		imageTag := tag
+		if spec.OwnTag {
+			if imageTag = tags[spec.Name]; imageTag == "" {
+				return fmt.Errorf("image %s carries its release's version: give it with --image-tag %s=VERSION", spec.Name, spec.Name)
+			}
+		}
+		ref, err := name.NewTag(repo+"/"+spec.Name+":"+imageTag, name.StrictValidation)
 		if err != nil {
 			return fmt.Errorf("image %s: reference: %w", spec.Name, err)
 		}
-		img, err := Build(spec, paths, arch, tag)
+		img, err := Build(spec, paths, arch, imageTag)
 		if err != nil {
 			return err
 		}

@@ -7,19 +7,21 @@ IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p'
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGES_DIR := _output/images
 IMAGE_BIN_DIR := $(IMAGES_DIR)/bin/linux-$(IMAGE_ARCH)
-# Every binary an image carries; macvlan (the reference plugin) comes from the tool cache.
+# Every binary an image carries; macvlan (the reference plugin) and Multus' binaries (hack/make/peers.mk)
+# come from the tool cache.
 IMAGE_CMDS := underlink-webhook underlink-agent underlink-ipam underlink-coordinator underlink-scheduler \
 	underlink-cni-install
 # The seed scenario's test application, built from test/.
 IMAGE_TEST_CMDS := underlink-testapp
 
 .PHONY: images
-images: ## OCI image tarballs (webhook, agent with its CNI plugins, scheduler, testapp, pause) in _output/images
+images: ## OCI image tarballs (webhook, agent with its CNI plugins, scheduler, testapp, pause, multus-cni) in _output/images
 	@hack/build-tools.sh macvlan
 	@mkdir -p $(IMAGE_BIN_DIR)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_BIN_DIR)/ \
 		$(addprefix ./cmd/,$(IMAGE_CMDS)) $(addprefix ./test/cmd/,$(IMAGE_TEST_CMDS)) ./hack/imagebuild/pause
 	$(GO) run ./hack/imagebuild --bin $(IMAGE_BIN_DIR) --binary macvlan=$(BIN_CACHE)/macvlan \
+		$(foreach b,$(MULTUS_BINARIES),--binary $(b)=$(BIN_CACHE)/$(b)) --image-tag multus-cni=$(MULTUS_VERSION) \
 		--repo $(IMAGE_REPO) --tag $(IMAGE_TAG) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)
 
 .PHONY: images-import
