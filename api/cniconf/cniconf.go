@@ -5,7 +5,7 @@
 //
 // A generated chain for an underlay (macvlan) config is:
 //
-//	{"cniVersion":"1.1.0","name":"<ns>-<name>","plugins":[
+//	{"cniVersion":"1.0.0","name":"<ns>-<name>","plugins":[
 //	  {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam",...}},
 //	  {"type":"underlink-coordinator","mode":"underlay","hijackCIDR":[...],"serviceCIDR":[...],...}]}
 package cniconf
@@ -17,8 +17,12 @@ import (
 )
 
 const (
-	// CNIVersion is the version of the generated configuration lists.
-	CNIVersion = "1.1.0"
+	// CNIVersion is the version of the generated configuration lists. Multus (v4.3.0 too) hands the
+	// runtime the delegated chain's result as the chain printed it, unconverted, so this must be a
+	// version the node's runtime reads: containerd 1.6's CNI library refuses a 1.1.0 result ("unsupported
+	// CNI result version"), and 1.0.0 is read by every runtime since containerd 1.6 and by Multus v4.0 on.
+	// The plugins themselves speak 1.1.0 and older.
+	CNIVersion = "1.0.0"
 	// IPAMType is the binary name of underlink's IPAM plugin.
 	IPAMType = "underlink-ipam"
 	// CoordinatorType is the binary name of underlink's chained route-hijacking plugin.

@@ -28,7 +28,7 @@ func TestBuildSeedConfigIsTheMacvlanCoordinatorChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","plugins":[` +
+	want := `{"cniVersion":"1.0.0","name":"kube-system-macvlan-conf","plugins":[` +
 		`{"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","ipv4Pools":["cluster-a"]}},` +
 		`{"clusterCIDR":["172.110.0.0/16"],"hijackCIDR":["10.243.0.0/18","172.111.0.0/16"],"ipam":{},"mode":"underlay","podRPFilter":0,"serviceCIDR":["10.233.0.0/18"],"type":"underlink-coordinator"}]}`
 	if got != want {
@@ -38,7 +38,7 @@ func TestBuildSeedConfigIsTheMacvlanCoordinatorChain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a CNI runtime cannot load the generated list: %v", err)
 	}
-	if list.CNIVersion != "1.1.0" || len(list.Plugins) != 2 || list.Plugins[0].Network.Type != "macvlan" || list.Plugins[1].Network.Type != "underlink-coordinator" {
+	if list.CNIVersion != "1.0.0" || len(list.Plugins) != 2 || list.Plugins[0].Network.Type != "macvlan" || list.Plugins[1].Network.Type != "underlink-coordinator" {
 		t.Errorf("loaded list: version %s, %d plugins", list.CNIVersion, len(list.Plugins))
 	}
 }
@@ -192,7 +192,7 @@ func TestBuildVariants(t *testing.T) {
 			if err := json.Unmarshal([]byte(got), &list); err != nil {
 				t.Fatal(err)
 			}
-			if list.CNIVersion != "1.1.0" || len(list.Plugins) != len(c.plugins) {
+			if list.CNIVersion != "1.0.0" || len(list.Plugins) != len(c.plugins) {
 				t.Fatalf("got %s, want %d plugins", got, len(c.plugins))
 			}
 			for i, want := range c.plugins {
