@@ -1,4 +1,4 @@
-# End to end (test/e2e, test/nodes, test/multus, test/submariner): `make demo`'s nodes and scenario.
+# End to end (test/e2e, test/nodes, test/submariner): `make demo`'s nodes and scenario.
 
 # The node binaries `make up` builds with the rest, so `make demo` finds them.
 TOOLS += kubelet kube-proxy

@@ -12,20 +12,17 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
 // startClusterServices makes the cluster usable by its nodes' pods: the kubernetes Service's endpoint
-// (the apiserver relay), the Multus stand-in's permissions, a kube-scheduler, and the egress proxy that
-// lets the apiserver reach kubelets and Services.
+// (the apiserver relay), a kube-scheduler, and the egress proxy that lets the apiserver reach kubelets
+// and Services. Multus is not part of them: it is installed into the cluster as its users install it
+// (MultusManifest).
 func (e *Env) startClusterServices(ctx context.Context, cn *ClusterNodes) error {
 	if err := cn.publishAPIServerEndpoint(ctx); err != nil {
-		return err
-	}
-	if err := cn.grantMultus(ctx); err != nil {
 		return err
 	}
 	if err := e.startScheduler(ctx, cn); err != nil {
@@ -63,26 +60,6 @@ func (cn *ClusterNodes) publishAPIServerEndpoint(ctx context.Context) error {
 	disc := cn.Client.DiscoveryV1().EndpointSlices(slice.Namespace)
 	if err := createOrUpdate(ctx, slice, disc.Create, disc.Get, disc.Update); err != nil {
 		return fmt.Errorf("kubernetes Service endpoint slice: %w", err)
-	}
-	return nil
-}
-
-// grantMultus lets the Multus stand-in read what Multus reads: pods and NetworkAttachmentDefinitions.
-func (cn *ClusterNodes) grantMultus(ctx context.Context) error {
-	name := "underlink-test:multus-standin"
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"k8s.cni.cncf.io"}, Resources: []string{"network-attachment-definitions"}, Verbs: []string{"get"}},
-	}}
-	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: MultusUser}}}
-	roles, bindings := cn.Client.RbacV1().ClusterRoles(), cn.Client.RbacV1().ClusterRoleBindings()
-	if err := createOrUpdate(ctx, role, roles.Create, roles.Get, roles.Update); err != nil {
-		return fmt.Errorf("RBAC for the Multus stand-in: %w", err)
-	}
-	if err := createOrUpdate(ctx, binding, bindings.Create, bindings.Get, bindings.Update); err != nil {
-		return fmt.Errorf("RBAC for the Multus stand-in: %w", err)
 	}
 	return nil
 }

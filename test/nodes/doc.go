@@ -4,11 +4,14 @@
 //
 // What a node is made of, and why:
 //   - A private mount namespace (held by a sleeping process) with a tmpfs on /run and its own /var/lib,
-//     /var/log and /opt, bind-mounted from the node's directory. Every node thereby has the usual paths
-//     of a real node to itself — containerd's socket and state, /var/lib/kubelet, /var/log/pods,
-//     /opt/cni/bin (which the chart's agent fills), /run/underlink/agent.sock — while sharing the
-//     machine's binaries. Everything a node mounts (pod volumes, overlay rootfs, pod netns) lives in that
-//     namespace and disappears with it.
+//     /var/log, /opt and /etc/cni, bind-mounted from the node's directory. Every node thereby has the
+//     usual paths of a real node to itself — containerd's socket and state, /var/lib/kubelet,
+//     /var/log/pods, /opt/cni/bin (which the chart's agent and Multus' installer fill), /etc/cni/net.d
+//     (where Multus writes its configuration), /run/underlink/agent.sock — while sharing the machine's
+//     binaries. Everything a node mounts (pod volumes, overlay rootfs, pod netns) lives in that namespace
+//     and disappears with it.
+//   - A primary CNI network of its own (a bridge on the node's /24), which Multus, once its DaemonSet
+//     runs, wraps as its cluster network.
 //   - A cgroup root per node (/underlink/<bed>/<node> in every v1 hierarchy) for kubelet's pods.
 //   - Client and serving certificates signed by the cluster's CA (test/localenv's PKI).
 //

@@ -29,10 +29,6 @@ const (
 	syncEvery       = 10 * time.Second
 )
 
-// MultusBinary is the CNI type (binary name) of the Multus stand-in that every node's CNI
-// configuration names (built from test/multus/cmd/underlink-multus-standin).
-const MultusBinary = "underlink-multus-standin"
-
 // Cluster is what a cluster's nodes need of its control plane, and the nodes to give it.
 type Cluster struct {
 	// Name is the cluster's name, e.g. "cluster-a".
@@ -56,8 +52,8 @@ type NodeSpec struct {
 	Name string
 	// IP is the node IP on eth0 (the management segment), e.g. 10.7.168.73/24.
 	IP netip.Prefix
-	// PodSubnet is the node-local network of pods that name no network (a /24), e.g. 10.244.1.0/24; the
-	// zero value gives such pods none (they fail with the Multus stand-in's error).
+	// PodSubnet is the node's primary network (a /24), e.g. 10.244.1.0/24: pods that start before Multus
+	// and pods that name no network get their address there. Required.
 	PodSubnet netip.Prefix
 	// UnderlayIP is the node's own address on ens224, e.g. 172.110.168.73/16, as the seed's nodes have
 	// one on the underlay subnet; the zero value leaves ens224 without an address.
@@ -188,6 +184,13 @@ func Start(ctx context.Context, bed *netbed.Bed, opts Options, clusters ...Clust
 			}
 		}
 	}
+	for _, c := range clusters {
+		for _, s := range c.Nodes {
+			if err := s.check(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	e := &Env{bed: bed, opts: opts, clusters: map[string]*ClusterNodes{}}
 	// Namespaces first: containerd must not start before a later netns creation could hide its pod
 	// namespaces (test/nodes/README.md, item 6; netns_mounts_under_state_dir covers it too).
@@ -240,11 +243,21 @@ func (o Options) check() error {
 	if o.SandboxImage == "" || len(o.Images) == 0 {
 		return errors.New("nodes: no images to import; the pause image and the test app come from `make images`")
 	}
-	if _, ok := o.CNIPlugins[MultusBinary]; !ok {
-		return fmt.Errorf("nodes: CNIPlugins lacks %s, the node's CNI configuration", MultusBinary)
+	for name, why := range map[string]string{
+		"loopback":   "which containerd runs for every pod",
+		"bridge":     "the node's primary network",
+		"host-local": "the node's primary network's IPAM",
+	} {
+		if _, ok := o.CNIPlugins[name]; !ok {
+			return fmt.Errorf("nodes: CNIPlugins lacks %s, %s (hack/build-tools.sh %s)", name, why, name)
+		}
 	}
-	if _, ok := o.CNIPlugins["loopback"]; !ok {
-		return errors.New("nodes: CNIPlugins lacks loopback, which containerd runs for every pod (hack/build-tools.sh loopback)")
+	return nil
+}
+
+func (s NodeSpec) check() error {
+	if !s.PodSubnet.IsValid() {
+		return fmt.Errorf("node %s: NodeSpec.PodSubnet is empty; it is the node's primary network, which Multus wraps as its cluster network", s.Name)
 	}
 	return nil
 }

@@ -21,18 +21,21 @@ import (
 	"github.com/underlink/underlink/test/poll"
 )
 
-// MultusUser is the user the Multus stand-in authenticates as (client certificate); it may read pods and
-// NetworkAttachmentDefinitions, nothing else.
-const MultusUser = "underlink-test:multus-standin"
-
 // mountScript runs in the node's new mount namespace (propagation private, so nothing leaks back into
-// the machine's) and then holds it: a tmpfs on /run and the node's own /var/lib, /var/log and /opt.
+// the machine's) and then holds it: a tmpfs on /run and the node's own /var/lib, /var/log, /opt and
+// /etc/cni, so a pod's hostPath /opt/cni/bin or /etc/cni/net.d (Multus' DaemonSet, the agent's installer)
+// is this node's. /opt and /etc/cni are shared mounts inside the node, as on a systemd host: containerd
+// refuses a Bidirectional hostPath mount (Multus' install_multus) whose source is not on a shared mount.
+// The mountpoint /etc/cni is made on the machine when it has none.
 const mountScript = `set -eu
 mount -t tmpfs -o mode=0755 underlink-node-run /run
-mkdir -p /run/lock
+mkdir -p /run/lock /etc/cni
 mount --bind "$1/var-lib" /var/lib
 mount --bind "$1/var-log" /var/log
 mount --bind "$1/opt" /opt
+mount --bind "$1/etc-cni" /etc/cni
+mount --make-shared /opt
+mount --make-shared /etc/cni
 exec sleep infinity
 `
 
@@ -44,7 +47,7 @@ func netlinkAddr(p netip.Prefix) *netlink.Addr {
 // kube-proxy, and waits until its Node is Ready.
 func (e *Env) startNode(ctx context.Context, cn *ClusterNodes, n *Node) error {
 	bed := e.bed
-	for _, d := range []string{"var-lib", "var-log", "opt/cni/bin", "etc/cni/net.d", "logs", "pki"} {
+	for _, d := range []string{"var-lib", "var-log", "opt/cni/bin", "etc-cni/net.d", "logs", "pki"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			return err
 		}
@@ -65,10 +68,6 @@ func (e *Env) startNode(ctx context.Context, cn *ClusterNodes, n *Node) error {
 	}
 	proxyKC := filepath.Join(n.Dir, "kube-proxy.kubeconfig")
 	if err := cn.auth.kubeconfig(proxyKC, server, "kubernetes", "system:kube-proxy"); err != nil {
-		return err
-	}
-	multusKC := filepath.Join(n.Dir, "multus-standin.kubeconfig")
-	if err := cn.auth.kubeconfig(multusKC, server, "kubernetes", MultusUser); err != nil {
 		return err
 	}
 
@@ -102,21 +101,15 @@ func (e *Env) startNode(ctx context.Context, cn *ClusterNodes, n *Node) error {
 			return fmt.Errorf("install CNI plugin %s: %w", name, err)
 		}
 	}
-	cniConf := filepath.Join(n.Dir, "etc/cni/net.d")
-	clusterNet := ""
-	if n.Spec.PodSubnet.IsValid() {
-		// Beside, not inside, the runtime's conf dir: containerd must see the stand-in only.
-		clusterNet = filepath.Join(n.Dir, "cluster-network.conflist")
-		if err := os.WriteFile(clusterNet, []byte(clusterNetworkConf(n.Spec.PodSubnet.Masked().String())), 0o644); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(cniConf, "00-multus-standin.conflist"), []byte(multusConf(multusKC, clusterNet)), 0o644); err != nil {
+	// The node's primary network, the only CNI configuration until Multus' thin_entrypoint writes
+	// 00-multus.conflist beside it and wraps it as Multus' cluster network: pods that start before Multus
+	// (its own DaemonSet is hostNetwork) and pods that name no network get it.
+	if err := os.WriteFile(filepath.Join(n.Dir, "etc-cni/net.d", PrimaryNetworkFile), []byte(clusterNetworkConf(n.Spec.PodSubnet.Masked().String())), 0o644); err != nil {
 		return err
 	}
 
 	ctrdConf := filepath.Join(n.Dir, "containerd.toml")
-	if err := os.WriteFile(ctrdConf, []byte(containerdConfig(e.opts.SandboxImage, cniConf)), 0o644); err != nil {
+	if err := os.WriteFile(ctrdConf, []byte(containerdConfig(e.opts.SandboxImage)), 0o644); err != nil {
 		return err
 	}
 	ctrdBin, err := exec.LookPath("containerd")

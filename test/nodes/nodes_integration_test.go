@@ -3,12 +3,15 @@
 package nodes_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +21,11 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/underlink/underlink/api/cniconf"
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	"github.com/underlink/underlink/api/scheme"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/localenv"
-	"github.com/underlink/underlink/test/multus"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/nodes"
 	"github.com/underlink/underlink/test/poll"
@@ -44,10 +47,12 @@ func binaries(t *testing.T, names ...string) map[string]string {
 	return out
 }
 
-// TestNodesRunPods: two real nodes join a real control plane, become Ready, and run a pod whose network
-// the Multus stand-in takes from its NetworkAttachmentDefinition (macvlan on ens224 + host-local);
-// `kubectl logs` reaches kubelet through the apiserver's egress; teardown leaves no process, namespace,
-// mount or cgroup behind.
+// TestNodesRunPods: two real nodes join a real control plane and become Ready on their primary network;
+// Multus' own thin DaemonSet (hostNetwork, so it starts before any CNI but the primary) installs Multus
+// into each node's /opt/cni/bin and /etc/cni/net.d; a pod then gets its network from its
+// NetworkAttachmentDefinition (macvlan on ens224 + host-local) through the real Multus, which writes
+// network-status; `kubectl logs` reaches kubelet through the apiserver's egress; teardown leaves no
+// process, namespace, mount or cgroup behind.
 func TestNodesRunPods(t *testing.T) {
 	images, err := nodes.FindImages(nodes.ImagesDir())
 	if err != nil {
@@ -76,15 +81,18 @@ func TestNodesRunPods(t *testing.T) {
 	t.Run("bed", func(t *testing.T) {
 		// The test's temporary directory first: cleanups run last-registered first, so its removal then
 		// waits for the bed's teardown, which stops the kubelets and containerds still writing there.
-		binDir := t.TempDir()
+		t.TempDir()
 		bed := netbed.New(t)
 		prefix = bed.Prefix()
-		standin, err := multus.Build(binDir)
+		tree, err := nodes.MultusTree()
 		if err != nil {
 			t.Fatal(err)
 		}
-		plugins := binaries(t, "macvlan", "host-local", "loopback")
-		plugins[multus.Binary] = standin
+		multusImage, err := nodes.PickImage(images, nodes.MultusImageName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plugins := binaries(t, "macvlan", "host-local", "loopback", "bridge")
 		env, err := nodes.Start(ctx, bed, nodes.Options{
 			Dir: filepath.Join(t.TempDir(), "nodes"), Images: nodes.Tarballs(images), SandboxImage: pause,
 			CNIPlugins: plugins, Binaries: binaries(t, "kubelet", "kube-proxy", "kube-scheduler"),
@@ -93,8 +101,8 @@ func TestNodesRunPods(t *testing.T) {
 			Name: c.Name, APIServer: fmt.Sprintf("127.0.0.1:%d", c.APIServerPort), PKIDir: cp.PKIDir(c),
 			EgressSocket: cp.EgressSocket(c), Underlay: netbed.ClusterA,
 			Nodes: []nodes.NodeSpec{
-				{Name: "a-node1", IP: netip.MustParsePrefix("10.7.168.73/24"), UnderlayIP: netip.MustParsePrefix("172.110.168.73/16")},
-				{Name: "a-node2", IP: netip.MustParsePrefix("10.7.168.75/24"), UnderlayIP: netip.MustParsePrefix("172.110.168.75/16")},
+				{Name: "a-node1", IP: netip.MustParsePrefix("10.7.168.73/24"), UnderlayIP: netip.MustParsePrefix("172.110.168.73/16"), PodSubnet: netip.MustParsePrefix("10.244.73.0/24")},
+				{Name: "a-node2", IP: netip.MustParsePrefix("10.7.168.75/24"), UnderlayIP: netip.MustParsePrefix("172.110.168.75/16"), PodSubnet: netip.MustParsePrefix("10.244.75.0/24")},
 			},
 		})
 		if err != nil {
@@ -108,8 +116,9 @@ func TestNodesRunPods(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		installMultus(ctx, t, cn, cp.KubeconfigPath(c), tree, multusImage)
 		nad := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "underlay", Namespace: "default"},
-			Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.1.0","name":"underlay","plugins":[
+			Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"` + cniconf.CNIVersion + `","name":"underlay","plugins":[
 				{"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"host-local","subnet":"172.110.0.0/16",
 				 "rangeStart":"172.110.9.10","rangeEnd":"172.110.9.20","gateway":"172.110.0.1"}}]}`}}
 		if err := cl.Create(ctx, nad); err != nil {
@@ -134,6 +143,11 @@ func TestNodesRunPods(t *testing.T) {
 		}
 		if !strings.HasPrefix(pod.Status.PodIP, "172.110.9.") {
 			t.Errorf("pod IP %s is not from the NAD's host-local range 172.110.9.10-20", pod.Status.PodIP)
+		}
+		// What Multus wrote back: the default network, its interface and the pod's IP.
+		if st := pod.Annotations["k8s.v1.cni.cncf.io/network-status"]; !strings.Contains(st, `"name": "default/underlay"`) ||
+			!strings.Contains(st, `"interface": "eth0"`) || !strings.Contains(st, `"`+pod.Status.PodIP+`"`) || !strings.Contains(st, `"default": true`) {
+			t.Errorf("network-status %s, want default/underlay on eth0 with %s", st, pod.Status.PodIP)
 		}
 		// The node that hosts the pod reaches it over the underlay (its own ens224 address).
 		if err := netbed.Ping(cn.Nodes[0].Net.NS, netip.MustParseAddr(pod.Status.PodIP), 2, 5*time.Second); err != nil {
@@ -183,12 +197,52 @@ func TestNodesRunPods(t *testing.T) {
 	}
 }
 
+// installMultus applies Multus' thin DaemonSet as a user would and waits until every node's Multus has
+// written its configuration.
+func installMultus(ctx context.Context, t *testing.T, cn *nodes.ClusterNodes, kubeconfig, tree, image string) {
+	t.Helper()
+	manifest, changes, err := nodes.MultusManifest(tree, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Multus' %s, changed: %s", nodes.MultusManifestPath, strings.Join(changes, "; "))
+	if out, err := kubectlIn(kubeconfig, manifest, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply Multus: %v\n%s", err, out)
+	}
+	err = poll.Wait(ctx, 2*time.Minute, 500*time.Millisecond, "Multus configured on every node", func() (bool, string, error) {
+		pods, err := cn.Client.CoreV1().Pods(nodes.MultusNamespace).List(ctx, metav1.ListOptions{LabelSelector: "name=multus"})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		done := 0
+		for _, p := range pods.Items {
+			logs, err := cn.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: "kube-multus"}).DoRaw(ctx)
+			if err == nil && strings.Contains(string(logs), nodes.MultusConfReady) {
+				done++
+			}
+		}
+		return done == len(cn.Nodes), fmt.Sprintf("%d of %d pods configured", done, len(pods.Items)), nil
+	})
+	if err != nil {
+		out, _ := kubectlIn(kubeconfig, nil, "describe", "pods", "-n", nodes.MultusNamespace, "-l", "name=multus")
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
 func kubectl(kubeconfig string, args ...string) (string, error) {
+	return kubectlIn(kubeconfig, nil, args...)
+}
+
+func kubectlIn(kubeconfig string, stdin []byte, args ...string) (string, error) {
 	bin, err := controlplane.Binary("kubectl")
 	if err != nil {
 		return "", err
 	}
-	out, err := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
@@ -197,4 +251,30 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestMultusSpeaksTheNADVersion: the CNI library pinned in the Multus that `make multus` built lists the
+// version of the configuration lists underlink's controller writes among those it supports (the
+// plugin's VERSION command), so Multus parses them.
+func TestMultusSpeaksTheNADVersion(t *testing.T) {
+	bin, err := controlplane.Binary("multus")
+	if err != nil {
+		t.Fatalf("%v (make multus)", err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "CNI_COMMAND=VERSION")
+	cmd.Stdin = strings.NewReader(`{"cniVersion":"` + cniconf.CNIVersion + `"}`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("multus VERSION: %v", err)
+	}
+	var v struct {
+		SupportedVersions []string `json:"supportedVersions"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("multus VERSION printed %s: %v", out, err)
+	}
+	if !slices.Contains(v.SupportedVersions, cniconf.CNIVersion) {
+		t.Errorf("multus supports %v, not the NADs' %s", v.SupportedVersions, cniconf.CNIVersion)
+	}
 }

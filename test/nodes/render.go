@@ -17,15 +17,23 @@ import (
 const (
 	ContainerdSocket = "/run/containerd/containerd.sock"
 	CNIBinDir        = "/opt/cni/bin"
-	kubeletRoot      = "/var/lib/kubelet"
-	podLogsDir       = "/var/log/pods"
+	// CNIConfDir is the runtime's CNI configuration directory, where Multus' DaemonSet writes
+	// 00-multus.conflist and multus.d/multus.kubeconfig through its hostPath /etc/cni/net.d.
+	CNIConfDir  = "/etc/cni/net.d"
+	kubeletRoot = "/var/lib/kubelet"
+	podLogsDir  = "/var/log/pods"
 )
+
+// PrimaryNetworkFile is the node-local network's file in CNIConfDir. It sorts after Multus'
+// 00-multus.conflist, so containerd (max_conf_num 1) runs Multus once it is there and this network
+// before, and Multus' autoconfig takes it as the cluster network it wraps.
+const PrimaryNetworkFile = "10-node-local.conflist"
 
 // containerdConfig renders containerd 1.6's config for a node: its defaults, plus what test/nodes/README.md
 // found this kind of machine needs (restrict_oom_score_adj; pod netns mounts under the state dir, so a
 // later `ip netns add` cannot hide them), the sandbox image imported from `make images`, and the CNI
-// directories where the node's Multus stand-in is configured.
-func containerdConfig(sandboxImage, cniConfDir string) string {
+// directories at their usual paths inside the node's mount namespace.
+func containerdConfig(sandboxImage string) string {
 	return fmt.Sprintf(`version = 2
 root = "/var/lib/containerd"
 state = "/run/containerd"
@@ -53,7 +61,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     bin_dir = %q
     conf_dir = %q
     max_conf_num = 1
-`, ContainerdSocket, sandboxImage, CNIBinDir, cniConfDir)
+`, ContainerdSocket, sandboxImage, CNIBinDir, CNIConfDir)
 }
 
 // kubeletParams are the per-node values of a kubelet configuration.
@@ -154,30 +162,17 @@ func kubeProxyConfig(kubeconfig, nodeName string) ([]byte, error) {
 	return yaml.Marshal(c)
 }
 
-// multusConf renders the node's only CNI configuration: the Multus stand-in, which reads the pod's
-// default-network annotation and runs that NetworkAttachmentDefinition's chain, or the node-local
-// cluster network (a file) for pods that name none. cniVersion 1.0.0 is the
-// newest containerd 1.6's libcni speaks; the delegated chain may be newer, the stand-in converts.
-func multusConf(kubeconfig, clusterNetwork string) string {
-	return fmt.Sprintf(`{
-  "cniVersion": "1.0.0",
-  "name": "multus-standin",
-  "plugins": [
-    {"type": %q, "kubeconfig": %q, "clusterNetwork": %q}
-  ]
-}
-`, MultusBinary, kubeconfig, clusterNetwork)
-}
-
 // cgroupRootOf is a node's kubelet cgroupRoot: one directory per bed and node under /underlink in every
 // cgroup v1 hierarchy, named so a sweep can tell whose it is.
 func cgroupRootOf(prefix, node string) string {
 	return "/underlink/" + strings.TrimSuffix(prefix, "-") + "/" + node
 }
 
-// clusterNetworkConf is a node's own network for pods that name no network (the chart's scheduler): a
-// bridge with the node as gateway and masquerading, like a simple primary CNI would give, on a /24 of
-// its own so no two nodes hand out the same address.
+// clusterNetworkConf is a node's own network, its primary CNI (PrimaryNetworkFile), for pods that name no
+// network (the chart's scheduler) and pods that start before Multus: a bridge with the node as gateway
+// and masquerading, like a simple primary CNI would give, on a /24 of its own so no two nodes hand out
+// the same address. cniVersion 1.0.0 is the newest containerd 1.6's libcni speaks; Multus' autoconfig
+// gives its own configuration this version.
 func clusterNetworkConf(subnet string) string {
 	return fmt.Sprintf(`{
   "cniVersion": "1.0.0",

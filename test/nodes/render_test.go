@@ -11,10 +11,10 @@ import (
 
 // The settings test/nodes/README.md says this kind of machine needs are in every node's configuration.
 func TestNodeConfigsCarryTheMachineSettings(t *testing.T) {
-	ctrd := containerdConfig("ghcr.io/underlink/pause:0.1.0", "/n/etc/cni/net.d")
+	ctrd := containerdConfig("ghcr.io/underlink/pause:0.1.0")
 	for _, want := range []string{
 		`restrict_oom_score_adj = true`, `netns_mounts_under_state_dir = true`, `sandbox_image = "ghcr.io/underlink/pause:0.1.0"`,
-		`SystemdCgroup = false`, `bin_dir = "/opt/cni/bin"`, `conf_dir = "/n/etc/cni/net.d"`, `address = "/run/containerd/containerd.sock"`,
+		`SystemdCgroup = false`, `bin_dir = "/opt/cni/bin"`, `conf_dir = "/etc/cni/net.d"`, `max_conf_num = 1`, `address = "/run/containerd/containerd.sock"`,
 	} {
 		if !strings.Contains(ctrd, want) {
 			t.Errorf("containerd config lacks %s:\n%s", want, ctrd)
@@ -58,20 +58,16 @@ func TestNodeConfigsCarryTheMachineSettings(t *testing.T) {
 		t.Errorf("kube-proxy config: %s", p)
 	}
 
+	// The primary network sorts after Multus' configuration, and speaks containerd 1.6's newest CNI version.
 	var conf struct {
 		CNIVersion string `json:"cniVersion"`
-		Plugins    []struct {
-			Type, Kubeconfig, ClusterNetwork string
-		} `json:"plugins"`
+		Plugins    []struct{ Type string }
 	}
-	if err := json.Unmarshal([]byte(multusConf("/m.kubeconfig", "/n/cluster-network.conflist")), &conf); err != nil {
+	if err := json.Unmarshal([]byte(clusterNetworkConf("10.244.73.0/24")), &conf); err != nil {
 		t.Fatal(err)
 	}
-	if conf.CNIVersion != "1.0.0" || len(conf.Plugins) != 1 || conf.Plugins[0].Type != MultusBinary || conf.Plugins[0].ClusterNetwork != "/n/cluster-network.conflist" {
-		t.Errorf("multus conf: %+v", conf)
-	}
-	if !json.Valid([]byte(clusterNetworkConf("10.244.73.0/24"))) {
-		t.Error("cluster network conf is not JSON")
+	if conf.CNIVersion != "1.0.0" || len(conf.Plugins) != 1 || conf.Plugins[0].Type != "bridge" || !(MultusConfFile < PrimaryNetworkFile) {
+		t.Errorf("primary network %s: %+v", PrimaryNetworkFile, conf)
 	}
 	if got := cgroupRootOf("ulbed-12-3-", "a-node1"); got != "/underlink/ulbed-12-3/a-node1" {
 		t.Errorf("cgroupRootOf = %s", got)
