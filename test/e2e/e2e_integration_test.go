@@ -45,9 +45,21 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 
 	var prefix, nodesDir string
 	t.Run("scenario", func(t *testing.T) {
-		// The test's temporary directory first: cleanups run last-registered first, so its removal then
-		// waits for the bed's teardown, which stops the kubelets and containerds still writing there.
-		nodesDir = filepath.Join(t.TempDir(), "nodes")
+		// The nodes' directory first: cleanups run last-registered first, so its removal then waits for
+		// the bed's teardown, which stops the kubelets and containerds still writing there. A failed run
+		// keeps it, with the nodes' logs (containerd, kubelet, Multus' errors), as netbed keeps its own.
+		dir, err := os.MkdirTemp("", "underlink-e2e-nodes-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("nodes' logs kept in %s", dir)
+				return
+			}
+			_ = os.RemoveAll(dir)
+		})
+		nodesDir = filepath.Join(dir, "nodes")
 		bed := netbed.New(t)
 		prefix = bed.Prefix()
 		start := time.Now()

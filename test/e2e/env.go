@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -14,7 +12,6 @@ import (
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/localenv"
-	"github.com/underlink/underlink/test/multus"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/nodes"
 	"github.com/underlink/underlink/test/submariner"
@@ -62,7 +59,7 @@ type Env struct {
 
 // UpOptions tune Up.
 type UpOptions struct {
-	// Dir holds the nodes' directories and the stand-in's binary.
+	// Dir holds the nodes' directories.
 	Dir string
 	Out io.Writer
 	// KeepLogs keeps node logs at teardown when it returns true.
@@ -82,6 +79,7 @@ func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*E
 		bins[name] = p
 	}
 	// loopback for every pod (containerd runs it); bridge and host-local for the node-local network.
+	// Multus is not among them: its DaemonSet's init container installs it, as on any cluster.
 	for _, name := range []string{"loopback", "bridge", "host-local"} {
 		p, err := controlplane.Binary(name)
 		if err != nil {
@@ -97,16 +95,6 @@ func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*E
 	if err != nil {
 		return nil, err
 	}
-	binDir := filepath.Join(o.Dir, "bin")
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		return nil, err
-	}
-	standin, err := multus.Build(binDir)
-	if err != nil {
-		return nil, err
-	}
-	plugins[multus.Binary] = standin
-
 	var specs []nodes.Cluster
 	for i, c := range cp.Clusters {
 		s := NodePlan(c, i)

@@ -160,7 +160,7 @@ func TargetOf(env *Env, out io.Writer) (Target, error) {
 	return t, nil
 }
 
-// baseTarget finds kubectl, helm, the chart and the images.
+// baseTarget finds kubectl, helm, the chart, the images and Multus' release tree.
 func baseTarget(out io.Writer) (Target, error) {
 	kubectl, err := controlplane.Binary("kubectl")
 	if err != nil {
@@ -171,7 +171,11 @@ func baseTarget(out io.Writer) (Target, error) {
 		return Target{}, err
 	}
 	helm, _ := controlplane.Binary("helm") // its absence is reported by the install step, with the fix
-	return Target{Out: out, Kubectl: kubectl, Helm: helm, Chart: ChartDir(), Images: images}, nil
+	tree, err := nodes.MultusTree()
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{Out: out, Kubectl: kubectl, Helm: helm, Chart: ChartDir(), Images: images, MultusTree: tree}, nil
 }
 
 // SyncImages imports into the running nodes the images `make images` rebuilt since they started, and

@@ -34,6 +34,8 @@ type Target struct {
 	// Images are the tarballs imported into the nodes (their references name the chart's images and the
 	// test app).
 	Images []nodes.Image
+	// MultusTree is Multus' unpacked release tree, whose thin DaemonSet manifest the scenario applies.
+	MultusTree string
 	// Clusters are cluster-a and cluster-b, in that order.
 	Clusters []TargetCluster
 	// RestartUnderlink restarts underlink's pods after the install step: the running nodes got rebuilt
@@ -108,6 +110,7 @@ func Run(ctx context.Context, t Target) *Report {
 	}{
 		{"Start from a clean slate (objects of an earlier run)", r.clean},
 		{"Submariner: the clusters are joined (subctl show all)", r.showSubmariner},
+		{"Install Multus (its own thin DaemonSet, as Spiderpool's chart does)", r.installMultus},
 		{"Install underlink (the Helm chart, as a user would)", r.install},
 		{"Configure SpiderIPPool: the seed's pools, verbatim", r.seedPools},
 		{"Configure SpiderIPPool: corrected", r.correctedPools},
@@ -115,10 +118,13 @@ func Run(ctx context.Context, t Target) *Report {
 		{"Create Deployment: the seed's, verbatim", r.seedDeployment},
 		{"Create Deployment: corrected", r.correctedDeployment},
 		{"Check the running status of the Pods", r.showPods},
+		{"Multus' network-status: the pool's IPs, eth0, and kubectl get po -o wide", r.networkStatus},
 		{"Routes inside a cluster-a pod", r.podRoutes},
 		{"Ping from a cluster-a pod to a cluster-b pod", r.pingAB},
 		{"HTTP from a cluster-a pod to cluster-b's Service, and back", r.httpBothWays},
 		{"Fault: ens224 down on a node", r.linkFault},
+		{"Several networks on one pod through Multus (k8s.v1.cni.cncf.io/networks, both formats)", r.severalNetworks},
+		{"Bad input: a pod Event names the network and the cause; no IP or veth left", r.badInput},
 	}
 	for i, s := range steps {
 		r.stepNo = i
@@ -200,10 +206,15 @@ func (r *runner) remote(c TargetCluster) TargetCluster {
 	return r.a
 }
 
-// clean deletes what an earlier run left (pods first, so their IPs return to the pools).
+// clean deletes what an earlier run left (pods first, so their IPs return to the pools). Multus' own
+// objects stay: the install step applies its manifest again, which also gives its ClusterRole back the
+// rule a stopped bad-input step took.
 func (r *runner) clean() error {
 	for _, c := range r.both() {
 		for _, args := range [][]string{
+			append([]string{"delete", "pod", "-n", appNamespace, "--ignore-not-found", "--wait=true", "--timeout=60s", "--grace-period=1"}, multusPods...),
+			{"delete", "network-attachment-definition", brokenNAD, "-n", appNamespace, "--ignore-not-found"},
+			{"delete", "spidermultusconfig", extraNetA, extraNetB, "-n", configNS, "--ignore-not-found"},
 			{"delete", "deployment", appName, "--ignore-not-found", "--wait=true", "--timeout=90s"},
 			{"delete", "pod", probePodName, "--ignore-not-found", "--wait=true", "--timeout=60s", "--grace-period=1"},
 			{"delete", "service", svcName, "--ignore-not-found"},
@@ -521,7 +532,8 @@ func (r *runner) correctedDeployment() error {
 		pods, err := r.waitPods(c, 2, 150*time.Second)
 		if err != nil {
 			desc, _ := r.kubectlQuiet(c, nil, "describe", "pods", "-l", "app="+appName)
-			return r.check(false, "test-app pods Running on "+c.Name, err.Error()+"\n"+lastLines(desc, 25))
+			events, _ := r.kubectlQuiet(c, nil, "get", "events", "-n", appNamespace, "--sort-by=.lastTimestamp")
+			return r.check(false, "test-app pods Running on "+c.Name, err.Error()+"\n"+lastLines(desc, 25)+"\n"+lastLines(events, 15))
 		}
 		var bad []string
 		for _, p := range pods {
