@@ -6,7 +6,7 @@
 // A generated chain for an underlay (macvlan) config is:
 //
 //	{"cniVersion":"1.0.0","name":"<ns>-<name>","plugins":[
-//	  {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam",...}},
+//	  {"type":"underlink-macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam",...}},
 //	  {"type":"underlink-coordinator","mode":"underlay","hijackCIDR":[...],"serviceCIDR":[...],...}]}
 package cniconf
 
@@ -27,6 +27,9 @@ const (
 	IPAMType = "underlink-ipam"
 	// CoordinatorType is the binary name of underlink's chained route-hijacking plugin.
 	CoordinatorType = "underlink-coordinator"
+	// MacvlanType is the binary name of the reference macvlan plugin as underlink-agent installs it:
+	// under underlink's own name, so it never replaces a macvlan another package installed on the node.
+	MacvlanType = "underlink-macvlan"
 	// DefaultAgentSocket is where underlink-agent serves IPAM.
 	DefaultAgentSocket = "/run/underlink/agent.sock"
 	// DefaultIPAMTimeoutSeconds bounds one IPAM call from the plugin to the agent.
@@ -48,6 +51,19 @@ type IPAM struct {
 	MatchMasterSubnet bool `json:"matchMasterSubnet,omitempty"`
 	// Master is the underlay NIC, for MatchMasterSubnet.
 	Master string `json:"master,omitempty"`
+	// DefaultRouteNIC, when set, is the pod interface that gets the default route via the pool's
+	// gateway in the result (the coordinator's podDefaultRouteNIC); on any other interface the result
+	// carries the gateway without the route, and underlink-coordinator puts that interface's default
+	// route in its own routing table. Empty: every interface gets it, as before multi-NIC support.
+	DefaultRouteNIC string `json:"defaultRouteNIC,omitempty"`
+	// DetectIPConflict probes the segment for each address (ARP probe for IPv4, NDP duplicate address
+	// detection for IPv6) from the pod's interface before the result is returned; a host that answers
+	// fails the ADD and the agent sets the address aside (SpiderMultusConfig
+	// spec.coordinator.detectIPConflict).
+	DetectIPConflict bool `json:"detectIPConflict,omitempty"`
+	// DetectGateway asks each address's gateway (ARP, NDP) from the pod's interface before the result
+	// is returned; no answer fails the ADD (spec.coordinator.detectGateway).
+	DetectGateway bool `json:"detectGateway,omitempty"`
 }
 
 // Coordinator is the config of the underlink-coordinator plugin, chained after macvlan.
@@ -63,7 +79,9 @@ type Coordinator struct {
 	// ClusterCIDR is the local cluster's pod CIDR; informational, routed via the node like ServiceCIDR
 	// only when it does not contain the pod's own subnet.
 	ClusterCIDR []string `json:"clusterCIDR,omitempty"`
-	// PodDefaultRouteNIC is the pod interface that keeps the default route; default "eth0".
+	// PodDefaultRouteNIC is the pod interface whose default route is in the main table; default "eth0".
+	// Every other interface the coordinator attaches gets a routing table of its own and a rule for its
+	// source addresses (see TunePodRoutes).
 	PodDefaultRouteNIC string `json:"podDefaultRouteNIC,omitempty"`
 	// HostRuleTable is the host routing table for pod routes; 0 means the main table.
 	HostRuleTable int `json:"hostRuleTable,omitempty"`
@@ -75,7 +93,11 @@ type Coordinator struct {
 	VethLinkAddress string `json:"vethLinkAddress,omitempty"`
 	// PodMACPrefix, when set, rewrites the pod's eth0 MAC to this prefix plus the IP's low bytes.
 	PodMACPrefix string `json:"podMACPrefix,omitempty"`
-	// TunePodRoutes moves routes of other NICs to the default-route NIC's table; kept for schema parity.
+	// TunePodRoutes (default true, as Spiderpool's) gives each attached interface other than
+	// PodDefaultRouteNIC a routing table with its subnet, its default route via its gateway and the
+	// hijack routes over its own veth, selected by a rule for its source addresses, so replies leave by
+	// the interface the request came in on. False leaves the pod's routing tables to the previous
+	// plugins for such an interface: it gets its veth and the node's route to it only.
 	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
 }
 

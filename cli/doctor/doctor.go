@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
+	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/cli/live"
 	"github.com/underlink/underlink/pkg/rules"
 	"github.com/underlink/underlink/webhook/netconf"
@@ -138,6 +139,9 @@ type Options struct {
 	Snapshot snapshot.Options
 	// Server is the cluster's address, for the report.
 	Server string
+	// LabelPrefix starts the node labels of the underlay links (underlink-agent's --label-prefix, the
+	// chart's underlay.labelPrefix); empty means api/underlay.LabelPrefix.
+	LabelPrefix string
 }
 
 // Run reads the cluster through r and checks everything. It fails when the cluster cannot be read, and
@@ -208,7 +212,15 @@ func Run(ctx context.Context, r client.Reader, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Checks = append(rep.Checks, nads, hooks)
+	prefix := o.LabelPrefix
+	if prefix == "" {
+		prefix = underlay.LabelPrefix
+	}
+	parents, err := checkParents(ctx, r, w, prefix)
+	if err != nil {
+		return nil, err
+	}
+	rep.Checks = append(rep.Checks, nads, hooks, parents, checkConflicts(w))
 	for _, c := range rep.Checks {
 		switch c.Status {
 		case Fail:

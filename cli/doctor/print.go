@@ -113,7 +113,8 @@ func Tool(version string) output.Tool {
 	for _, ri := range rules.Rules {
 		t.Rules = append(t.Rules, output.Rule{ID: ri.ID, Description: ri.Description})
 	}
-	t.Rules = append(t.Rules, output.Rule{ID: CheckNADsInSync, Description: whatNADsInSync}, output.Rule{ID: CheckWebhooksRegistered, Description: whatWebhooksRegistered})
+	t.Rules = append(t.Rules, output.Rule{ID: CheckNADsInSync, Description: whatNADsInSync}, output.Rule{ID: CheckWebhooksRegistered, Description: whatWebhooksRegistered},
+		output.Rule{ID: CheckParentsOnNodes, Description: whatParentsOnNodes}, output.Rule{ID: CheckIPConflicts, Description: whatIPConflicts})
 	return t
 }
 

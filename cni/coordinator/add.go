@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/underlink/underlink/cni/probe"
 	"github.com/underlink/underlink/cni/routes"
 )
 
@@ -53,15 +54,23 @@ func (p *Plugin) Add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, cniError(err)
 	}
-	in := planInput(c.prev, args.IfName, c.PodNIC)
+	in := planInput(c.prev, args.IfName)
 	in.NodeIPs, in.NodeNextHops = node.IPs, node.NextHops
-	in.HostVeth = HostVethName(args.ContainerID, args.IfName)
+	in.HostVeth, in.PodVeth = HostVethName(args.ContainerID, args.IfName), routes.PodVethName(args.IfName)
+	if c.Tuned(args.IfName) {
+		if in.Table, err = freePodTable(podH); err != nil {
+			return nil, cniError(fmt.Errorf("routing tables of pod netns %s: %w", args.Netns, err))
+		}
+	}
 	plan, err := routes.Build(c.Config, in)
 	if err != nil {
 		return nil, cniError(err)
 	}
 
-	log := p.Log.WithValues("containerID", args.ContainerID, "ifName", args.IfName, "hostVeth", in.HostVeth)
+	log := p.Log.WithValues("containerID", args.ContainerID, "ifName", args.IfName, "hostVeth", in.HostVeth, "podVeth", in.PodVeth)
+	if in.Table != 0 {
+		log = log.WithValues("podTable", in.Table)
+	}
 	tx := &txn{hook: p.Hook, log: log}
 	a := &adder{tx: tx, c: c, args: args, pod: pod, podH: podH, host: host, plan: plan, in: in, hostVeth: in.HostVeth}
 	if err := a.run(); err != nil {
@@ -76,7 +85,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (types.Result, error) {
 	res := c.prev
 	res.Interfaces = append(res.Interfaces,
 		&current.Interface{Name: in.HostVeth, Mac: a.hostMAC.String()},
-		&current.Interface{Name: routes.PodVeth, Mac: a.podMAC.String(), Sandbox: args.Netns},
+		&current.Interface{Name: in.PodVeth, Mac: a.podMAC.String(), Sandbox: args.Netns},
 	)
 	return printable(res, c.Raw.CNIVersion)
 }
@@ -136,6 +145,11 @@ func (a *adder) run() error {
 			return err
 		}
 	}
+	for _, r := range a.plan.PodRules {
+		if err := a.tx.do("pod-rule "+r.String(), func() error { return a.podRule(r) }); err != nil {
+			return err
+		}
+	}
 	for _, n := range a.plan.HostNeighbours {
 		if err := a.tx.do("host-neighbour "+n.IP.String(), func() error { return a.neighbour(a.host, a.hostIndex, n, a.podMAC, "node") }); err != nil {
 			return err
@@ -151,22 +165,23 @@ func (a *adder) run() error {
 			return err
 		}
 	}
-	return nil
+	// Last, with the interface's final MAC: the segment learns where the address now is.
+	return a.tx.do("pod-announce "+a.args.IfName, a.announce)
 }
 
 // createVeth makes the pair in one call: the host end in the node namespace, veth0 directly in the pod.
 func (a *adder) createVeth() error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = a.hostVeth
-	v := &netlink.Veth{LinkAttrs: attrs, PeerName: routes.PodVeth, PeerNamespace: netlink.NsFd(int(a.pod.Fd())), PeerTxQLen: -1}
+	v := &netlink.Veth{LinkAttrs: attrs, PeerName: a.in.PodVeth, PeerNamespace: netlink.NsFd(int(a.pod.Fd())), PeerTxQLen: -1}
 	if a.c.TxQueueLen > 0 {
 		v.TxQLen, v.PeerTxQLen = a.c.TxQueueLen, a.c.TxQueueLen
 	}
 	if err := a.host.LinkAdd(v); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("host veth %s or the pod's %s already exists: a previous ADD of container %s/%s was not deleted (run DEL first): %w", a.hostVeth, routes.PodVeth, a.args.ContainerID, a.args.IfName, err)
+			return fmt.Errorf("host veth %s or the pod's %s already exists: a previous ADD of container %s/%s was not deleted (run DEL first): %w", a.hostVeth, a.in.PodVeth, a.args.ContainerID, a.args.IfName, err)
 		}
-		return fmt.Errorf("create veth pair %s/%s: %w", a.hostVeth, routes.PodVeth, err)
+		return fmt.Errorf("create veth pair %s/%s: %w", a.hostVeth, a.in.PodVeth, err)
 	}
 	a.tx.onUndo("delete veth "+a.hostVeth, func() error {
 		l, err := a.host.LinkByName(a.hostVeth)
@@ -182,9 +197,9 @@ func (a *adder) createVeth() error {
 	if err := a.host.LinkSetAlias(hl, hostVethAlias(a.c.Raw.Name, a.args.ContainerID, a.args.IfName)); err != nil {
 		return fmt.Errorf("label %s: %w", a.hostVeth, err)
 	}
-	pl, err := a.podH.LinkByName(routes.PodVeth)
+	pl, err := a.podH.LinkByName(a.in.PodVeth)
 	if err != nil {
-		return fmt.Errorf("find %s in the pod: %w", routes.PodVeth, err)
+		return fmt.Errorf("find %s in the pod: %w", a.in.PodVeth, err)
 	}
 	a.hostIndex, a.hostMAC = hl.Attrs().Index, hl.Attrs().HardwareAddr
 	a.podIndex, a.podMAC = pl.Attrs().Index, pl.Attrs().HardwareAddr
@@ -220,17 +235,18 @@ func (a *adder) podMACAddress() error {
 	if mac == nil {
 		return nil // an IPv6-only pod has no four bytes to put in the MAC
 	}
-	l, err := a.podH.LinkByName(a.c.PodNIC)
+	ifName := a.args.IfName
+	l, err := a.podH.LinkByName(ifName)
 	if err != nil {
-		return fmt.Errorf("find %s in the pod: %w", a.c.PodNIC, err)
+		return fmt.Errorf("find %s in the pod: %w", ifName, err)
 	}
 	old := l.Attrs().HardwareAddr
 	if err := a.podH.LinkSetHardwareAddr(l, mac); err != nil {
-		return fmt.Errorf("set %s MAC %s: %w", a.c.PodNIC, mac, err)
+		return fmt.Errorf("set %s MAC %s: %w", ifName, mac, err)
 	}
-	a.tx.onUndo("restore MAC of "+a.c.PodNIC, func() error { return a.podH.LinkSetHardwareAddr(l, old) })
+	a.tx.onUndo("restore MAC of "+ifName, func() error { return a.podH.LinkSetHardwareAddr(l, old) })
 	for _, intf := range a.c.prev.Interfaces {
-		if intf.Name == a.c.PodNIC && intf.Sandbox != "" {
+		if intf.Name == ifName && intf.Sandbox != "" {
 			intf.Mac = mac.String()
 		}
 	}
@@ -268,7 +284,7 @@ func (a *adder) neighbour(h netlinksafe.Handle, linkIndex int, n routes.Neighbou
 
 func (a *adder) podRoute(r routes.Route) error {
 	idx := a.podIndex
-	if r.Dev != routes.PodVeth {
+	if r.Dev != a.in.PodVeth {
 		l, err := a.podH.LinkByName(r.Dev)
 		if err != nil {
 			return fmt.Errorf("find %s in the pod: %w", r.Dev, err)
@@ -277,7 +293,7 @@ func (a *adder) podRoute(r routes.Route) error {
 	}
 	nr := toNetlink(r, idx)
 	if err := a.podH.RouteAdd(nr); err != nil {
-		if errors.Is(err, unix.EEXIST) && r.Dev != routes.PodVeth {
+		if errors.Is(err, unix.EEXIST) && r.Dev != a.in.PodVeth && r.Table == 0 {
 			// The pod NIC's default route is already there (an IPAM returned it as a plain route with
 			// the gateway on-link): it is not ours to add, nor to remove.
 			if have, lerr := listRoutes(a.podH, idx); lerr == nil && hasRoute(have, r, idx) {
@@ -287,6 +303,43 @@ func (a *adder) podRoute(r routes.Route) error {
 		return fmt.Errorf("add pod route %s: %w", r, err)
 	}
 	a.tx.onUndo("pod route "+r.String(), func() error { return a.podH.RouteDel(nr) })
+	return nil
+}
+
+// podRule adds the pod's rule that sends what the interface's address sends to its own table.
+func (a *adder) podRule(r routes.Rule) error {
+	nr := newRule(r)
+	if err := a.podH.RuleAdd(nr); err != nil {
+		return fmt.Errorf("add pod rule %s: %w", r, err)
+	}
+	a.tx.onUndo("pod rule "+r.String(), func() error { return a.podH.RuleDel(nr) })
+	return nil
+}
+
+// announce sends gratuitous ARP and unsolicited neighbour advertisements for the interface's addresses
+// from inside the pod: neighbours and switches of the segment that knew the address at another MAC (a
+// pod that had it before, on another node) learn the new one at once, without asking. Nothing to undo:
+// a rolled-back ADD leaves the address to whoever takes it next, which announces it again.
+func (a *adder) announce() error {
+	var addrs []netip.Addr
+	var fam probe.Families
+	for _, pa := range a.in.PodAddrs {
+		ip := pa.Addr().Unmap()
+		addrs = append(addrs, ip)
+		fam.IPv4, fam.IPv6 = fam.IPv4 || ip.Is4(), fam.IPv6 || ip.Is6()
+	}
+	var l *probe.Link
+	if err := a.pod.Do(func(ns.NetNS) error {
+		var err error
+		l, err = probe.Open(a.args.IfName, fam)
+		return err
+	}); err != nil {
+		return fmt.Errorf("open %s in the pod to announce %v: %w", a.args.IfName, addrs, err)
+	}
+	defer l.Close()
+	if err := probe.Announce(l, addrs); err != nil {
+		return fmt.Errorf("announce %v: %w", addrs, err)
+	}
 	return nil
 }
 

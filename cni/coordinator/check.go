@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -16,8 +17,9 @@ import (
 )
 
 // Check compares the previous result and the route plan with the pod's and the node's namespaces:
-// the pod NIC and its addresses, the veth pair (veth0 paired with this attachment's host veth), every
-// planned route in the pod and on the node, the rules and the permanent neighbours. The first
+// the pod NIC and its addresses, the veth pair (the attachment's pod veth paired with its host veth),
+// every planned route in the pod (in its table for an interface with one) and on the node, the rules
+// and the permanent neighbours. The first
 // difference is the error, e.g. a pod route someone removed.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	c, err := loadConf(args.StdinData)
@@ -54,22 +56,23 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 }
 
 func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle, hostNS ns.NetNS, name string) error {
-	// Links: the pod NIC with the result's addresses, veth0 paired with our host veth.
-	nic, err := podH.LinkByName(c.PodNIC)
+	// Links: the pod NIC with the result's addresses, the pod's veth paired with our host veth.
+	ifName := args.IfName
+	nic, err := podH.LinkByName(ifName)
 	if err != nil {
-		return fmt.Errorf("pod interface %s: %w", c.PodNIC, err)
+		return fmt.Errorf("pod interface %s: %w", ifName, err)
 	}
 	have, err := addrList(podH, nic)
 	if err != nil {
 		return err
 	}
-	in := planInput(c.prev, args.IfName, c.PodNIC)
+	in := planInput(c.prev, ifName)
 	for _, pa := range in.PodAddrs {
 		if !slices.ContainsFunc(have, func(a netlink.Addr) bool {
 			ones, _ := a.Mask.Size()
 			return toAddr(a.IP) == pa.Addr() && ones == pa.Bits()
 		}) {
-			return fmt.Errorf("pod interface %s lacks address %s of the previous result", c.PodNIC, pa)
+			return fmt.Errorf("pod interface %s lacks address %s of the previous result", ifName, pa)
 		}
 	}
 	hl, err := host.LinkByName(name)
@@ -79,20 +82,21 @@ func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle,
 	if want := hostVethAlias(c.Raw.Name, args.ContainerID, args.IfName); hl.Attrs().Alias != want {
 		return fmt.Errorf("host veth %s is labelled %q, want %q", name, hl.Attrs().Alias, want)
 	}
-	pl, err := podH.LinkByName(routes.PodVeth)
+	podVeth := routes.PodVethName(ifName)
+	pl, err := podH.LinkByName(podVeth)
 	if err != nil {
-		return fmt.Errorf("pod interface %s: %w", routes.PodVeth, err)
+		return fmt.Errorf("pod interface %s: %w", podVeth, err)
 	}
 	pv, ok := pl.(*netlink.Veth)
 	if !ok {
-		return fmt.Errorf("pod interface %s is a %s, not a veth", routes.PodVeth, pl.Type())
+		return fmt.Errorf("pod interface %s is a %s, not a veth", podVeth, pl.Type())
 	}
 	// IFLA_LINK of a veth is its peer's index (in the peer's namespace).
 	if peer := pv.ParentIndex; peer != hl.Attrs().Index {
-		return fmt.Errorf("pod interface %s is not paired with host veth %s (peer index %d, want %d)", routes.PodVeth, name, peer, hl.Attrs().Index)
+		return fmt.Errorf("pod interface %s is not paired with host veth %s (peer index %d, want %d)", podVeth, name, peer, hl.Attrs().Index)
 	}
 	if peer := hl.Attrs().ParentIndex; peer != pv.Index {
-		return fmt.Errorf("host veth %s is not paired with the pod's %s (peer index %d, want %d)", name, routes.PodVeth, peer, pv.Index)
+		return fmt.Errorf("host veth %s is not paired with the pod's %s (peer index %d, want %d)", name, podVeth, peer, pv.Index)
 	}
 	for _, l := range []netlink.Link{hl, pl} {
 		if l.Attrs().Flags&net.FlagUp == 0 {
@@ -104,7 +108,7 @@ func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle,
 		switch {
 		case intf.Name == name && intf.Sandbox == "":
 			l = hl
-		case intf.Name == routes.PodVeth && intf.Sandbox == args.Netns:
+		case intf.Name == podVeth && intf.Sandbox == args.Netns:
 			l = pl
 		default:
 			continue
@@ -114,27 +118,52 @@ func checkAttachment(c *conf, args *skel.CmdArgs, podH, host netlinksafe.Handle,
 		}
 	}
 
+	// An interface with a table of its own: the table its rule names.
+	if c.Tuned(ifName) {
+		var srcs []netip.Prefix
+		for _, pa := range in.PodAddrs {
+			srcs = append(srcs, netip.PrefixFrom(pa.Addr(), pa.Addr().BitLen()))
+		}
+		rules, err := findPodRules(podH, srcs)
+		if err != nil {
+			return err
+		}
+		if len(rules) == 0 {
+			return fmt.Errorf("pod rule \"%d: from %v lookup <table>\" of %s is missing", routes.PodRulePriority, srcs, ifName)
+		}
+		in.Table = rules[0].Table
+	}
+
 	// The plan, rebuilt from today's node: a node address that changed since ADD is drift too.
 	node, err := discoverNode(host, hostNS)
 	if err != nil {
 		return err
 	}
-	in.NodeIPs, in.NodeNextHops, in.HostVeth = node.IPs, node.NextHops, name
+	in.NodeIPs, in.NodeNextHops, in.HostVeth, in.PodVeth = node.IPs, node.NextHops, name, podVeth
 	plan, err := routes.Build(c.Config, in)
 	if err != nil {
 		return err
 	}
-	podRoutes, err := podH.RouteList(nil, netlink.FAMILY_ALL)
+	podRoutes, err := listAllRoutes(podH)
 	if err != nil {
 		return fmt.Errorf("list pod routes: %w", err)
 	}
 	for _, r := range plan.PodRoutes {
 		idx := pl.Attrs().Index
-		if r.Dev != routes.PodVeth {
+		if r.Dev != podVeth {
 			idx = nic.Attrs().Index
 		}
 		if !hasRoute(podRoutes, r, idx) {
 			return fmt.Errorf("pod route %q is missing in %s", r, args.Netns)
+		}
+	}
+	for _, r := range plan.PodRules {
+		rules, err := findPodRules(podH, []netip.Prefix{r.Src})
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(rules, func(nr netlink.Rule) bool { return nr.Table == r.Table }) {
+			return fmt.Errorf("pod rule %q is missing in %s", r, args.Netns)
 		}
 	}
 	hostRoutes, err := listAllRoutes(host)

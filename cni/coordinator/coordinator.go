@@ -1,7 +1,8 @@
 // Package coordinator is underlink-coordinator's netlink side: the CNI plugin chained after macvlan that
-// gives an underlay pod a veth pair to its node (veth0 in the pod, "ul…" on the node) and applies the
-// route plan of package routes, so the pod reaches remote clusters, services and its node through the
-// node while its own segment and default route stay on the underlay NIC.
+// gives each underlay interface of a pod a veth pair to its node (veth0 for eth0, veth-<ifname> for the
+// others in the pod, "ul…" on the node) and applies the route plan of package routes, so the pod
+// reaches remote clusters, services and its node through the node while its own segments and default
+// route stay on the underlay NICs, and each interface's replies leave by it.
 //
 // ADD runs as a sequence of named steps; each registers its undo the moment its change exists, and a
 // failure at any step rolls everything back. DEL is idempotent, CHECK compares the previous result and
@@ -98,9 +99,10 @@ func podHandle(pod ns.NetNS) (netlinksafe.Handle, error) {
 	return netlinksafe.NewHandleAt(netns.NsHandle(int(pod.Fd())))
 }
 
-// planInput extracts the pod's addresses, gateways and previous routes from prevResult.
-func planInput(prev *current.Result, ifName, podNIC string) routes.Input {
-	var in routes.Input
+// planInput extracts the addresses, gateways and previous routes of pod interface ifName from
+// prevResult.
+func planInput(prev *current.Result, ifName string) routes.Input {
+	in := routes.Input{IfName: ifName}
 	ifIndex := -1
 	for i, intf := range prev.Interfaces {
 		if intf.Name == ifName && intf.Sandbox != "" {
@@ -125,7 +127,7 @@ func planInput(prev *current.Result, ifName, podNIC string) routes.Input {
 		if via.IsUnspecified() {
 			via = netip.Addr{}
 		}
-		in.PrevRoutes = append(in.PrevRoutes, routes.Route{Dst: netip.PrefixFrom(a, ones), Via: via, Dev: podNIC})
+		in.PrevRoutes = append(in.PrevRoutes, routes.Route{Dst: netip.PrefixFrom(a, ones), Via: via, Dev: ifName})
 	}
 	return in
 }

@@ -256,16 +256,23 @@ func TestAddFailureAtEachStepLeavesNothing(t *testing.T) {
 
 	// A fresh node and pod for the failures, so the baseline is the state macvlan left.
 	f = newFixture(t, faultConf)
-	before = f.state(t)
+	failEachStep(t, f.plugin, f.args, steps, f.state)
+}
+
+// failEachStep fails ADD of args after each of steps in turn (through the plugin's hook), and checks
+// every time that the error names the step, the rollback reports no leftover, and state is as before.
+func failEachStep(t *testing.T, p *Plugin, args *skel.CmdArgs, steps []string, state func(*testing.T) []string) {
+	t.Helper()
+	before := state(t)
 	for _, failAt := range steps {
 		t.Run(failAt, func(t *testing.T) {
-			f.plugin.Hook = func(step string) error {
+			p.Hook = func(step string) error {
 				if step == failAt {
 					return errors.New("injected failure")
 				}
 				return nil
 			}
-			_, err := f.plugin.Add(f.args)
+			_, err := p.Add(args)
 			var te *types.Error
 			if !errors.As(err, &te) || !strings.Contains(te.Msg, fmt.Sprintf("step %q: injected failure", failAt)) {
 				t.Fatalf("ADD error %v, want the injected failure at %q", err, failAt)
@@ -273,7 +280,7 @@ func TestAddFailureAtEachStepLeavesNothing(t *testing.T) {
 			if strings.Contains(te.Msg, "rollback left") {
 				t.Errorf("rollback reported leftovers: %s", te.Msg)
 			}
-			if after := f.state(t); !slices.Equal(before, after) {
+			if after := state(t); !slices.Equal(before, after) {
 				t.Errorf("failure at %q left changes behind:\n%s", failAt, diff(before, after))
 			}
 		})

@@ -57,8 +57,8 @@ func TestPlanInputFromPrevResult(t *testing.T) {
 		},
 		Routes: []*types.Route{{Dst: *dst, GW: net.ParseIP("172.110.0.1")}},
 	}
-	in := planInput(prev, "eth0", "eth0")
-	if want := []netip.Prefix{netip.MustParsePrefix("172.110.1.10/24")}; !slices.Equal(in.PodAddrs, want) {
+	in := planInput(prev, "eth0")
+	if want := []netip.Prefix{netip.MustParsePrefix("172.110.1.10/24")}; !slices.Equal(in.PodAddrs, want) || in.IfName != "eth0" {
 		t.Errorf("pod addrs %v, want only eth0's %v", in.PodAddrs, want)
 	}
 	if want := []netip.Addr{netip.MustParseAddr("172.110.0.1")}; !slices.Equal(in.Gateways, want) {
@@ -66,6 +66,11 @@ func TestPlanInputFromPrevResult(t *testing.T) {
 	}
 	if len(in.PrevRoutes) != 1 || in.PrevRoutes[0].Dst.Bits() != 0 || in.PrevRoutes[0].Dev != "eth0" {
 		t.Errorf("prev routes %v", in.PrevRoutes)
+	}
+	// The second interface's own: its address, no gateway, and the result's routes on it.
+	in = planInput(prev, "net1")
+	if want := []netip.Prefix{netip.MustParsePrefix("192.168.9.9/24")}; !slices.Equal(in.PodAddrs, want) || len(in.Gateways) != 0 || in.PrevRoutes[0].Dev != "net1" {
+		t.Errorf("net1: %+v", in)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -14,9 +15,10 @@ import (
 )
 
 // Del removes what ADD made for the attachment. It is idempotent: a missing pod namespace, veth, route
-// or rule is success. Removing the host veth removes veth0 with it, and every route and neighbour on
-// either end; rules and the pod NIC's default route are removed explicitly. Pod sysctls and the pod
-// NIC's MAC belong to the pod's namespace and end with it.
+// or rule is success. Removing the host veth removes the pod's veth with it, and every route and
+// neighbour on either end; rules, the interface's own routing table and the pod NIC's default route are
+// removed explicitly. The pod's other attachments (eth0 when this is net1) are not touched. Pod
+// sysctls and the pod NIC's MAC belong to the pod's namespace and end with it.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
 	c, err := loadConf(args.StdinData)
 	if err != nil {
@@ -35,48 +37,106 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 	var podIPs []netip.Prefix
 	if c.prev != nil {
-		for _, pa := range planInput(c.prev, args.IfName, c.PodNIC).PodAddrs {
+		for _, pa := range planInput(c.prev, args.IfName).PodAddrs {
 			podIPs = append(podIPs, netip.PrefixFrom(pa.Addr(), pa.Addr().BitLen()))
 		}
 	}
 	if err := removeHostVeth(host, name, podIPs, log); err != nil {
 		return cniError(err)
 	}
-
-	// The default route the coordinator put on the pod NIC outlives veth0; macvlan's DEL removes it with
-	// eth0 anyway, but DEL of the coordinator alone must leave nothing either.
-	if c.prev != nil && args.Netns != "" {
-		pod, err := ns.GetNS(args.Netns)
-		if err != nil {
-			var missing ns.NSPathNotExistErr
-			if errors.As(err, &missing) {
-				return nil
-			}
-			return cniError(fmt.Errorf("open pod netns %q: %w", args.Netns, err))
+	if args.Netns == "" {
+		log.Info("detached")
+		return nil
+	}
+	pod, err := ns.GetNS(args.Netns)
+	if err != nil {
+		var missing ns.NSPathNotExistErr
+		if errors.As(err, &missing) {
+			return nil // the namespace took the rest with it
 		}
-		defer pod.Close()
-		podH, err := podHandle(pod)
-		if err != nil {
+		return cniError(fmt.Errorf("open pod netns %q: %w", args.Netns, err))
+	}
+	defer pod.Close()
+	podH, err := podHandle(pod)
+	if err != nil {
+		return cniError(err)
+	}
+	defer podH.Close()
+
+	// The interface's own rule and table (an interface other than the default-route NIC), found by
+	// its addresses: prevResult's, or the interface's when the runtime kept no result.
+	if podIPs == nil {
+		podIPs = interfaceAddrs(podH, args.IfName)
+	}
+	tables, err := removePodRules(podH, podIPs, log)
+	if err != nil {
+		return cniError(err)
+	}
+	for _, t := range tables {
+		if err := flushTable(podH, t); err != nil {
 			return cniError(err)
 		}
-		defer podH.Close()
+	}
+
+	// The default route the coordinator put on the pod NIC outlives the pod's veth; macvlan's DEL
+	// removes it with the NIC anyway, but DEL of the coordinator alone must leave nothing either.
+	if c.prev != nil && !c.Tuned(args.IfName) {
 		node, err := discoverNode(host, p.HostNS)
 		if err != nil {
 			return cniError(err)
 		}
-		in := planInput(c.prev, args.IfName, c.PodNIC)
+		in := planInput(c.prev, args.IfName)
 		in.NodeIPs, in.NodeNextHops, in.HostVeth = node.IPs, node.NextHops, name
 		plan, err := routes.Build(c.Config, in)
 		if err != nil {
 			// Nothing ADD could have made: the same config and result fail the same way there.
 			return nil
 		}
-		if err := delPodNICRoutes(podH, c.PodNIC, plan); err != nil {
+		if err := delPodNICRoutes(podH, args.IfName, plan); err != nil {
 			return cniError(err)
 		}
 	}
 	log.Info("detached")
 	return nil
+}
+
+// interfaceAddrs lists the global addresses of pod interface ifName as host prefixes (none when it is
+// gone).
+func interfaceAddrs(podH netlinksafe.Handle, ifName string) []netip.Prefix {
+	l, err := podH.LinkByName(ifName)
+	if err != nil {
+		return nil
+	}
+	addrs, err := addrList(podH, l)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if ip := toAddr(a.IP); ip.IsGlobalUnicast() {
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+		}
+	}
+	return out
+}
+
+// removePodRules deletes the pod's rules for srcs and returns their tables.
+func removePodRules(podH netlinksafe.Handle, srcs []netip.Prefix, log logr.Logger) ([]int, error) {
+	rules, err := findPodRules(podH, srcs)
+	if err != nil {
+		return nil, err
+	}
+	var tables []int
+	for _, r := range rules {
+		if err := podH.RuleDel(&r); err != nil && !gone(err) {
+			return nil, fmt.Errorf("delete pod rule from %s lookup %d: %w", r.Src, r.Table, err)
+		}
+		if !slices.Contains(tables, r.Table) {
+			tables = append(tables, r.Table)
+		}
+		log.V(1).Info("deleted pod rule", "src", r.Src.String(), "table", r.Table)
+	}
+	return tables, nil
 }
 
 // removeHostVeth deletes the coordinator's rules for the veth's routes (and for extra, the pod's

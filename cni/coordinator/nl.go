@@ -96,11 +96,81 @@ func listAllRoutes(h netlinksafe.Handle) ([]netlink.Route, error) {
 
 func newRule(r routes.Rule) *netlink.Rule {
 	nr := netlink.NewRule()
-	nr.Dst = ipNet(r.Dst)
+	if r.Src.IsValid() {
+		nr.Src = ipNet(r.Src)
+		nr.Family = familyOf(r.Src.Addr())
+	} else {
+		nr.Dst = ipNet(r.Dst)
+		nr.Family = familyOf(r.Dst.Addr())
+	}
 	nr.Table = r.Table
 	nr.Priority = r.Priority
-	nr.Family = familyOf(r.Dst.Addr())
 	return nr
+}
+
+// findPodRules returns the pod's "from <src> lookup <table>" rules at routes.PodRulePriority for the
+// addresses srcs (host prefixes).
+func findPodRules(h netlinksafe.Handle, srcs []netip.Prefix) ([]netlink.Rule, error) {
+	var out []netlink.Rule
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := h.RuleList(fam)
+		if err != nil {
+			return nil, fmt.Errorf("list pod rules: %w", err)
+		}
+		for _, r := range rules {
+			if r.Priority != routes.PodRulePriority || r.Src == nil {
+				continue
+			}
+			ones, _ := r.Src.Mask.Size()
+			if slices.Contains(srcs, netip.PrefixFrom(toAddr(r.Src.IP), ones)) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+// freePodTable is the lowest routing table from routes.FirstPodTable that no rule and no route of the
+// pod uses yet: the table of an interface the pod gets besides its default-route NIC. Multus attaches
+// a pod's networks one after the other, so two ADDs of one pod never choose at once.
+func freePodTable(h netlinksafe.Handle) (int, error) {
+	used := map[int]bool{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := h.RuleList(fam)
+		if err != nil {
+			return 0, fmt.Errorf("list pod rules: %w", err)
+		}
+		for _, r := range rules {
+			used[r.Table] = true
+		}
+	}
+	rs, err := listAllRoutes(h)
+	if err != nil {
+		return 0, fmt.Errorf("list pod routes: %w", err)
+	}
+	for _, r := range rs {
+		used[r.Table] = true
+	}
+	t := routes.FirstPodTable
+	for used[t] || t == unix.RT_TABLE_DEFAULT || t == unix.RT_TABLE_MAIN || t == unix.RT_TABLE_LOCAL {
+		t++
+	}
+	return t, nil
+}
+
+// flushTable deletes every route of a pod routing table (a table the coordinator chose for an
+// interface: nobody else's routes are there).
+func flushTable(h netlinksafe.Handle, table int) error {
+	rs, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list routes of table %d: %w", table, err)
+	}
+	for _, r := range rs {
+		if err := h.RouteDel(&r); err != nil && !gone(err) {
+			return fmt.Errorf("delete route %s of table %d: %w", routeDst(r), table, err)
+		}
+	}
+	return nil
 }
 
 // findRules returns the coordinator's rules ("to <dst> lookup <table>" at HostRulePriority) for dst.

@@ -21,13 +21,16 @@ type Holder struct {
 	NIC string
 	// ContainerID is the sandbox asking (CNI_CONTAINERID); optional on release.
 	ContainerID string
+	// Node is the node of the agent asking: recorded with the allocation, and on release an allocation
+	// recorded on another node is not this holder's.
+	Node string
 }
 
 // NamespacedName is "namespace/name", the pod key Spiderpool writes in allocations.
 func (h Holder) NamespacedName() string { return h.Namespace + "/" + h.Name }
 
 func (h Holder) allocation() spv2.PoolIPAllocation {
-	return spv2.PoolIPAllocation{NIC: h.NIC, NamespacedName: h.NamespacedName(), PodUID: h.UID, ContainerID: h.ContainerID}
+	return spv2.PoolIPAllocation{NIC: h.NIC, NamespacedName: h.NamespacedName(), PodUID: h.UID, ContainerID: h.ContainerID, Node: h.Node}
 }
 
 // Pool is one SpiderIPPool parsed for allocation: its allocatable addresses and its current allocations.
@@ -257,6 +260,9 @@ func (p *Pool) Allocate(h Holder) (addr netip.Addr, changed bool, err error) {
 		if want.ContainerID == "" {
 			want.ContainerID = p.allocs[key].ContainerID
 		}
+		if want.Node == "" {
+			want.Node = p.allocs[key].Node
+		}
 		if p.allocs[key] != want {
 			p.allocs[key] = want
 			return a, true, nil
@@ -309,7 +315,8 @@ func (p *Pool) nextFree() (netip.Addr, bool) {
 
 // Release frees the addresses h holds and returns them. With a container ID on both sides the IDs must
 // match, so the late DEL of a replaced sandbox does not free its successor's address; otherwise the pod
-// UID must match. The interface must always match.
+// UID must match. The interface must always match, and an allocation recorded on another node than the
+// holder's is never its to free.
 func (p *Pool) Release(h Holder) []netip.Addr {
 	var freed []netip.Addr
 	for key, a := range p.allocs {
@@ -327,10 +334,48 @@ func ReleaseMatches(a spv2.PoolIPAllocation, h Holder) bool {
 	if a.NIC != h.NIC {
 		return false
 	}
+	if a.Node != "" && h.Node != "" && a.Node != h.Node {
+		return false // another node's sandbox: only that node's agent releases it
+	}
 	if a.ContainerID != "" && h.ContainerID != "" {
 		return a.ContainerID == h.ContainerID
 	}
 	return h.UID != "" && a.PodUID == h.UID
+}
+
+// MarkConflict sets addr aside as held by a host outside the cluster: the record of h's pod interface
+// on addr becomes a conflict record (c, no pod UID, no container ID), which no pod holds, no DEL frees,
+// no garbage collection collects and no allocation gives, until ClearConflict. It reports whether addr
+// was h's to mark; an address h does not hold (freed meanwhile, or given to another pod) is left
+// alone.
+func (p *Pool) MarkConflict(h Holder, addr netip.Addr, c spv2.IPConflict) bool {
+	key := addr.String()
+	a, ok := p.allocs[key]
+	if !ok || a.IsConflict() || !ReleaseMatches(a, h) {
+		return false
+	}
+	p.allocs[key] = spv2.PoolIPAllocation{NIC: a.NIC, NamespacedName: a.NamespacedName, IPConflict: c}
+	return true
+}
+
+// Conflicts returns the addresses set aside by MarkConflict, with their records.
+func (p *Pool) Conflicts() map[netip.Addr]spv2.PoolIPAllocation {
+	out := map[netip.Addr]spv2.PoolIPAllocation{}
+	for key, a := range p.allocs {
+		if a.IsConflict() {
+			out[netip.MustParseAddr(key)] = a
+		}
+	}
+	return out
+}
+
+// ClearConflict frees addr if it is set aside as a conflict, and reports whether it was.
+func (p *Pool) ClearConflict(addr netip.Addr) bool {
+	if a, ok := p.allocs[addr.String()]; ok && a.IsConflict() {
+		p.drop(addr)
+		return true
+	}
+	return false
 }
 
 // ReleaseIfHeld frees addr only if it is still held exactly as want says: garbage collection decides on

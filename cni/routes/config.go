@@ -6,6 +6,8 @@
 package routes
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -30,12 +32,41 @@ const (
 const (
 	// DefaultPodNIC is the pod interface that keeps the default route.
 	DefaultPodNIC = "eth0"
-	// PodVeth is the pod side of the veth pair to the node.
+	// PodVeth is the pod side of the veth pair of DefaultPodNIC's attachment; PodVethName names the
+	// others.
 	PodVeth = "veth0"
+	// podVethPrefix starts the pod side of the veth pair of every other attachment.
+	podVethPrefix = "veth-"
 	// HostRulePriority is the priority of "to <pod IP> lookup <hostRuleTable>" rules: before the main
 	// table (32766), after the local table (0).
 	HostRulePriority = 1000
+	// PodRulePriority is the priority of the pod's "from <address> lookup <table>" rule of an interface
+	// other than the default-route NIC: before the main table.
+	PodRulePriority = 1000
+	// FirstPodTable is the lowest routing table given to such an interface in the pod; each gets the
+	// lowest one no rule of the pod uses yet (Spiderpool's coordinator numbers them from 100 too).
+	FirstPodTable = 100
 )
+
+// PodVethName is the pod side of the veth pair of the attachment on pod interface ifName: veth0 for
+// eth0, as before pods had several coordinated interfaces; "veth-<ifName>" for the others, or
+// "veth-" and ten hex digits of the name's sha256 when that is longer than the kernel's 15 characters.
+// It depends only on CNI_IFNAME, so DEL and CHECK find it without a cache.
+func PodVethName(ifName string) string {
+	if ifName == DefaultPodNIC {
+		return PodVeth
+	}
+	if n := podVethPrefix + ifName; len(n) <= 15 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(ifName))
+	return podVethPrefix + hex.EncodeToString(sum[:])[:10]
+}
+
+// isCoordinatorVeth reports whether name is a pod-side veth name the coordinator uses.
+func isCoordinatorVeth(name string) bool {
+	return name == PodVeth || strings.HasPrefix(name, podVethPrefix)
+}
 
 // Config is a validated underlink-coordinator configuration.
 type Config struct {
@@ -55,8 +86,11 @@ type Config struct {
 	TxQueueLen int
 	// VethLinkAddress, when valid, is put on the host veth.
 	VethLinkAddress netip.Addr
-	// PodMACPrefix, when set, gives PodNIC the MAC prefix + the pod IPv4's four bytes.
+	// PodMACPrefix, when set, gives the attached interface the MAC prefix + the pod IPv4's four bytes.
 	PodMACPrefix net.HardwareAddr
+	// TunePodRoutes (tunePodRoutes, default true) routes an attached interface other than PodNIC by a
+	// table of its own, selected by its source addresses.
+	TunePodRoutes bool
 }
 
 // ConfigError is an invalid field of the coordinator's configuration.
@@ -97,7 +131,8 @@ func ParseConfig(stdin []byte) (*Config, error) {
 
 // Validate checks a decoded configuration.
 func Validate(raw cniconf.Coordinator) (*Config, error) {
-	c := &Config{Raw: raw, PodNIC: raw.PodDefaultRouteNIC, HostRuleTable: raw.HostRuleTable, PodRPFilter: raw.PodRPFilter, TxQueueLen: raw.TxQueueLen}
+	c := &Config{Raw: raw, PodNIC: raw.PodDefaultRouteNIC, HostRuleTable: raw.HostRuleTable, PodRPFilter: raw.PodRPFilter, TxQueueLen: raw.TxQueueLen,
+		TunePodRoutes: raw.TunePodRoutes == nil || *raw.TunePodRoutes}
 	switch Mode(raw.Mode) {
 	case "", ModeUnderlay:
 		c.Mode = ModeUnderlay
@@ -122,7 +157,7 @@ func Validate(raw cniconf.Coordinator) (*Config, error) {
 	if err := validIfName(c.PodNIC); err != nil {
 		return nil, &ConfigError{Field: "podDefaultRouteNIC", Value: c.PodNIC, Reason: err.Error(), Fix: "name the pod interface of the underlay NIC, e.g. eth0"}
 	}
-	if c.PodNIC == PodVeth {
+	if isCoordinatorVeth(c.PodNIC) {
 		return nil, &ConfigError{Field: "podDefaultRouteNIC", Value: c.PodNIC, Reason: "is the coordinator's own veth to the node", Fix: "name the underlay interface, e.g. eth0"}
 	}
 	switch t := raw.HostRuleTable; {

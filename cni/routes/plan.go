@@ -67,14 +67,19 @@ func (r Route) String() string {
 	return s
 }
 
-// Rule is a policy routing rule "to Dst lookup Table".
+// Rule is a policy routing rule "to Dst lookup Table" (the node's rule to a pod) or "from Src lookup
+// Table" (the pod's rule of an interface with a table of its own).
 type Rule struct {
 	Dst      netip.Prefix
+	Src      netip.Prefix
 	Table    int
 	Priority int
 }
 
 func (r Rule) String() string {
+	if r.Src.IsValid() {
+		return fmt.Sprintf("%d: from %s lookup %d", r.Priority, r.Src, r.Table)
+	}
 	return fmt.Sprintf("%d: to %s lookup %d", r.Priority, r.Dst, r.Table)
 }
 
@@ -92,6 +97,9 @@ type Sysctl struct {
 
 // Input is what the coordinator knows when it plans an attachment.
 type Input struct {
+	// IfName is the pod interface of the attachment (CNI_IFNAME): the underlay interface the previous
+	// plugin made, eth0 for the default network, net1, ... for the others. Empty: the config's PodNIC.
+	IfName string
 	// PodAddrs are the addresses the previous plugin put on the pod NIC, with their prefix length.
 	PodAddrs []netip.Prefix
 	// Gateways are the pool gateways of those addresses (one per family at most).
@@ -103,9 +111,17 @@ type Input struct {
 	// NodeNextHops are the node's addresses on its default-route NIC, one per family: the "via" of the
 	// hijack routes (the seed's 10.7.168.73).
 	NodeNextHops []netip.Addr
-	// HostVeth is the node side of the veth pair.
-	HostVeth string
+	// HostVeth is the node side of the veth pair; PodVeth its pod side (empty: PodVethName(IfName)).
+	HostVeth, PodVeth string
+	// Table is the pod routing table of an interface other than the config's PodNIC with
+	// TunePodRoutes: chosen by the coordinator among the tables no pod rule uses (ADD), or read from
+	// the interface's rule (CHECK, DEL). 0 for PodNIC.
+	Table int
 }
+
+// Tuned reports whether the attachment of in gets a routing table and a source rule of its own: it is
+// not the config's default-route NIC, and the config tunes pod routes.
+func (c *Config) Tuned(ifName string) bool { return ifName != c.PodNIC && c.TunePodRoutes }
 
 // Plan is everything the coordinator creates or expects for one attachment.
 type Plan struct {
@@ -115,6 +131,8 @@ type Plan struct {
 	HostRoutes []Route
 	// HostRules exist only with a HostRuleTable.
 	HostRules []Rule
+	// PodRules select an interface's table by its source addresses (Input.Table).
+	PodRules []Rule
 	// PodNeighbours are on PodVeth (MAC of the host veth); HostNeighbours on the host veth (MAC of PodVeth).
 	PodNeighbours, HostNeighbours []Neighbour
 	// PodSysctls are set in the pod.
@@ -126,13 +144,20 @@ type PlanError struct{ Msg string }
 
 func (e *PlanError) Error() string { return "underlink-coordinator: " + e.Msg }
 
-// Build plans an underlay attachment. For every family the pod has an address of:
-//   - each node address of that family: /32 (/128) dev veth0 scope link src <pod IP>;
+// Build plans an underlay attachment. For every family the pod interface has an address of:
+//   - each node address of that family: /32 (/128) dev <pod veth> scope link src <pod IP>;
 //   - each hijack CIDR, service CIDR and cluster CIDR not holding the pod's subnet: via <node next hop>
-//     dev veth0 src <pod IP>;
-//   - the pod subnet on the pod NIC (the kernel's, checked only) and the default route via the pool
-//     gateway on the pod NIC, created unless the previous plugin already did;
+//     dev <pod veth> src <pod IP>;
+//   - the pod subnet on the pod interface (the kernel's, checked only) and the default route via the
+//     pool gateway on it, created unless the previous plugin already did;
 //   - on the node: <pod IP>/32 dev <host veth> scope link (in HostRuleTable with a rule, if set).
+//
+// That is for the config's PodNIC (eth0 by default), in the main table. Any other interface (net1 of a
+// second network) gets the same routes in its own table Input.Table, with copies of its subnet and
+// routes and its own default route via its gateway, and a rule "from <pod IP> lookup <table>": what
+// it sends, replies included, leaves by it, and its hijacked traffic by its own veth. Without
+// TunePodRoutes such an interface gets only its veth and the node's route to it, since its routes in
+// the main table would collide with PodNIC's.
 func Build(c *Config, in Input) (*Plan, error) {
 	p := &Plan{}
 	if c.Mode == ModeDisabled {
@@ -144,6 +169,21 @@ func Build(c *Config, in Input) (*Plan, error) {
 	if in.HostVeth == "" {
 		return nil, &PlanError{Msg: "no host veth name"}
 	}
+	ifName := cmp.Or(in.IfName, c.PodNIC)
+	podVeth := cmp.Or(in.PodVeth, PodVethName(ifName))
+	if isCoordinatorVeth(ifName) {
+		return nil, &PlanError{Msg: fmt.Sprintf("the pod interface %s has the name of the coordinator's own veths (%s, %s<name>); name it otherwise in the pod's network annotation", ifName, PodVeth, podVethPrefix)}
+	}
+	isDefault := ifName == c.PodNIC
+	tuned := c.Tuned(ifName)
+	if tuned && in.Table <= 0 {
+		return nil, &PlanError{Msg: fmt.Sprintf("no routing table for %s, which is not the pod's default-route NIC %s", ifName, c.PodNIC)}
+	}
+	table := 0
+	if tuned {
+		table = in.Table
+	}
+	podSide := isDefault || tuned // routes to the node and hijacked destinations over the pod's veth
 	seenFamily := map[bool]bool{}
 	for _, pa := range in.PodAddrs {
 		podIP := pa.Addr().Unmap()
@@ -185,40 +225,60 @@ func Build(c *Config, in Input) (*Plan, error) {
 		}
 		via = sortedUnique(via)
 
-		nodeIPs := family(in.NodeIPs, v4)
-		nextHop := pick(in.NodeNextHops, v4)
-		if len(via) > 0 && !nextHop.IsValid() {
-			return nil, &PlanError{Msg: fmt.Sprintf("the node has no IPv%d address on its default-route NIC to route %v via; give the node an address of the pod's family", fam(v4), via)}
-		}
-		if nextHop.IsValid() && !slices.Contains(nodeIPs, nextHop) {
-			nodeIPs = append(nodeIPs, nextHop)
-		}
-		slices.SortFunc(nodeIPs, netip.Addr.Compare)
-		for _, n := range nodeIPs {
-			if n == podIP {
-				continue
+		if podSide {
+			nodeIPs := family(in.NodeIPs, v4)
+			nextHop := pick(in.NodeNextHops, v4)
+			if len(via) > 0 && !nextHop.IsValid() {
+				return nil, &PlanError{Msg: fmt.Sprintf("the node has no IPv%d address on its default-route NIC to route %v via; give the node an address of the pod's family", fam(v4), via)}
 			}
-			p.PodRoutes = append(p.PodRoutes, Route{Dst: netip.PrefixFrom(n, hostLen), Dev: PodVeth, Src: podIP, Scope: ScopeLink, Owner: ByCoordinator})
-			p.PodNeighbours = append(p.PodNeighbours, Neighbour{Dev: PodVeth, IP: n})
-		}
-		for _, d := range via {
-			p.PodRoutes = append(p.PodRoutes, Route{Dst: d, Via: nextHop, Dev: PodVeth, Src: podIP, Owner: ByCoordinator})
+			if nextHop.IsValid() && !slices.Contains(nodeIPs, nextHop) {
+				nodeIPs = append(nodeIPs, nextHop)
+			}
+			slices.SortFunc(nodeIPs, netip.Addr.Compare)
+			for _, n := range nodeIPs {
+				if n == podIP {
+					continue
+				}
+				p.PodRoutes = append(p.PodRoutes, Route{Dst: netip.PrefixFrom(n, hostLen), Dev: podVeth, Src: podIP, Scope: ScopeLink, Table: table, Owner: ByCoordinator})
+				p.PodNeighbours = append(p.PodNeighbours, Neighbour{Dev: podVeth, IP: n})
+			}
+			for _, d := range via {
+				p.PodRoutes = append(p.PodRoutes, Route{Dst: d, Via: nextHop, Dev: podVeth, Src: podIP, Table: table, Owner: ByCoordinator})
+			}
 		}
 
-		// The pod NIC keeps its subnet and the pool's default route.
-		p.PodRoutes = append(p.PodRoutes, Route{Dst: subnet, Dev: c.PodNIC, Src: podIP, Scope: ScopeLink, Owner: ByPrevious})
-		for _, r := range in.PrevRoutes {
-			if r.Dst.Addr().Is4() == v4 && r.Dev == c.PodNIC {
-				r.Owner = ByPrevious
-				p.PodRoutes = append(p.PodRoutes, r)
-			}
+		// The pod interface keeps its subnet (the kernel's route of its address) and the previous
+		// plugin's routes, in the main table; an interface of its own table gets copies there, before
+		// the routes via a gateway of the subnet.
+		p.PodRoutes = append(p.PodRoutes, Route{Dst: subnet, Dev: ifName, Src: podIP, Scope: ScopeLink, Owner: ByPrevious})
+		if tuned {
+			p.PodRoutes = append(p.PodRoutes, Route{Dst: subnet, Dev: ifName, Src: podIP, Scope: ScopeLink, Table: table, Owner: ByCoordinator})
 		}
 		def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 		if !v4 {
 			def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		}
-		if gw.IsValid() && !slices.ContainsFunc(in.PrevRoutes, func(r Route) bool { return r.Dst == def }) {
-			p.PodRoutes = append(p.PodRoutes, Route{Dst: def, Via: gw, Dev: c.PodNIC, OnLink: !subnet.Contains(gw), Owner: ByCoordinator})
+		prevDefault := false
+		for _, r := range in.PrevRoutes {
+			if r.Dst.Addr().Is4() != v4 || r.Dev != ifName {
+				continue
+			}
+			r.Owner = ByPrevious
+			p.PodRoutes = append(p.PodRoutes, r)
+			prevDefault = prevDefault || r.Dst == def
+			if tuned && r.Dst != def {
+				r.Table, r.Owner = table, ByCoordinator
+				p.PodRoutes = append(p.PodRoutes, r)
+			}
+		}
+		switch {
+		case tuned && gw.IsValid():
+			p.PodRoutes = append(p.PodRoutes, Route{Dst: def, Via: gw, Dev: ifName, OnLink: !subnet.Contains(gw), Table: table, Owner: ByCoordinator})
+		case isDefault && gw.IsValid() && !prevDefault:
+			p.PodRoutes = append(p.PodRoutes, Route{Dst: def, Via: gw, Dev: ifName, OnLink: !subnet.Contains(gw), Owner: ByCoordinator})
+		}
+		if tuned {
+			p.PodRules = append(p.PodRules, Rule{Src: netip.PrefixFrom(podIP, hostLen), Table: table, Priority: PodRulePriority})
 		}
 
 		// The node reaches the pod over the host veth.
@@ -232,7 +292,7 @@ func Build(c *Config, in Input) (*Plan, error) {
 	if c.PodRPFilter != nil && seenFamily[true] {
 		v := fmt.Sprint(*c.PodRPFilter)
 		// The kernel uses max(all, <dev>), so both levels are set.
-		for _, dev := range []string{"all", c.PodNIC, PodVeth} {
+		for _, dev := range []string{"all", ifName, podVeth} {
 			p.PodSysctls = append(p.PodSysctls, Sysctl{Key: "net/ipv4/conf/" + dev + "/rp_filter", Value: v})
 		}
 	}

@@ -14,6 +14,6 @@ cni-plugins: ## build the reference CNI plugins (containernetworking/plugins v1.
 # The full chain's agent writes pools on a real apiserver: etcd and kube-apiserver come with `tools`.
 .PHONY: bench-cni
 bench-cni: tools ## CNI ADD p50/p99 of the full chain (macvlan+underlink-ipam+underlink-coordinator, real agent and apiserver) vs the floor macvlan+host-local, with its decomposition, one run (root)
-	$(GO) test -tags integration -run '^$$' -bench '^Benchmark(CNIAdd|CoordinatorAddInProcess)$$' -benchtime $(BENCH_CNI_N)x -count 1 -timeout 30m ./test/bench/cni/
+	$(GO) test -tags integration -run '^$$' -bench '^Benchmark(CNIAdd|CoordinatorAddInProcess|ProbeInProcess)$$' -benchtime $(BENCH_CNI_N)x -count 1 -timeout 30m ./test/bench/cni/
 
 BENCH_TARGETS += bench-cni

@@ -22,8 +22,9 @@ const spiderpoolIPAMType = "spiderpool"
 type Network struct {
 	// Kind is KindMultusConfig or KindNAD: the object the network was read from.
 	Kind string
-	// Masters are the host NICs the pod's interface is made on (macvlan "master"); each must be up on
-	// the node.
+	// Masters are the host links the pod's interface is made on (the macvlan plugin's "master": for a
+	// SpiderMultusConfig its Parent, the VLAN sub-interface or bond when it names one); each must be
+	// up on the node.
 	Masters []string
 	// IPAM is true when the network's addresses come from SpiderIPPools.
 	IPAM bool
@@ -53,7 +54,12 @@ func FromMultusConfig(smc *spv2.SpiderMultusConfig) Network {
 			n.Problem = where + " has spec.cniType macvlan but no spec.macvlan.master"
 			return n
 		}
-		n.Masters = append([]string(nil), mv.Master...)
+		parent, err := Parent(mv)
+		if err != nil {
+			n.Problem = where + " " + err.Error()
+			return n
+		}
+		n.Masters = []string{parent}
 		n.IPAM = smc.Spec.DisableIPAM == nil || !*smc.Spec.DisableIPAM
 		if mv.SpiderpoolConfigPools != nil {
 			src := where + " spec.macvlan.ippools"

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -80,8 +81,25 @@ func checkConfigSpec(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConf
 			c.deny(RuleConfigSpecValid, bp.Child("mode"), m.Bond.Mode, "Linux bonding modes are 0 to 6", "use a mode from 0 to 6")
 		}
 	}
+	vlanPath := macvlanPath.Child("vlanID")
 	if m.VlanID != nil && (*m.VlanID < 0 || *m.VlanID > 4094) {
-		c.deny(RuleConfigSpecValid, macvlanPath.Child("vlanID"), *m.VlanID, "VLAN IDs are 0 (none) to 4094", "use a VLAN ID from 1 to 4094, or 0 for none")
+		c.deny(RuleConfigSpecValid, vlanPath, *m.VlanID, "VLAN IDs are 0 (none) to 4094", "use a VLAN ID from 1 to 4094, or 0 for none")
+	} else if parent, err := podnet.Parent(m); err != nil {
+		// The other causes (no master, several without a bond, a bad name) are denied above.
+		var pe *podnet.ParentError
+		if errors.As(err, &pe) && pe.Field == vlanPath.String() {
+			c.deny(RuleConfigSpecValid, vlanPath, *m.VlanID, pe.Reason, pe.Fix)
+		}
+	} else if podnet.HasCreatedParent(m) {
+		// Pods attach to the VLAN sub-interface or the bond by its name; underlink does not create it.
+		p, v := vlanPath, any(nil)
+		if m.VlanID != nil && *m.VlanID != 0 {
+			v = *m.VlanID
+		} else {
+			p, v = macvlanPath.Child("bond", "name"), m.Bond.Name
+		}
+		c.warn(RuleConfigSpecValid, p, v, fmt.Sprintf("pods of this network attach to %s, which underlink does not create: it must exist and be up on every node that should run them, and they are placed only where it is", parent),
+			fmt.Sprintf("create %s on the nodes (ip link, netplan, NetworkManager); `underlink doctor` lists the nodes without it", parent))
 	}
 	if m.MTU != nil && (*m.MTU < 0 || (*m.MTU > 0 && *m.MTU < 576) || *m.MTU > 65535) {
 		c.deny(RuleConfigSpecValid, macvlanPath.Child("mtu"), *m.MTU, "an MTU is 576 to 65535, or 0 to keep the master's", "set the underlay's MTU, e.g. 1500")

@@ -115,12 +115,41 @@ func TestCheckMultusConfig(t *testing.T) {
 				"Deny config-spec-valid spec.macvlan.vlanID", "Deny config-spec-valid spec.macvlan.mtu"},
 		},
 		{
-			name: "two masters bonded", world: seedWorld(pools),
+			// Pods attach to bond0.100: a warning that it must exist on every node, naming it.
+			name: "two masters bonded, on a VLAN", world: seedWorld(pools),
 			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
 				c.Spec.MacvlanConfig.Master = []string{"ens224", "ens256"}
 				c.Spec.MacvlanConfig.Bond = &spiderv2beta1.BondConfig{Name: "bond0", Mode: 1}
 				c.Spec.MacvlanConfig.VlanID = ptr(int32(100))
 			}),
+			want:     []string{"Warn config-spec-valid spec.macvlan.vlanID"},
+			contains: []string{"pods of this network attach to bond0.100, which underlink does not create: it must exist and be up on every node", "create bond0.100 on the nodes", "`underlink doctor` lists the nodes without it"},
+		},
+		{
+			name: "a bond without a VLAN: the bond must exist", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
+				c.Spec.MacvlanConfig.Master = []string{"ens224", "ens256"}
+				c.Spec.MacvlanConfig.Bond = &spiderv2beta1.BondConfig{Name: "bond0", Mode: 1}
+			}),
+			want: []string{"Warn config-spec-valid spec.macvlan.bond.name"}, contains: []string{"attach to bond0,"},
+		},
+		{
+			name: "a VLAN on the master", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) { c.Spec.MacvlanConfig.VlanID = ptr(int32(100)) }),
+			want:   []string{"Warn config-spec-valid spec.macvlan.vlanID"}, contains: []string{"attach to ens224.100, which"},
+		},
+		{
+			name: "VLAN 0 is no VLAN", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) { c.Spec.MacvlanConfig.VlanID = ptr(int32(0)) }),
+		},
+		{
+			// The VLAN link's name would be too long for Linux: denied, naming the field and the length.
+			name: "a VLAN link name over 15 characters", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
+				c.Spec.MacvlanConfig.Master = []string{"enp130s0f1np1"}
+				c.Spec.MacvlanConfig.VlanID = ptr(int32(4000))
+			}),
+			want: []string{"Deny config-spec-valid spec.macvlan.vlanID"}, contains: []string{"makes the VLAN link enp130s0f1np1.4000, 18 characters"},
 		},
 		{
 			name: "the coordinator disabled leaves remotes unrouted (a warning)", world: seedWorld(pools),

@@ -121,8 +121,20 @@ func CheckPod(w *World, ns string, meta *metav1.ObjectMeta, spec *corev1.PodSpec
 		if err != nil {
 			c.deny(RulePodNetworkExists, p, v, "network annotation "+err.Error(), "write namespace/name[@interface], comma-separated, or a JSON list of {\"name\",\"namespace\",\"interface\"}")
 		}
+		claimed := map[string]string{}
+		for _, a := range atts {
+			claimed[a.iface] = a.sel.Namespace + "/" + a.sel.Name
+		}
 		for i, n := range sel {
-			atts = append(atts, attachment{sel: n, iface: podnet.SecondaryInterface(i, n), path: p, raw: v})
+			iface := podnet.SecondaryInterface(i, n)
+			if first, dup := claimed[iface]; dup {
+				// Multus would fail the sandbox: one interface, two networks.
+				c.deny(RulePodNetworkExists, p, v, fmt.Sprintf("%s and %s/%s both claim the pod's interface %s", first, n.Namespace, n.Name, iface),
+					fmt.Sprintf("give %s/%s an interface of its own (%s/%s@<interface>), or remove one of them", n.Namespace, n.Name, n.Namespace, n.Name))
+				continue
+			}
+			claimed[iface] = n.Namespace + "/" + n.Name
+			atts = append(atts, attachment{sel: n, iface: iface, path: p, raw: v})
 			checkNetworkExists(c, w, p, v, n, writtenBare(v, i))
 		}
 	}
@@ -210,6 +222,7 @@ func (w *World) HasNetwork(namespace, name string) bool {
 // exists.
 func checkNetworkExists(c *collector, w *World, p *field.Path, raw string, n NetworkSelection, bare bool) {
 	if w.HasNetwork(n.Namespace, n.Name) {
+		checkNetworkAligned(c, w, p, raw, n)
 		return
 	}
 	msg := fmt.Sprintf("network %s does not exist (no SpiderMultusConfig or NetworkAttachmentDefinition of that name)", n)
@@ -230,6 +243,30 @@ func checkNetworkExists(c *collector, w *World, p *field.Path, raw string, n Net
 	}
 	c.add(Violation{Rule: RulePodNetworkExists, Field: p, Type: field.ErrorTypeNotFound, Value: raw,
 		Object: ObjectRef("SpiderMultusConfig", n.Namespace, n.Name), Severity: Deny, Message: msg, Fix: fix})
+}
+
+// checkNetworkAligned warns when the pod's network is a SpiderMultusConfig that the Submariner clusters
+// no longer agree with (its Aligned condition is False), naming the first broken rule: the pod starts,
+// but cannot reach what the conflict names. A warning, never a denial: the network exists, and the fix
+// is in the config or its pools, not in the pod.
+func checkNetworkAligned(c *collector, w *World, p *field.Path, raw string, n NetworkSelection) {
+	st, ok := w.alignmentOf(n.Namespace, n.Name)
+	if !ok || st.Status != metav1.ConditionFalse {
+		return
+	}
+	for _, v := range st.Violations {
+		if v.Severity != Deny {
+			continue
+		}
+		where := v.Subject
+		if v.Field != nil {
+			where += " " + v.Field.String()
+		}
+		c.add(Violation{Rule: v.Rule, Field: p, Value: raw, Cluster: v.Cluster, Object: ObjectRef("SpiderMultusConfig", n.Namespace, n.Name), Severity: Warn,
+			Message: fmt.Sprintf("network %s is misaligned with the Submariner clusters: %s: %s", n, where, v.Message),
+			Fix:     "fix " + where + " (" + v.Fix + "); pods on this network cannot reach what the conflict names until then"})
+		return
+	}
 }
 
 // sameNameElsewhere returns the first network of n's name in another namespace: the usual slip is a

@@ -93,6 +93,26 @@ func TestCheckPod(t *testing.T) {
 			annos: map[string]string{nets: "team-net@net1, kube-system/other-net@net2"},
 		},
 		{
+			// Multus would fail the sandbox: two networks on one interface, named from the pod's own values.
+			name: "two networks claim one interface", ns: "team",
+			annos:    map[string]string{nets: "team-net@storage0, kube-system/other-net@storage0"},
+			want:     []string{"Deny pod-network-exists " + nets},
+			contains: []string{"team/team-net and kube-system/other-net both claim the pod's interface storage0", "give kube-system/other-net an interface of its own (kube-system/other-net@<interface>)"},
+		},
+		{
+			name: "a secondary network on the default network's interface", ns: "default",
+			annos:    map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf", nadv1.NetworksAnnotation: "kube-system/other-net@eth0"},
+			want:     []string{"Deny pod-network-exists " + nets},
+			contains: []string{"kube-system/macvlan-conf and kube-system/other-net both claim the pod's interface eth0"},
+		},
+		{
+			// The position gives net2 to the second entry, which another entry named explicitly.
+			name: "an explicit interface equal to a positional one", ns: "team",
+			annos:    map[string]string{nets: "team-net@net2, kube-system/other-net"},
+			want:     []string{"Deny pod-network-exists " + nets},
+			contains: []string{"team/team-net and kube-system/other-net both claim the pod's interface net2"},
+		},
+		{
 			name: "networks: a JSON list", ns: "default",
 			annos: map[string]string{nets: `[{"name":"macvlan-conf","namespace":"kube-system","interface":"net1"},{"name":"plain-nad"}]`},
 		},

@@ -40,6 +40,26 @@ func TestFilterLinks(t *testing.T) {
 	}
 }
 
+// A network with a VLAN ID attaches to the VLAN sub-interface (its NAD's macvlan master), so placement
+// follows that link's label, not the master's: a node with ens224 up but ens224.100 missing (the agent
+// labels it down) is refused, with the sub-interface named in the reason.
+func TestFilterFollowsTheVLANParent(t *testing.T) {
+	w := newWorld(t, nil)
+	_, smc := w.seed()
+	vlan := int32(100)
+	tagged := smc.DeepCopy()
+	tagged.Spec.MacvlanConfig.VlanID = &vlan
+	w.multusConfig(tagged)
+	w.node("n", map[string]string{labelOf("ens224"): up, labelOf("ens224.100"): down})
+	if st := w.cycle(seedPod()).filter("n"); st.Code() != fwk.UnschedulableAndUnresolvable || st.Message() != "node(s) had underlay link ens224.100 down" {
+		t.Errorf("got %v %q", st.Code(), st.Message())
+	}
+	w.node("n", map[string]string{labelOf("ens224"): down, labelOf("ens224.100"): up})
+	if st := w.cycle(seedPod()).filter("n"); !st.IsSuccess() {
+		t.Errorf("ens224.100 up: %v", st)
+	}
+}
+
 func TestFilterLabelPrefixFromArgs(t *testing.T) {
 	w := newWorld(t, nil)
 	w.p.args.LabelPrefix = "net.example.com/"

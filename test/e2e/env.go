@@ -37,7 +37,7 @@ func NodePlan(c localenv.Cluster, index int) nodes.Cluster {
 		return s
 	}
 	letter := string(c.Name[len(c.Name)-1])
-	return nodes.Cluster{
+	plan := nodes.Cluster{
 		Name:      c.Name,
 		APIServer: fmt.Sprintf("127.0.0.1:%d", c.APIServerPort),
 		Underlay:  underlay,
@@ -46,7 +46,36 @@ func NodePlan(c localenv.Cluster, index int) nodes.Cluster {
 			node(letter+"-node2", byte(75+index), false),
 		},
 	}
+	if index == 0 {
+		// The underlay steps' bed (issue #20): a second underlay NIC, ens256 on its own segment, on the
+		// first node only (the second node lacks the parent of that network); a foreign host on the
+		// cluster's underlay holding an address of the conflict step's pool; a peer behind the second
+		// segment's gateway.
+		plan.Nodes[0].Extra = []nodes.ExtraNIC{{Name: SecondNIC, Segment: StorageSegment}}
+		plan.Hosts = []nodes.HostSpec{
+			{Name: ForeignHost, Segment: underlay, Addrs: []netip.Prefix{netip.PrefixFrom(ForeignHostIP, underlay.Gateway.Bits())}},
+			{Name: StoragePeer, Segment: StorageSegment, Addrs: []netip.Prefix{StoragePeerIP}},
+		}
+	}
+	return plan
 }
+
+// The underlay steps' bed (NodePlan).
+var (
+	// SecondNIC is cluster-a's first node's second underlay NIC.
+	SecondNIC = "ens256"
+	// StorageSegment is SecondNIC's segment: its own subnet and gateway, which routes to the peer's.
+	StorageSegment = netbed.ClusterSpec{Name: "cluster-a-storage", Gateway: netip.MustParsePrefix("192.168.56.1/24"),
+		Routed: []netip.Prefix{netip.MustParsePrefix("192.168.57.1/24")}}
+	// ForeignHost holds ForeignHostIP on cluster-a's underlay, outside Kubernetes; MovedIP is the
+	// address that moves between nodes under its eyes.
+	ForeignHost   = "a-foreign"
+	ForeignHostIP = netip.MustParseAddr("172.110.200.10")
+	MovedIP       = netip.MustParseAddr("172.110.200.20")
+	// StoragePeer is a host behind StorageSegment's gateway.
+	StoragePeer   = "a-storage-peer"
+	StoragePeerIP = netip.MustParsePrefix("192.168.57.5/24")
+)
 
 // Env is the running bed: control planes, nodes, the Submariner simulation.
 type Env struct {

@@ -32,6 +32,8 @@ type State struct {
 type StateCluster struct {
 	Name  string      `json:"name"`
 	Nodes []StateNode `json:"nodes"`
+	// Hosts are its foreign hosts: name → namespace (under /run/netns).
+	Hosts map[string]string `json:"hosts,omitempty"`
 }
 
 // StateNode is one node in State.
@@ -79,6 +81,12 @@ func Host(ctx context.Context, dir string, cp *localenv.Env, progress io.Writer)
 			for i, n := range cn.Nodes {
 				sc.Nodes = append(sc.Nodes, StateNode{Name: n.Spec.Name, Netns: n.Net.NS.Path(), Gateway: i == 0, IP: n.Spec.IP.Addr().String(),
 					ContainerdSocket: n.Path(nodes.ContainerdSocket)})
+			}
+			for _, fh := range cn.Hosts {
+				if sc.Hosts == nil {
+					sc.Hosts = map[string]string{}
+				}
+				sc.Hosts[fh.Spec.Name] = fh.NS.Path()
 			}
 			st.Clusters = append(st.Clusters, sc)
 		}
@@ -138,6 +146,18 @@ func LoadTarget(dir string, cp *localenv.Env, out io.Writer) (Target, func(), er
 			handles = append(handles, h)
 			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Name, Gateway: n.Gateway, Net: &netbed.Netns{NetNS: h, Name: filepath.Base(n.Netns), Role: n.Name}})
 		}
+		for name, path := range st.Clusters[i].Hosts {
+			h, err := ns.GetNS(path)
+			if err != nil {
+				closeAll()
+				return Target{}, nil, fmt.Errorf("host %s: %w", name, err)
+			}
+			handles = append(handles, h)
+			if tc.Hosts == nil {
+				tc.Hosts = map[string]*netbed.Netns{}
+			}
+			tc.Hosts[name] = &netbed.Netns{NetNS: h, Name: filepath.Base(path), Role: name}
+		}
 		t.Clusters = append(t.Clusters, tc)
 	}
 	return t, closeAll, nil
@@ -154,6 +174,12 @@ func TargetOf(env *Env, out io.Writer) (Target, error) {
 		tc := TargetCluster{Name: c.Name, Kubeconfig: env.ControlPlane.KubeconfigPath(c), ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR}
 		for j, n := range cn.Nodes {
 			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Spec.Name, Gateway: j == 0, Net: n.Net.NS})
+		}
+		for _, fh := range cn.Hosts {
+			if tc.Hosts == nil {
+				tc.Hosts = map[string]*netbed.Netns{}
+			}
+			tc.Hosts[fh.Spec.Name] = fh.NS
 		}
 		t.Clusters = append(t.Clusters, tc)
 	}

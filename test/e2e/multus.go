@@ -12,6 +12,7 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/nodes"
 	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/webhook/registration"
@@ -20,8 +21,8 @@ import (
 // The Multus steps' own objects (besides the seed's).
 const (
 	// extraNetA and extraNetB are SpiderMultusConfigs for second and third interfaces: macvlan on ens224
-	// from the cluster's pool, without the coordinator (whose veth0 a second coordinated interface would
-	// create again; issue #20).
+	// from the cluster's pool, coordinated like the default network (each interface gets its own veth,
+	// routing table and rule).
 	extraNetA = "macvlan-extra-a"
 	extraNetB = "macvlan-extra-b"
 	// multiListPod and multiJSONPod carry them in the two formats of k8s.v1.cni.cncf.io/networks.
@@ -206,23 +207,9 @@ func (r *runner) checkNetworkStatus(c TargetCluster, selector string, pods []pod
 }
 
 // extraNetwork is a SpiderMultusConfig for an extra interface: macvlan on ens224 from the cluster's
-// pool, without the coordinator.
-func extraNetwork(name, pool string) string {
-	return fmt.Sprintf(`apiVersion: spiderpool.spidernet.io/v2beta1
-kind: SpiderMultusConfig
-metadata:
-  name: %s
-  namespace: %s
-spec:
-  cniType: macvlan
-  enableCoordinator: false
-  macvlan:
-    master:
-    - ens224
-    ippools:
-      ipv4:
-      - %s
-`, name, configNS, pool)
+// pool, with the coordinator and the cluster's remote CIDRs.
+func (r *runner) extraNetwork(name, pool string) string {
+	return r.coordinatedNetwork(name, netbed.UnderlayNIC, pool, "")
 }
 
 // testPod is a pod of the test app in the default namespace with the given labels and annotations.
@@ -258,16 +245,8 @@ func (r *runner) testPod(name string, labels, annotations map[string]string) []b
 func (r *runner) severalNetworks() error {
 	c := r.a
 	for _, n := range []string{extraNetA, extraNetB} {
-		out, err := r.showManifest(c, "apply", []byte(extraNetwork(n, c.Name)))
-		if err := r.check(err == nil, "SpiderMultusConfig "+n+" (no coordinator) admitted", strings.TrimSpace(out)); err != nil {
+		if err := r.applyNetwork(c, n, r.extraNetwork(n, c.Name), "coordinated"); err != nil {
 			return err
-		}
-		werr := poll.Wait(r.ctx, 30*time.Second, pollInterval, "NetworkAttachmentDefinition "+configNS+"/"+n, func() (bool, string, error) {
-			o, err := r.kubectlQuiet(c, nil, "get", "network-attachment-definitions", n, "-n", configNS, "-o", "jsonpath={.spec.config}")
-			return err == nil && strings.Contains(o, "underlink-ipam"), o, nil
-		})
-		if werr != nil {
-			return r.check(false, "NetworkAttachmentDefinition "+configNS+"/"+n+" on "+c.Name, werr.Error())
 		}
 	}
 	ippools := fmt.Sprintf(`[{"interface":"eth0","ipv4":["%[1]s"]},{"interface":"net1","ipv4":["%[1]s"],"cleangateway":true},{"interface":"net2","ipv4":["%[1]s"],"cleangateway":true}]`, c.Name)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/underlink/underlink/test/poll"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Names of the links the bed creates inside its namespaces. They are the seed's NIC names, so configs
@@ -74,6 +77,9 @@ type ClusterSpec struct {
 	Name string
 	// Gateway is the pool gateway with the segment's prefix length, e.g. 172.110.0.1/16.
 	Gateway netip.Prefix
+	// Routed are further subnets the segment's gateway holds an address of and routes to (forwarding
+	// on), e.g. 192.168.57.1/24: hosts there reach the segment's pods only through the gateway.
+	Routed []netip.Prefix
 }
 
 // NodeSpec describes a node.
@@ -86,6 +92,17 @@ type NodeSpec struct {
 	IP netip.Prefix
 	// InterDC, when valid, gives the node an InterDCNIC with this address (gateway nodes).
 	InterDC netip.Prefix
+	// Extra are further underlay NICs of the node, each on a segment of its own (a second underlay NIC
+	// such as ens256 on a storage segment); up, without an address, like UnderlayNIC.
+	Extra []NIC
+}
+
+// NIC is an extra underlay NIC of a node.
+type NIC struct {
+	// Name is the NIC's name in the node, e.g. "ens256".
+	Name string
+	// Segment is the segment it plugs into (Bed.Cluster makes one per name).
+	Segment *Cluster
 }
 
 // Node is a node namespace with its NICs.
@@ -244,6 +261,11 @@ func (b *Bed) Cluster(spec ClusterSpec) *Cluster {
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	if len(spec.Routed) > 0 {
+		if err := routeSegment(n, spec.Routed); err != nil {
+			b.t.Fatalf("netbed: segment %s: %v", spec.Name, err)
+		}
+	}
 	c := &Cluster{Spec: spec, Underlay: n}
 	b.clusters[spec.Name] = c
 	return c
@@ -341,6 +363,14 @@ func (b *Bed) AddNode(spec NodeSpec) (*Node, error) {
 			return nil, fmt.Errorf("node %s: %w", spec.Name, err)
 		}
 	}
+	for _, x := range spec.Extra {
+		if x.Segment == nil || x.Name == "" {
+			return nil, fmt.Errorf("node %s: extra NIC %q needs a name and a segment", spec.Name, x.Name)
+		}
+		if err := plug(h, x.Name, fmt.Sprintf("n%d-%s", idx, x.Name), x.Segment.Underlay); err != nil {
+			return nil, fmt.Errorf("node %s: %w", spec.Name, err)
+		}
+	}
 	if interDC != nil {
 		if err := plug(h, InterDCNIC, fmt.Sprintf("n%d-%s", idx, InterDCNIC), interDC); err != nil {
 			return nil, fmt.Errorf("node %s: %w", spec.Name, err)
@@ -355,6 +385,73 @@ func (b *Bed) AddNode(spec NodeSpec) (*Node, error) {
 	b.mu.Unlock()
 	return node, nil
 }
+
+// Host adds a machine on a segment that Kubernetes does not know (a "foreign host": a router, a
+// storage array, a server outside the cluster): a namespace named role whose HostNIC plugs into the
+// segment's bridge with addrs. Its default route goes via the segment's gateway (or a routed subnet's)
+// of its first address that lies in one.
+func (b *Bed) Host(role string, segment *Cluster, addrs ...netip.Prefix) (*Netns, error) {
+	n, err := b.NewNetns(role)
+	if err != nil {
+		return nil, err
+	}
+	h, err := n.Netlink()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	b.mu.Lock()
+	b.seq++
+	idx := b.seq
+	b.mu.Unlock()
+	if err := plug(h, HostNIC, fmt.Sprintf("h%d-%s", idx, HostNIC), segment.Underlay); err != nil {
+		return nil, fmt.Errorf("host %s: %w", role, err)
+	}
+	l, err := h.LinkByName(HostNIC)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", role, err)
+	}
+	for _, a := range addrs {
+		// No duplicate address detection: the host holds its address at once, as a test expects.
+		ipn := &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipn, Flags: unix.IFA_F_NODAD}); err != nil {
+			return nil, fmt.Errorf("host %s: add %s: %w", role, a, err)
+		}
+	}
+	for _, gw := range append([]netip.Prefix{segment.Spec.Gateway}, segment.Spec.Routed...) {
+		if !gw.IsValid() || !slices.ContainsFunc(addrs, func(a netip.Prefix) bool { return a.Contains(gw.Addr()) }) {
+			continue
+		}
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.Addr().AsSlice()}); err != nil {
+			return nil, fmt.Errorf("host %s: default route via %s: %w", role, gw.Addr(), err)
+		}
+		break
+	}
+	return n, nil
+}
+
+// routeSegment gives a segment's gateway the addresses of routed and makes it forward between them.
+func routeSegment(n *Netns, routed []netip.Prefix) error {
+	h, err := n.Netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, p := range routed {
+		if err := addAddr(h, BridgeName, p.String()); err != nil {
+			return err
+		}
+	}
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		if err := n.Sysctl(k, "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HostNIC is a foreign host's NIC on its segment.
+const HostNIC = "eth0"
 
 // plug creates veth name (in h's namespace, up) with its peer enslaved to the segment's bridge.
 func plug(h netlinksafe.Handle, name, peer string, segment *Netns) error {

@@ -3,6 +3,7 @@ package netbed
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,6 +44,66 @@ func (n *Netns) Netlink() (netlinksafe.Handle, error) {
 		return netlinksafe.Handle{}, fmt.Errorf("netlink handle in netns %s: %w", n.Name, err)
 	}
 	return h, nil
+}
+
+// Link reads a link of the namespace by name.
+func (n *Netns) Link(name string) (netlink.Link, error) {
+	h, err := n.Netlink()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s in netns %s: %w", name, n.Name, err)
+	}
+	return l, nil
+}
+
+// RouteVia is the link the namespace's kernel sends to dst by, from src when it is valid: what `ip route
+// get <dst> [from <src>]` names as dev.
+func (n *Netns) RouteVia(dst, src netip.Addr) (string, error) {
+	h, err := n.Netlink()
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	opts := &netlink.RouteGetOptions{}
+	if src.IsValid() {
+		opts.SrcAddr = src.AsSlice()
+	}
+	rs, err := h.RouteGetWithOptions(dst.AsSlice(), opts)
+	if err != nil || len(rs) == 0 {
+		return "", fmt.Errorf("route get %s from %v in netns %s: %v", dst, src, n.Name, err)
+	}
+	l, err := h.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return "", err
+	}
+	return l.Attrs().Name, nil
+}
+
+// Neighbour is the namespace's neighbour entry for ip on any link, or nil when it has none.
+func (n *Netns) Neighbour(ip netip.Addr) (*netlink.Neigh, error) {
+	h, err := n.Netlink()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	fam := netlink.FAMILY_V4
+	if ip.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	list, err := h.NeighList(0, fam)
+	if err != nil {
+		return nil, fmt.Errorf("neighbours of netns %s: %w", n.Name, err)
+	}
+	for i := range list {
+		if a, ok := netip.AddrFromSlice(list[i].IP); ok && a.Unmap() == ip {
+			return &list[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // Sysctl sets a sysctl of the namespace, e.g. Sysctl("net/ipv4/ip_forward", "1").

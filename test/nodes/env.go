@@ -44,6 +44,24 @@ type Cluster struct {
 	Underlay netbed.ClusterSpec
 	// Nodes are the cluster's nodes; the first is the Submariner gateway.
 	Nodes []NodeSpec
+	// Hosts are machines on the cluster's segments that Kubernetes does not know (foreign hosts).
+	Hosts []HostSpec
+}
+
+// HostSpec is a foreign host: a namespace on a segment with addresses, outside Kubernetes.
+type HostSpec struct {
+	// Name is unique across the bed, e.g. "a-foreign".
+	Name string
+	// Segment is the segment it plugs into (the cluster's underlay, or a node's extra NIC's).
+	Segment netbed.ClusterSpec
+	Addrs   []netip.Prefix
+}
+
+// ExtraNIC is a node's further underlay NIC on a segment of its own (a second underlay NIC such as
+// ens256), up, without an address: the master of a second network.
+type ExtraNIC struct {
+	Name    string
+	Segment netbed.ClusterSpec
 }
 
 // NodeSpec is one node of a cluster.
@@ -60,6 +78,8 @@ type NodeSpec struct {
 	UnderlayIP netip.Prefix
 	// InterDC, when valid, gives the node ens192 on the inter-data-centre segment (gateway nodes).
 	InterDC netip.Prefix
+	// Extra are further underlay NICs of the node.
+	Extra []ExtraNIC
 }
 
 // Options are the parts the nodes run.
@@ -99,6 +119,8 @@ type ClusterNodes struct {
 	APIServerAddr string
 	// Nodes in the order of Spec.Nodes.
 	Nodes []*Node
+	// Hosts in the order of Spec.Hosts.
+	Hosts []*ForeignHost
 	// Client is an admin client of the cluster.
 	Client kubernetes.Interface
 	// Config is the admin rest config it was made from.
@@ -106,6 +128,12 @@ type ClusterNodes struct {
 
 	auth *authority
 	dir  string
+}
+
+// ForeignHost is a running foreign host of a cluster's segments.
+type ForeignHost struct {
+	Spec HostSpec
+	NS   *netbed.Netns
 }
 
 // Node is a running node.
@@ -303,6 +331,9 @@ func (e *Env) prepareCluster(ctx context.Context, c Cluster) (*ClusterNodes, err
 		if s.InterDC.IsValid() {
 			spec.InterDC = s.InterDC
 		}
+		for _, x := range s.Extra {
+			spec.Extra = append(spec.Extra, netbed.NIC{Name: x.Name, Segment: e.bed.Cluster(x.Segment)})
+		}
 		nn, err := e.bed.AddNode(spec)
 		if err != nil {
 			return nil, err
@@ -311,6 +342,13 @@ func (e *Env) prepareCluster(ctx context.Context, c Cluster) (*ClusterNodes, err
 			return nil, fmt.Errorf("node %s: %w", s.Name, err)
 		}
 		cn.Nodes = append(cn.Nodes, &Node{Spec: s, Cluster: c.Name, Net: nn, Dir: filepath.Join(dir, s.Name), procs: map[string]*netbed.Process{}})
+	}
+	for _, hs := range c.Hosts {
+		hn, err := e.bed.Host(hs.Name, e.bed.Cluster(hs.Segment), hs.Addrs...)
+		if err != nil {
+			return nil, err
+		}
+		cn.Hosts = append(cn.Hosts, &ForeignHost{Spec: hs, NS: hn})
 	}
 	return cn, nil
 }

@@ -5,15 +5,16 @@
 package netconf
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	cnitypes "github.com/containernetworking/cni/pkg/types"
 
 	"github.com/underlink/underlink/api/cniconf"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // Local is what the chain needs to know about the cluster it runs in, from the local Submariner Cluster
@@ -67,10 +68,17 @@ func Build(smc *spv2.SpiderMultusConfig, local Local) (string, error) {
 		return "", err
 	}
 	plugins := []any{mv}
-	if c, err := coordinator(smc, local); err != nil {
+	c, err := coordinator(smc, local)
+	if err != nil {
 		return "", err
-	} else if c != nil {
+	}
+	if c != nil {
 		plugins = append(plugins, c) // cniconf.Coordinator.MarshalJSON keeps its own fields either way
+		if mv.IPAM != nil {
+			// The IPAM returns the default route only on the interface the coordinator keeps it on; the
+			// coordinator routes every other interface by a table of its own.
+			mv.IPAM.DefaultRouteNIC = cmp.Or(c.PodDefaultRouteNIC, podnet.DefaultInterface)
+		}
 	}
 	list := List{CNIVersion: cniconf.CNIVersion, Name: Name(smc)}
 	for _, p := range plugins {
@@ -122,22 +130,13 @@ func macvlan(smc *spv2.SpiderMultusConfig) (*Macvlan, error) {
 	if mc == nil || len(mc.Master) == 0 {
 		return nil, fmt.Errorf("SpiderMultusConfig %s/%s: spec.macvlan.master is required for spec.cniType macvlan; name the host's underlay NIC, e.g. [ens224]", smc.Namespace, smc.Name)
 	}
-	master := mc.Master[0]
-	switch {
-	case mc.Bond != nil:
-		// underlink does not make bonds; the macvlan hangs off the bond the node already has.
-		master = mc.Bond.Name
-	case len(mc.Master) > 1:
-		return nil, fmt.Errorf("SpiderMultusConfig %s/%s: spec.macvlan.master has %d NICs %v without spec.macvlan.bond; keep one NIC, or bond them with spec.macvlan.bond", smc.Namespace, smc.Name, len(mc.Master), mc.Master)
+	// One computation of the link pods attach to (pkg/podnet.Parent): the agent's link watch and the
+	// scheduler place by the same name.
+	master, err := podnet.Parent(mc)
+	if err != nil {
+		return nil, fmt.Errorf("SpiderMultusConfig %s/%s: %w", smc.Namespace, smc.Name, err)
 	}
-	if mc.VlanID != nil && *mc.VlanID != 0 {
-		// The reference macvlan plugin has no VLAN setting: it attaches to the VLAN sub-interface by name.
-		master = master + "." + strconv.Itoa(int(*mc.VlanID))
-	}
-	if len(master) > 15 {
-		return nil, fmt.Errorf("SpiderMultusConfig %s/%s: macvlan master %q is longer than the 15 characters of a Linux interface name; shorten spec.macvlan.master (or the bond name) or the VLAN ID", smc.Namespace, smc.Name, master)
-	}
-	m := &Macvlan{Type: "macvlan", Master: master, Mode: "bridge"}
+	m := &Macvlan{Type: cniconf.MacvlanType, Master: master, Mode: "bridge"}
 	if mc.MTU != nil {
 		m.MTU = int(*mc.MTU)
 	}
@@ -145,6 +144,12 @@ func macvlan(smc *spv2.SpiderMultusConfig) (*Macvlan, error) {
 		return m, nil
 	}
 	m.IPAM = &cniconf.IPAM{Type: cniconf.IPAMType}
+	if cs := smc.Spec.CoordinatorConfig; cs != nil {
+		// Spiderpool's coordinator fields; underlink-ipam probes, before macvlan configures the
+		// interface and announces the address (docs/DESIGN.md, "Conflict and gateway detection").
+		m.IPAM.DetectIPConflict = cs.DetectIPConflict != nil && *cs.DetectIPConflict
+		m.IPAM.DetectGateway = cs.DetectGateway != nil && *cs.DetectGateway
+	}
 	if p := mc.SpiderpoolConfigPools; p != nil {
 		m.IPAM.IPv4Pools = append([]string(nil), p.IPv4IPPool...)
 		m.IPAM.IPv6Pools = append([]string(nil), p.IPv6IPPool...)

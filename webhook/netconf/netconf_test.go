@@ -29,7 +29,7 @@ func TestBuildSeedConfigIsTheMacvlanCoordinatorChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"cniVersion":"1.0.0","name":"kube-system-macvlan-conf","plugins":[` +
-		`{"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","ipv4Pools":["cluster-a"]}},` +
+		`{"type":"underlink-macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","ipv4Pools":["cluster-a"],"defaultRouteNIC":"eth0"}},` +
 		`{"clusterCIDR":["172.110.0.0/16"],"hijackCIDR":["10.243.0.0/18","172.111.0.0/16"],"ipam":{},"mode":"underlay","podRPFilter":0,"serviceCIDR":["10.233.0.0/18"],"type":"underlink-coordinator"}]}`
 	if got != want {
 		t.Errorf("config of the seed's macvlan-conf:\n got %s\nwant %s", got, want)
@@ -38,7 +38,7 @@ func TestBuildSeedConfigIsTheMacvlanCoordinatorChain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a CNI runtime cannot load the generated list: %v", err)
 	}
-	if list.CNIVersion != "1.0.0" || len(list.Plugins) != 2 || list.Plugins[0].Network.Type != "macvlan" || list.Plugins[1].Network.Type != "underlink-coordinator" {
+	if list.CNIVersion != "1.0.0" || len(list.Plugins) != 2 || list.Plugins[0].Network.Type != "underlink-macvlan" || list.Plugins[1].Network.Type != "underlink-coordinator" {
 		t.Errorf("loaded list: version %s, %d plugins", list.CNIVersion, len(list.Plugins))
 	}
 }
@@ -73,27 +73,27 @@ func TestBuildVariants(t *testing.T) {
 		{
 			name:    "dual stack pools",
 			smc:     base(func(s *spv2.MultusCNIConfigSpec) {}),
-			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}}}, {}},
+			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}, "defaultRouteNIC": "eth0"}}, {}},
 		},
 		{
 			name:    "matchMasterSubnet passes the master to IPAM",
 			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true) }),
-			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}, "matchMasterSubnet": true, "master": "ens224"}}, {}},
+			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}, "matchMasterSubnet": true, "master": "ens224", "defaultRouteNIC": "eth0"}}, {}},
 		},
 		{
 			name:    "disableIPAM leaves macvlan without ipam",
 			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.DisableIPAM = ptr(true) }),
-			plugins: []map[string]any{{"type": "macvlan", "ipam": nil}, {}},
+			plugins: []map[string]any{{"type": "underlink-macvlan", "ipam": nil}, {}},
 		},
 		{
 			name:    "enableCoordinator false chains no coordinator",
 			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.EnableCoordinator = ptr(false) }),
-			plugins: []map[string]any{{"type": "macvlan"}},
+			plugins: []map[string]any{{"type": "underlink-macvlan"}},
 		},
 		{
 			name:    "coordinator mode disabled chains no coordinator",
 			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.CoordinatorConfig = &spv2.CoordinatorSpec{Mode: ptr("disabled")} }),
-			plugins: []map[string]any{{"type": "macvlan"}},
+			plugins: []map[string]any{{"type": "underlink-macvlan"}},
 		},
 		{
 			name: "coordinator settings are copied, negative rp_filter leaves it",
@@ -103,6 +103,22 @@ func TestBuildVariants(t *testing.T) {
 			}),
 			plugins: []map[string]any{{}, {"mode": "underlay", "podRPFilter": nil, "hostRuleTable": float64(500), "txQueueLen": float64(1000),
 				"vethLinkAddress": "169.254.100.1", "podMACPrefix": "0a:1b", "podDefaultRouteNIC": "eth0", "tunePodRoutes": true}},
+		},
+		{
+			name: "detection is underlink-ipam's; the default route goes to podDefaultRouteNIC only",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.CoordinatorConfig = &spv2.CoordinatorSpec{DetectIPConflict: ptr(true), DetectGateway: ptr(true), PodDefaultRouteNIC: ptr("net1")}
+			}),
+			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"},
+				"detectIPConflict": true, "detectGateway": true, "defaultRouteNIC": "net1"}}, {"podDefaultRouteNIC": "net1", "detectIPConflict": nil}},
+		},
+		{
+			name: "detection without the coordinator: every interface keeps its default route",
+			smc: base(func(s *spv2.MultusCNIConfigSpec) {
+				s.EnableCoordinator = ptr(false)
+				s.CoordinatorConfig = &spv2.CoordinatorSpec{DetectIPConflict: ptr(true), DetectGateway: ptr(false)}
+			}),
+			plugins: []map[string]any{{"ipam": map[string]any{"type": "underlink-ipam", "ipv4Pools": []any{"p4"}, "ipv6Pools": []any{"p6"}, "detectIPConflict": true}}},
 		},
 		{
 			name: "bond: macvlan on the bond",
@@ -117,12 +133,12 @@ func TestBuildVariants(t *testing.T) {
 			smc: base(func(s *spv2.MultusCNIConfigSpec) {
 				s.ChainCNIJsonData = []string{`{"type":"tuning","sysctl":{"net.core.somaxconn":"500"}}`}
 			}),
-			plugins: []map[string]any{{"type": "macvlan"}, {"type": "underlink-coordinator"}, {"type": "tuning"}},
+			plugins: []map[string]any{{"type": "underlink-macvlan"}, {"type": "underlink-coordinator"}, {"type": "tuning"}},
 		},
 		{
 			name:    "two masters without a bond",
 			smc:     base(func(s *spv2.MultusCNIConfigSpec) { s.MacvlanConfig.Master = []string{"ens224", "ens256"} }),
-			wantErr: "spec.macvlan.master has 2 NICs",
+			wantErr: "spec.macvlan.master [ens224 ens256]: has 2 NICs",
 		},
 		{
 			name:    "macvlan without master",
@@ -135,7 +151,7 @@ func TestBuildVariants(t *testing.T) {
 				s.MacvlanConfig.Master = []string{"enp130s0f1np1"}
 				s.MacvlanConfig.VlanID = ptr(int32(4000))
 			}),
-			wantErr: "longer than the 15 characters",
+			wantErr: "makes the VLAN link enp130s0f1np1.4000, 18 characters",
 		},
 		{
 			name:    "chained plugin not JSON",

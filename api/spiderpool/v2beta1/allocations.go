@@ -22,7 +22,30 @@ type PoolIPAllocation struct {
 	// when it matches, so the late DEL of a replaced sandbox does not free the address its successor
 	// (same pod UID and interface) now uses.
 	ContainerID string `json:"containerID,omitempty"`
+	// Node is the node whose agent gave the address, where the pod's sandbox runs. It is an additive
+	// key (Spiderpool v1.2.2 keeps the node in its SpiderEndpoint, status.current.node, and ignores it
+	// here): garbage collection keeps the address of a pod that is gone while its node is NotReady or
+	// unreachable, since the old container may still answer on the underlay (cni/IPAM.md).
+	Node string `json:"node,omitempty"`
+	// IPConflict, when set, marks an address that another host on the segment answered for when it was
+	// given to the pod named here: underlink-agent keeps it out of every allocation until an operator
+	// clears it (AnnoClearIPConflicts). The record has no PodUID and no ContainerID, so it is never
+	// the pod's. It is an additive key: Spiderpool reads the record as an allocation to that pod.
+	IPConflict IPConflict `json:"ipConflict,omitzero"`
 }
+
+// IPConflict is what underlink-agent recorded when a pod's ADD found its address held by another host.
+type IPConflict struct {
+	// MAC is the link-layer address of the host that answered for the address.
+	MAC string `json:"mac"`
+	// Node is the node whose pod probed.
+	Node string `json:"node,omitempty"`
+	// DetectedAt is when, in RFC 3339.
+	DetectedAt string `json:"detectedAt,omitempty"`
+}
+
+// IsConflict reports whether the record marks an address in use by a host outside the cluster.
+func (a PoolIPAllocation) IsConflict() bool { return a.IPConflict.MAC != "" }
 
 // ParseAllocations decodes status.allocatedIPs. An unset or empty status is an empty map; a status that
 // is not the JSON object Spiderpool writes is an error, so callers never overwrite what they cannot read.

@@ -25,3 +25,8 @@ type AnnoIPPoolItem struct {
 	IPv6Pools    []string `json:"ipv6,omitempty"`
 	CleanGateway bool     `json:"cleangateway"`
 }
+
+// AnnoClearIPConflicts, set on a SpiderIPPool, asks underlink-agent to free the addresses it marked as
+// in conflict (PoolIPAllocation.IPConflict): a comma-separated list of addresses, or "all". The agent
+// that collects garbage frees them on its next pass and removes the annotation. It is underlink's own.
+const AnnoClearIPConflicts = "underlink.io/clear-ip-conflicts"

@@ -159,6 +159,20 @@ type CoordinatorSpec struct {
 	// +optional
 	TxQueueLen *int32 `json:"txQueueLen,omitempty"`
 
+	// DetectIPConflict probes the segment (ARP for IPv4, NDP duplicate address detection for IPv6)
+	// for each address given to a pod of the network before its interface is configured: a host that
+	// answers fails the pod's ADD, naming the address and the holder's MAC, and the address is set
+	// aside in its pool until an operator clears it.
+	// +kubebuilder:default=false
+	// +optional
+	DetectIPConflict *bool `json:"detectIPConflict,omitempty"`
+
+	// DetectGateway asks the pool's gateway (ARP, NDP) before a pod's interface is configured; a
+	// gateway that does not answer fails the pod's ADD.
+	// +kubebuilder:default=false
+	// +optional
+	DetectGateway *bool `json:"detectGateway,omitempty"`
+
 	// VethLinkAddress is the link-local address given to the host side of the pod's veth.
 	// +kubebuilder:validation:MaxLength=39
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IP address such as 169.254.100.1"

@@ -5,6 +5,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/api/underlay"
+	"github.com/underlink/underlink/pkg/podnet"
 )
 
 // DefaultNIC is watched when no SpiderMultusConfig names a master.
@@ -37,8 +38,10 @@ func Desired(nics []string, upByName map[string]bool) map[string]string {
 	return out
 }
 
-// MastersOf lists, sorted and once each, the macvlan masters of the SpiderMultusConfigs, or DefaultNIC
-// when none names one.
+// MastersOf lists, sorted and once each, the links that the SpiderMultusConfigs' pods are made on (their
+// pkg/podnet.Parent: the master, or the VLAN sub-interface or bond the config names), or DefaultNIC when
+// none names one. A config whose parent cannot be computed is left out: admission denies it and no
+// NAD exists for it.
 func MastersOf(configs []spv2.SpiderMultusConfig) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -46,12 +49,12 @@ func MastersOf(configs []spv2.SpiderMultusConfig) []string {
 		if c.Spec.MacvlanConfig == nil {
 			continue
 		}
-		for _, m := range c.Spec.MacvlanConfig.Master {
-			if m != "" && !seen[m] {
-				seen[m] = true
-				out = append(out, m)
-			}
+		parent, err := podnet.Parent(c.Spec.MacvlanConfig)
+		if err != nil || seen[parent] {
+			continue
 		}
+		seen[parent] = true
+		out = append(out, parent)
 	}
 	if len(out) == 0 {
 		return []string{DefaultNIC}

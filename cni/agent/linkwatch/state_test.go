@@ -43,10 +43,22 @@ func TestDesiredMissingNICIsDown(t *testing.T) {
 	}
 }
 
-func TestMastersOfSeedAndDefault(t *testing.T) {
+// The watched links are the ones pods are made on: a config with a VLAN ID is watched on its VLAN
+// sub-interface and a bonded one on its bond, never on the masters beneath them (their NAD's macvlan
+// "master" is the parent, so a node with ens224 but no ens224.100 cannot start their pods).
+func TestMastersOfFollowsTheParent(t *testing.T) {
 	var seed spv2.SpiderMultusConfig
 	test.DecodeSeed(t, "cluster-a-multusconfig.yaml", &seed)
-	other := spv2.SpiderMultusConfig{Spec: spv2.MultusCNIConfigSpec{MacvlanConfig: &spv2.SpiderMacvlanCniConfig{Master: []string{"ens256", "ens224"}}}}
+	macvlan := func(mc spv2.SpiderMacvlanCniConfig) spv2.SpiderMultusConfig {
+		return spv2.SpiderMultusConfig{Spec: spv2.MultusCNIConfigSpec{MacvlanConfig: &mc}}
+	}
+	vlan := int32(100)
+	zero := int32(0)
+	second := macvlan(spv2.SpiderMacvlanCniConfig{Master: []string{"ens256"}})
+	tagged := macvlan(spv2.SpiderMacvlanCniConfig{Master: []string{"ens224"}, VlanID: &vlan})
+	untagged := macvlan(spv2.SpiderMacvlanCniConfig{Master: []string{"ens224"}, VlanID: &zero})
+	bonded := macvlan(spv2.SpiderMacvlanCniConfig{Master: []string{"ens224", "ens256"}, Bond: &spv2.BondConfig{Name: "bond0"}, VlanID: &vlan})
+	unbondedPair := macvlan(spv2.SpiderMacvlanCniConfig{Master: []string{"ens256", "ens224"}})
 	for _, tc := range []struct {
 		configs []spv2.SpiderMultusConfig
 		want    string
@@ -54,7 +66,11 @@ func TestMastersOfSeedAndDefault(t *testing.T) {
 		{nil, "ens224"},
 		{[]spv2.SpiderMultusConfig{{}}, "ens224"},
 		{[]spv2.SpiderMultusConfig{seed}, "ens224"},
-		{[]spv2.SpiderMultusConfig{seed, other}, "ens224,ens256"},
+		{[]spv2.SpiderMultusConfig{seed, second}, "ens224,ens256"},
+		{[]spv2.SpiderMultusConfig{tagged}, "ens224.100"},
+		{[]spv2.SpiderMultusConfig{seed, tagged, untagged}, "ens224,ens224.100"},
+		{[]spv2.SpiderMultusConfig{bonded}, "bond0.100"},
+		{[]spv2.SpiderMultusConfig{unbondedPair}, "ens224"}, // no parent: admission denies it, nothing to watch
 	} {
 		if got := strings.Join(MastersOf(tc.configs), ","); got != tc.want {
 			t.Errorf("MastersOf = %s, want %s", got, tc.want)

@@ -41,8 +41,9 @@ type Watcher struct {
 	// LabelPrefix starts the node labels (--label-prefix); empty means api/underlay.LabelPrefix. It must
 	// be the scheduler's labelPrefix.
 	LabelPrefix string
-	// NICs, when set, is the fixed list of NICs to watch (--nics); otherwise the masters of the
-	// cluster's SpiderMultusConfigs, or ens224 when none names one.
+	// NICs, when set, is the fixed list of NICs to watch (--nics); otherwise the links the cluster's
+	// SpiderMultusConfigs' pods attach to (MastersOf: their parents, the VLAN sub-interface or bond when
+	// they name one), or ens224 when none names one.
 	NICs []string
 	// Netns, when set, is the network namespace to watch instead of the agent's own.
 	Netns   *netns.NsHandle

@@ -1,5 +1,6 @@
-// Package prealloc gives the pods scheduled to an agent's node their default network's addresses as soon
-// as the agent sees them, ahead of the runtime's CNI ADD. The kubelet reaches ADD tens of milliseconds
+// Package prealloc gives the pods scheduled to an agent's node the addresses of every underlay network
+// they attach (the default network's eth0 and each extra network's interface) as soon as the agent sees
+// them, ahead of the runtime's CNI ADDs. The kubelet reaches ADD tens of milliseconds
 // or more after the pod is bound (pod worker, cgroups, volumes, the sandbox); the pool status write that
 // an allocation needs, about 5 ms on the apiserver, then happens in that time instead of inside ADD, which
 // answers from the pre-allocation (cni/agent/service).
@@ -10,7 +11,6 @@ package prealloc
 import (
 	corev1 "k8s.io/api/core/v1"
 
-	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/podnet"
 	"github.com/underlink/underlink/pkg/poolchoice"
@@ -40,26 +40,39 @@ func Eligible(pod *corev1.Pod, node string) bool {
 // Lookup returns the SpiderMultusConfig namespace/name, if it exists.
 type Lookup func(namespace, name string) (*spv2.SpiderMultusConfig, bool)
 
-// Conf returns the pools the ADD of pod's default network (Multus' eth0) will be configured with: the
-// ones of the SpiderMultusConfig its v1.multus-cni.io/default-network annotation names, whose
-// NetworkAttachmentDefinition underlink writes with underlink-ipam. ok is false when the pod's default
-// network is not such a config (no annotation, the cluster's primary CNI, a NAD of another author, a
-// config without IPAM or unusable): nothing is pre-allocated, and the ADD, if any, allocates.
-func Conf(pod *corev1.Pod, lookup Lookup) (poolchoice.Names, bool) {
-	if _, ok := pod.Annotations[nadv1.DefaultNetworkAnnotation]; !ok {
-		return poolchoice.Names{}, false
+// Attachment is one interface of a pod to pre-allocate for, and the pools its network names.
+type Attachment struct {
+	// Interface is the pod interface: eth0 for the default network, net1, ... (podnet.Attachments).
+	Interface string
+	// Pools are the network's spec.macvlan.ippools, as its NAD's ipam.ipv4Pools/ipv6Pools.
+	Pools poolchoice.Names
+}
+
+// Conf returns the interfaces whose ADDs will ask underlink-ipam, with the pools each is configured with:
+// every network the pod's annotations attach (the default network on eth0, each entry of
+// k8s.v1.cni.cncf.io/networks on its interface) that is an underlay SpiderMultusConfig with IPAM, whose
+// NetworkAttachmentDefinition underlink writes with underlink-ipam. It is empty when none is (no
+// annotation, the cluster's primary CNI, NADs of other authors, configs without IPAM or unusable, or
+// annotations that cannot be read): nothing is pre-allocated, and the ADDs, if any, allocate.
+func Conf(pod *corev1.Pod, lookup Lookup) []Attachment {
+	if !podnet.HasNetworkAnnotations(pod) {
+		return nil
 	}
 	atts, err := podnet.Attachments(pod, "")
-	if err != nil || len(atts) == 0 || atts[0].Interface != podnet.DefaultInterface {
-		return poolchoice.Names{}, false
+	if err != nil {
+		return nil
 	}
-	smc, ok := lookup(atts[0].Namespace, atts[0].Name)
-	if !ok {
-		return poolchoice.Names{}, false
+	var out []Attachment
+	for _, a := range atts {
+		smc, ok := lookup(a.Namespace, a.Name)
+		if !ok {
+			continue
+		}
+		n := podnet.FromMultusConfig(smc)
+		if n.Problem != "" || !n.IPAM || len(n.Masters) == 0 {
+			continue
+		}
+		out = append(out, Attachment{Interface: a.Interface, Pools: poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}})
 	}
-	n := podnet.FromMultusConfig(smc)
-	if n.Problem != "" || !n.IPAM || len(n.Masters) == 0 {
-		return poolchoice.Names{}, false
-	}
-	return poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}, true
+	return out
 }

@@ -2,6 +2,7 @@ package prealloc
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -98,10 +99,40 @@ func TestConfIsTheDefaultNetworksPools(t *testing.T) {
 				}
 				return nil, false
 			}
-			conf, ok := Conf(tc.pod, lookup)
-			if ok != tc.ok || !slices.Equal(conf.IPv4, tc.ipv4) {
-				t.Errorf("Conf = %+v %v, want ipv4 %v %v", conf, ok, tc.ipv4, tc.ok)
+			atts := Conf(tc.pod, lookup)
+			if (len(atts) == 1) != tc.ok || (tc.ok && (atts[0].Interface != "eth0" || !slices.Equal(atts[0].Pools.IPv4, tc.ipv4))) {
+				t.Errorf("Conf = %+v, want eth0 with ipv4 %v: %v", atts, tc.ipv4, tc.ok)
 			}
 		})
+	}
+}
+
+// Every interface the pod's annotations name on an underlink network is pre-allocated, each with its
+// own network's pools: the default network on eth0 and the extra ones on net1, storage0; an extra
+// network of another kind or unknown is left to its ADD.
+func TestConfCoversEveryInterface(t *testing.T) {
+	storage := seedConfig(func(c *spv2.SpiderMultusConfig) {
+		c.Name = "macvlan-ens256"
+		c.Spec.MacvlanConfig.Master = []string{"ens256"}
+		c.Spec.MacvlanConfig.SpiderpoolConfigPools.IPv4IPPool = []string{"storage"}
+	})
+	other := seedConfig(func(c *spv2.SpiderMultusConfig) { c.Name = "sriov-net"; c.Spec.CniType = ptr("sriov") })
+	configs := map[string]*spv2.SpiderMultusConfig{"kube-system/macvlan-conf": seedConfig(nil), "kube-system/macvlan-ens256": storage, "kube-system/sriov-net": other}
+	lookup := func(ns, name string) (*spv2.SpiderMultusConfig, bool) { c, ok := configs[ns+"/"+name]; return c, ok }
+	pod := boundPod(func(p *corev1.Pod) {
+		p.Annotations[nadv1.NetworksAnnotation] = "kube-system/macvlan-ens256, kube-system/sriov-net, kube-system/nope, kube-system/macvlan-ens256@storage0"
+	})
+	atts := Conf(pod, lookup)
+	var got []string
+	for _, a := range atts {
+		got = append(got, a.Interface+"="+strings.Join(a.Pools.IPv4, ","))
+	}
+	if want := "eth0=cluster-a net1=storage storage0=storage"; strings.Join(got, " ") != want {
+		t.Errorf("Conf = %v, want %s", got, want)
+	}
+	// Only extra networks (the cluster's primary CNI on eth0): those are still pre-allocated.
+	pod.Annotations = map[string]string{nadv1.NetworksAnnotation: "kube-system/macvlan-ens256"}
+	if atts := Conf(pod, lookup); len(atts) != 1 || atts[0].Interface != "net1" {
+		t.Errorf("Conf without a default network = %+v, want net1 only", atts)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -68,6 +69,9 @@ func LoadConf(stdin []byte) (*Conf, error) {
 	}
 	if c.TimeoutSeconds == 0 {
 		c.TimeoutSeconds = cniconf.DefaultIPAMTimeoutSeconds
+	}
+	if n := c.DefaultRouteNIC; n != "" && (len(n) > 15 || strings.ContainsAny(n, "/: \t\n")) {
+		return nil, invalid("ipam.defaultRouteNIC", fmt.Sprintf("%q is not an interface name (at most 15 characters, no '/', ':' or space)", n))
 	}
 	for field, pools := range map[string][]string{"ipam.ipv4Pools": c.IPv4Pools, "ipam.ipv6Pools": c.IPv6Pools} {
 		for i, p := range pools {
@@ -170,15 +174,37 @@ func Add(args *skel.CmdArgs) error {
 	if err := needPod(req); err != nil {
 		return err
 	}
-	alloc, err := agent(conf).Allocate(context.Background(), req)
+	c := agent(conf)
+	alloc, err := c.Allocate(context.Background(), req)
 	if err != nil {
 		return cniError(err)
+	}
+	if conf.IPAM.DetectIPConflict || conf.IPAM.DetectGateway {
+		if err := detect(args, conf, c, req, alloc); err != nil {
+			return err
+		}
 	}
 	res, err := Result(alloc)
 	if err != nil {
 		return err
 	}
+	if nic := conf.IPAM.DefaultRouteNIC; nic != "" && nic != args.IfName {
+		res.Routes = withoutDefault(res.Routes)
+	}
 	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// withoutDefault drops the default routes: an interface other than the pod's default-route NIC keeps
+// its gateway in the result, and underlink-coordinator routes it in a table of its own.
+func withoutDefault(rs []*types.Route) []*types.Route {
+	out := rs[:0]
+	for _, r := range rs {
+		if ones, _ := r.Dst.Mask.Size(); ones == 0 {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // Result renders the agent's answer as a CNI result of the current version.
@@ -210,9 +236,11 @@ func Result(alloc *protocol.Allocation) (*current.Result, error) {
 	return res, nil
 }
 
-// Del serves CNI DEL. It is idempotent; when the agent cannot be reached it still succeeds (logging to
-// stderr), because an address left held is freed by the agent's garbage collection once the pod is
-// gone, while a failing DEL would keep the pod from terminating.
+// Del serves CNI DEL. It is idempotent. When the agent cannot be reached, the release is recorded
+// beside the agent's socket (protocol.RecordRelease) and the agent frees it when it serves again, so
+// the DEL succeeds without a pod stuck Terminating and without an address that stays allocated with no
+// one to free it; only when the release cannot even be recorded does the DEL fail (code 11), and the
+// runtime retries it.
 func Del(args *skel.CmdArgs) error {
 	conf, err := LoadConf(args.StdinData)
 	if err != nil {
@@ -225,7 +253,11 @@ func Del(args *skel.CmdArgs) error {
 	if _, err := agent(conf).Release(context.Background(), req); err != nil {
 		var ue *client.UnreachableError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "underlink-ipam: DEL of container %s: %v; its address is freed by garbage collection once the pod is gone\n", args.ContainerID, err)
+			dir := protocol.JournalDir(conf.IPAM.Socket)
+			if rerr := protocol.RecordRelease(dir, req); rerr != nil {
+				return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("underlink-ipam: DEL of container %s: %v, and the release cannot be recorded for it", args.ContainerID, err), rerr.Error())
+			}
+			fmt.Fprintf(os.Stderr, "underlink-ipam: DEL of container %s: %v; the release is recorded in %s and underlink-agent frees the address when it serves again\n", args.ContainerID, err, dir)
 			return nil
 		}
 		return cniError(err)

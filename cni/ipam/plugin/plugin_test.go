@@ -43,6 +43,8 @@ func TestLoadConfNamesTheField(t *testing.T) {
 		{"empty pool", `{"ipam":{"type":"underlink-ipam","ipv4Pools":["a",""]}}`, types.ErrInvalidNetworkConfig, `ipam.ipv4Pools[1] "" is empty`},
 		{"bad pool name", `{"ipam":{"type":"underlink-ipam","ipv6Pools":["-v6"]}}`, types.ErrInvalidNetworkConfig, `ipam.ipv6Pools[0] "-v6" is not a SpiderIPPool name`},
 		{"upper case pool", `{"ipam":{"type":"underlink-ipam","ipv4Pools":["Cluster-A"]}}`, types.ErrInvalidNetworkConfig, `ipam.ipv4Pools[0] "Cluster-A" is not a SpiderIPPool name`},
+		{"detection flag of the wrong type", `{"ipam":{"type":"underlink-ipam","detectIPConflict":"yes"}}`, types.ErrDecodingFailure, `field "ipam.detectIPConflict"`},
+		{"bad default-route NIC", `{"ipam":{"type":"underlink-ipam","defaultRouteNIC":"eth0:1"}}`, types.ErrInvalidNetworkConfig, `ipam.defaultRouteNIC "eth0:1" is not an interface name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConf([]byte(tc.conf))
@@ -104,5 +106,21 @@ func TestPoolNames(t *testing.T) {
 		if got := poolNameProblem(name) == ""; got != ok {
 			t.Errorf("poolNameProblem(%q) ok=%v, want %v", name, got, ok)
 		}
+	}
+}
+
+// On an interface other than the default-route NIC the result keeps the gateway but not the default
+// route, which the coordinator puts in that interface's own table; other routes stay.
+func TestDefaultRouteOnlyOnTheDefaultRouteNIC(t *testing.T) {
+	res, err := Result(&protocol.Allocation{
+		IPs:    []protocol.IP{{Address: "192.168.56.10/24", Gateway: "192.168.56.1", Pool: "storage"}},
+		Routes: []protocol.Route{{Dst: "0.0.0.0/0", Gw: "192.168.56.1"}, {Dst: "10.20.0.0/16", Gw: "192.168.56.254"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Routes = withoutDefault(res.Routes)
+	if len(res.Routes) != 1 || res.Routes[0].Dst.String() != "10.20.0.0/16" || res.IPs[0].Gateway.String() != "192.168.56.1" {
+		t.Errorf("routes %v, gateway %v", res.Routes, res.IPs[0].Gateway)
 	}
 }

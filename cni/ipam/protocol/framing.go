@@ -61,7 +61,7 @@ func Status(code uint) int {
 		return 400 // Bad Request
 	case CodeContainerUnknown:
 		return 404 // Not Found
-	case CodePoolExhausted, CodePoolRefused, CodeNoEligiblePool, CodeNotAllocated:
+	case CodePoolExhausted, CodePoolRefused, CodeNoEligiblePool, CodeNotAllocated, CodeIPConflict, CodeGatewayUnreachable:
 		return 409 // Conflict
 	case CodeTryAgainLater, CodePluginNotAvailable:
 		return 503 // Service Unavailable

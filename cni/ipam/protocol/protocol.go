@@ -5,6 +5,7 @@
 //	POST /v1/allocate  Request          → 200 Allocation | error
 //	POST /v1/release   Request          → 200 Released   | error
 //	POST /v1/check     CheckRequest     → 200 {}         | error
+//	POST /v1/conflict  ConflictRequest  → 200 SetAside   | error
 //	GET  /v1/health                     → 200 {}         (the agent serves; its caches are synced)
 //
 // An error is a non-2xx status (Status) with an Error body whose Code is a CNI error code, so the plugin
@@ -22,6 +23,7 @@ const (
 	PathAllocate = "/v1/allocate"
 	PathRelease  = "/v1/release"
 	PathCheck    = "/v1/check"
+	PathConflict = "/v1/conflict"
 	PathHealth   = "/v1/health"
 )
 
@@ -44,6 +46,9 @@ var (
 	Check = Call{Method: "POST", Path: PathCheck}
 	// Health (CNI STATUS): no body, answered with Empty once the agent's caches are synced.
 	Health = Call{Method: "GET", Path: PathHealth}
+	// Conflict (a failed CNI ADD): the plugin found addresses it was given held by another host. A
+	// ConflictRequest, answered with SetAside.
+	Conflict = Call{Method: "POST", Path: PathConflict}
 )
 
 // CNI error codes the agent returns. 1-99 are the CNI spec's; 100 and up are underlink's own.
@@ -70,6 +75,12 @@ const (
 	CodeNoEligiblePool = 102
 	// CodeNotAllocated: CHECK found an address of prevResult not held by the pod.
 	CodeNotAllocated = 103
+	// CodeIPConflict: ADD found an address it was given answered for by another host on the segment
+	// (detectIPConflict); the address is set aside in its pool and the next ADD takes another one.
+	CodeIPConflict = 104
+	// CodeGatewayUnreachable: ADD found the pool's gateway silent (detectGateway); the address is given
+	// back.
+	CodeGatewayUnreachable = 105
 	// CodeInternal: anything else.
 	CodeInternal = 999
 )
@@ -98,6 +109,33 @@ type CheckRequest struct {
 	Request
 	// Addresses are prevResult's addresses in CIDR form, e.g. 172.110.1.5/24.
 	Addresses []string `json:"addresses"`
+}
+
+// ConflictRequest reports the addresses of an ADD that another host answered for: the agent sets each
+// aside in its pool (status.allocatedIPs keeps it, marked with the holder's MAC, for no pod), frees the
+// pod interface's other addresses, and records an Event on the pod.
+type ConflictRequest struct {
+	Request
+	Conflicts []AddressConflict `json:"conflicts"`
+}
+
+// AddressConflict is one address and the link-layer address of the host that answered for it.
+type AddressConflict struct {
+	// Address is the address without prefix length, e.g. 172.110.1.5.
+	Address string `json:"address"`
+	MAC     string `json:"mac"`
+	// Probe is how it was found: "ARP" or "NDP".
+	Probe string `json:"probe,omitempty"`
+}
+
+// SetAside is the answer to a conflict report.
+type SetAside struct {
+	// Addresses are the addresses set aside, and Freed the pod interface's others given back.
+	Addresses []string `json:"addresses,omitempty"`
+	Freed     []string `json:"freed,omitempty"`
+	// Msg says, for the plugin's error, where the addresses are set aside and how an operator clears
+	// them.
+	Msg string `json:"msg,omitempty"`
 }
 
 // IP is one address given to a pod interface.

@@ -27,6 +27,12 @@ import (
 // podNamespace holds the benchmark's pods.
 const podNamespace = "bench"
 
+// detectNetwork (kube-system) and detectPool are the detection rows' network and pool.
+const (
+	detectNetwork = "macvlan-detect"
+	detectPool    = "bench-detect"
+)
+
 // ipamNode is the control plane and the node's underlink-agent behind the full chain.
 type ipamNode struct {
 	env *controlplane.Env
@@ -75,7 +81,15 @@ func startIPAM(b *testing.B, env *controlplane.Env, bed *netbed.Bed, node *netbe
 	for name, obj := range map[string]any{"cluster-a-ippool.yaml": &pool, "cluster-a-multusconfig.yaml": &smc} {
 		test.DecodeSeed(b, name, obj)
 	}
-	for _, obj := range []client.Object{&pool, &smc, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Spec.Name}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNamespace}}} {
+	// The detection rows' network and pool: the seed's, with detection on and room for their pods.
+	gw, yes := "172.110.0.1", true
+	detect := &spv2.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: detectPool}, Spec: spv2.IPPoolSpec{
+		Subnet: "172.110.16.0/20", Gateway: &gw, IPs: []string{"172.110.16.1-172.110.31.254"}}}
+	detectSMC := smc.DeepCopy()
+	detectSMC.Name = detectNetwork
+	detectSMC.Spec.MacvlanConfig.SpiderpoolConfigPools.IPv4IPPool = []string{detectPool}
+	detectSMC.Spec.CoordinatorConfig.DetectIPConflict, detectSMC.Spec.CoordinatorConfig.DetectGateway = &yes, &yes
+	for _, obj := range []client.Object{&pool, &smc, detect, detectSMC, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Spec.Name}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNamespace}}} {
 		if err := env.Client.Create(ctx, obj); err != nil {
 			b.Fatalf("create %s: %v", obj.GetName(), err)
 		}

@@ -5,6 +5,7 @@ package cni
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -22,11 +23,14 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 
+	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	agentclient "github.com/underlink/underlink/cni/agent/client"
 	"github.com/underlink/underlink/cni/coordinator"
 	"github.com/underlink/underlink/cni/ipam/protocol"
+	cniprobe "github.com/underlink/underlink/cni/probe"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/netbed"
 )
@@ -51,6 +55,21 @@ const hijackConf = `{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","plu
 // underlink-coordinator.
 const fullConf = `{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","plugins":[
  {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","socket":%q,"ipv4Pools":["cluster-a"]}},
+ ` + coordinatorPlugin + `]}`
+
+// detectConf is fullConf on the network with detection (startIPAM's kube-system/macvlan-detect, pool
+// bench-detect) with the given ipam detection fields, e.g. `"detectIPConflict":true`.
+func detectConf(fields string) string {
+	return `{"cniVersion":"1.1.0","name":"kube-system-macvlan-detect","plugins":[
+ {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"underlink-ipam","socket":%q,"ipv4Pools":["` + detectPool + `"],"defaultRouteNIC":"eth0",` + fields + `}},
+ ` + coordinatorPlugin + `]}`
+}
+
+// net1Conf is a second coordinated interface of a pod: macvlan on ens224 with host-local on its own
+// subnet, then the coordinator, which gives the interface a routing table and a rule of its own.
+const net1Conf = `{"cniVersion":"1.1.0","name":"kube-system-macvlan-net1","plugins":[
+ {"type":"macvlan","master":"ens224","mode":"bridge","ipam":{"type":"host-local","dataDir":%q,
+  "ranges":[[{"subnet":"172.110.5.0/24","gateway":"172.110.0.1"}]]}},
  ` + coordinatorPlugin + `]}`
 
 // row is one line of BenchmarkCNIAdd's table: what one pod's ADD runs.
@@ -123,6 +142,13 @@ func BenchmarkCNIAdd(b *testing.B) {
 	for i := range n {
 		pods["full"][i] = agent.scheduledPod(b, fmt.Sprintf("bench-full-%d", i), node.Spec.Name)
 	}
+	// The detection rows' pods are on the network with detection, pre-allocated from its pool.
+	for _, key := range []string{"full-conflict", "full-gateway", "full-detect"} {
+		pods[key] = make([]*corev1.Pod, n)
+		for i := range n {
+			pods[key][i] = agent.pod(b, fmt.Sprintf("bench-%s-%d", key, i), node.Spec.Name, map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/" + detectNetwork})
+		}
+	}
 	pods["full-bound-at-add"] = make([]*corev1.Pod, n)
 	identity := func(key string, i int) (id string, args [][2]string) {
 		if p := pods[key]; p != nil && p[i] != nil {
@@ -177,6 +203,23 @@ func BenchmarkCNIAdd(b *testing.B) {
 			return func() error { return run("ADD") }, func() error { return run("DEL") }, nil
 		}
 	}
+	// second attaches net1 to a pod whose eth0 the hijack chain attached (untimed): the timed ADD is the
+	// second coordinated interface's alone.
+	second := func(i int) (func() error, func() error, error) {
+		id := fmt.Sprintf("bench-net1-%d", i)
+		pod, err := bed.NewNetns(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		eth0List, net1List := parse(hijackConf, bed.Dir()+"/host-local-net1-eth0"), parse(net1Conf, bed.Dir()+"/host-local-net1")
+		eth0, net1 := netbed.Attachment(id, pod, "eth0"), netbed.Attachment(id, pod, "net1")
+		if _, err := cni.Add(ctx, eth0List, eth0); err != nil {
+			return nil, nil, err
+		}
+		add := func() error { _, err := cni.Add(ctx, net1List, net1); return err }
+		del := func() error { return errors.Join(cni.Del(ctx, net1List, net1), cni.Del(ctx, eth0List, eth0)) }
+		return add, del, nil
+	}
 	calls := agentclient.New(agent.socket, 20*time.Second)
 	busy := busyNode(b, bed, bin, execer)
 	floor, full := parse(floorConf, bed.Dir()+"/host-local-floor"), parse(fullConf, agent.socket)
@@ -186,6 +229,10 @@ func BenchmarkCNIAdd(b *testing.B) {
 		{name: "full: macvlan + underlink-ipam + coordinator", key: "full", prepare: chain(cni, "full", full, false)},
 		{name: "  full, pod bound just before its ADD", key: "full-bound-at-add", prepare: chain(cni, "full-bound-at-add", full, true)},
 		{name: "  full, allocated on ADD (no pre-allocation)", key: "full-on-add", prepare: chain(cni, "full-on-add", full, false)},
+		{name: "  full + detectIPConflict (ARP probe, 30 ms window)", key: "full-conflict", vs: "full", prepare: chain(cni, "full-conflict", parse(detectConf(`"detectIPConflict":true`), agent.socket), false)},
+		{name: "  full + detectGateway (the gateway answers)", key: "full-gateway", vs: "full", prepare: chain(cni, "full-gateway", parse(detectConf(`"detectGateway":true`), agent.socket), false)},
+		{name: "  full + both detections", key: "full-detect", vs: "full", prepare: chain(cni, "full-detect", parse(detectConf(`"detectIPConflict":true,"detectGateway":true`), agent.socket), false)},
+		{name: "  hijack only, a second interface (net1: table, rule)", key: "net1", vs: "hijack", prepare: second},
 		{name: "  floor, on a node with 110 pods", key: "floor-busy", prepare: chain(busy, "floor-busy", parse(floorConf, bed.Dir()+"/host-local-floor-busy"), false)},
 		{name: "  hijack only, on a node with 110 pods", key: "hijack-busy", vs: "floor-busy", prepare: chain(busy, "hijack-busy", parse(hijackConf, bed.Dir()+"/host-local-hijack-busy"), false)},
 		{name: "  host-local alone, exec'd as macvlan does", key: "host-local", prepare: alone("host-local", floor)},
@@ -268,6 +315,12 @@ func report(b *testing.B, rows []*row) {
 		verdict = fmt.Sprintf("missed, %.0f%% over", (worst/1.5-1)*100)
 	}
 	fmt.Fprintf(&t, "goal full/floor ≤ 1.5× (p50 %.2f×, p99 %.2f×): %s\n", r50, r99, verdict)
+	for _, key := range []string{"full-conflict", "full-gateway", "full-detect"} {
+		if i := slices.IndexFunc(rows, func(r *row) bool { return r.key == key }); i >= 0 {
+			d := rows[i]
+			fmt.Fprintf(&t, "%s adds to full: p50 %+.2f ms, p99 %+.2f ms (goal: detection ≤ 50 ms at p99)\n", key, p(d.took, 0.50)-p(full.took, 0.50), p(d.took, 0.99)-p(full.took, 0.99))
+		}
+	}
 	fmt.Fprintf(&t, "CPU/ADD: user+system time of the plugin processes the ADD exec'd (macvlan execs its IPAM plugin)\n")
 	fmt.Fprintf(&t, "on a node with 110 pods: ratios to the floor on that node, whose host veths, addresses and routes every coordinator ADD reads past\n")
 	fmt.Print(t.String())
@@ -316,7 +369,17 @@ func BenchmarkCoordinatorAddInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plugin := &coordinator.Plugin{HostNS: node.NS}
+	// The hook runs after each step: the announcement, the last one, took the time since the one before.
+	var prevStep time.Time
+	var announce []time.Duration
+	plugin := &coordinator.Plugin{HostNS: node.NS, Hook: func(step string) error {
+		now := time.Now()
+		if strings.HasPrefix(step, "pod-announce ") {
+			announce = append(announce, now.Sub(prevStep))
+		}
+		prevStep = now
+		return nil
+	}}
 	var took []time.Duration
 	b.ResetTimer()
 	b.StopTimer()
@@ -354,6 +417,75 @@ func BenchmarkCoordinatorAddInProcess(b *testing.B) {
 	}
 	b.ReportMetric(percentile(took, 0.50), "p50-ms")
 	b.ReportMetric(percentile(took, 0.99), "p99-ms")
+	b.ReportMetric(percentile(announce, 0.50), "announce-p50-ms")
+	b.ReportMetric(percentile(announce, 0.99), "announce-p99-ms")
+	fmt.Printf("coordinator ADD in process, %d pods: p50 %.2f ms, p99 %.2f ms; of which the announcement (gratuitous ARP): p50 %.3f ms, p99 %.3f ms\n",
+		len(took), percentile(took, 0.5), percentile(took, 0.99), percentile(announce, 0.5), percentile(announce, 0.99))
+}
+
+// BenchmarkProbeInProcess times underlink-ipam's detection alone (cni/probe: open the pod interface, bring
+// it up, probe, take it down), as the IPAM runs it on the interface macvlan made, down and without an
+// address: conflict detection (ARP probes, no holder: the whole window), gateway detection (the
+// segment's gateway answers), and both.
+func BenchmarkProbeInProcess(b *testing.B) {
+	if probe(b) {
+		return
+	}
+	bed := netbed.New(b)
+	a := bed.Cluster(netbed.ClusterA)
+	node := bed.Node(netbed.NodeSpec{Name: "a-node1", Cluster: a, IP: netip.MustParsePrefix("10.7.168.73/24")})
+	nh, err := node.NS.Netlink()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nh.Close()
+	parent, err := nh.LinkByName(netbed.UnderlayNIC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := cniprobe.Address{Addr: netip.MustParseAddr("172.110.1.10"), Gateway: a.Spec.Gateway.Addr()}
+	took := map[string][]time.Duration{}
+	kinds := []struct {
+		key  string
+		opts cniprobe.Options
+	}{{"conflict", cniprobe.Options{Conflict: true}}, {"gateway", cniprobe.Options{Gateway: true}}, {"both", cniprobe.Options{Conflict: true, Gateway: true}}}
+	b.ResetTimer()
+	b.StopTimer()
+	for i := range b.N {
+		pod, err := bed.NewNetns(fmt.Sprintf("probe-%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mv := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "eth0", ParentIndex: parent.Attrs().Index, Namespace: netlink.NsFd(int(pod.Fd()))}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+		if err := nh.LinkAdd(mv); err != nil {
+			b.Fatal(err)
+		}
+		for k := range kinds {
+			kind := kinds[(i+k)%len(kinds)]
+			b.StartTimer()
+			start := time.Now()
+			var l *cniprobe.Link
+			err := pod.Do(func(ns.NetNS) error {
+				var err error
+				l, err = cniprobe.Open("eth0", cniprobe.Families{IPv4: true})
+				return err
+			})
+			if err == nil {
+				err = errors.Join(cniprobe.Detect(l, []cniprobe.Address{addr}, kind.opts), l.Close())
+			}
+			took[kind.key] = append(took[kind.key], time.Since(start))
+			b.StopTimer()
+			if err != nil {
+				b.Fatalf("%s: %v", kind.key, err)
+			}
+		}
+	}
+	for _, kind := range kinds {
+		d := took[kind.key]
+		b.ReportMetric(percentile(d, 0.50), kind.key+"-p50-ms")
+		b.ReportMetric(percentile(d, 0.99), kind.key+"-p99-ms")
+		fmt.Printf("detection alone in process (open, up, probe, down), %-8s %d ADDs: p50 %.2f ms, p99 %.2f ms\n", kind.key+":", len(d), percentile(d, 0.5), percentile(d, 0.99))
+	}
 }
 
 // probe says this call is the testing package's first one, with b.N = 1, made before the run proper when
