@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
@@ -31,6 +32,10 @@ type Live struct {
 	MultusConfigs []spiderv2beta1.SpiderMultusConfig
 	NADs          []nadv1.NetworkAttachmentDefinition
 	Namespaces    []corev1.Namespace
+	// Workloads are stored Deployments, StatefulSets, ... (rules.PodTemplateOf) that a manifest of the
+	// same kind and name updates: the update ratchets against them (rules.Ratchet). ReadLive leaves it
+	// empty; the shared admission cases fill it with their stored objects.
+	Workloads []runtime.Object
 	// DefaultNetwork is the one the chart configured, if found.
 	DefaultNetwork live.DefaultNetwork
 }

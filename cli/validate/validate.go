@@ -328,6 +328,11 @@ func Evaluate(objs []manifest.Object, o Options) (Report, error) {
 		for i := range l.MultusConfigs {
 			base.put(key{"SpiderMultusConfig", l.MultusConfigs[i].Namespace, l.MultusConfigs[i].Name}, &l.MultusConfigs[i])
 		}
+		for _, o := range l.Workloads {
+			if t, ok := rules.PodTemplateOf(o); ok {
+				base.put(key{t.Kind, t.Object.Namespace, t.Object.Name}, o)
+			}
+		}
 		if o.DefaultNetwork == "" {
 			rep.DefaultNetwork = l.DefaultNetwork
 		}
@@ -513,8 +518,12 @@ func keyOf(obj manifest.Object) key {
 	return key{obj.Kind, obj.Object.GetNamespace(), obj.Object.GetName()}
 }
 
-// stored reports whether the object is one a world holds version by version: a pool or a config.
+// stored reports whether the object is one a store holds version by version: a pool or a config (which
+// the world is built from), or a workload (whose stored version an update ratchets against).
 func stored(obj manifest.Object) bool {
+	if _, ok := rules.PodTemplateOf(obj.Object); ok {
+		return obj.Kind != "Pod"
+	}
 	switch obj.Object.(type) {
 	case *spiderv2beta1.SpiderIPPool, *spiderv2beta1.SpiderMultusConfig:
 		return true

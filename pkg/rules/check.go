@@ -13,7 +13,20 @@ import (
 // Check dispatches obj (a typed SpiderIPPool, SpiderMultusConfig, Pod or workload) to its Check
 // function; old is the stored object on update, else nil. handled is false for kinds no rule reads
 // (their verdict is ALLOW). The webhook's handlers and `underlink validate` both go through here.
+//
+// An update ratchets (Ratchet): a denial the stored object already had, on fields the update leaves as
+// they were, is a warning, so the world changing under an object (a network deleted, a cluster joining)
+// never stops its controllers, its scaling, its labels or its finalizers.
 func Check(w *World, obj, old runtime.Object) (vs []Violation, handled bool) {
+	vs, handled = check(w, obj, old)
+	if !handled || old == nil || !Denied(vs) {
+		return vs, handled
+	}
+	oldVs, _ := check(w, old, nil)
+	return Ratchet(obj, old, vs, oldVs), true
+}
+
+func check(w *World, obj, old runtime.Object) (vs []Violation, handled bool) {
 	switch o := obj.(type) {
 	case *spiderv2beta1.SpiderIPPool:
 		oldPool, _ := old.(*spiderv2beta1.SpiderIPPool)

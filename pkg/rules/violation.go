@@ -49,6 +49,9 @@ type Violation struct {
 	Message string
 	// Fix says what to change, in words a person can act on.
 	Fix string
+	// Ratcheted marks a denial an update keeps as a warning because the stored object already had it
+	// (Ratchet).
+	Ratcheted bool
 }
 
 // Detail is the message and the fix as one sentence, the detail of the field error.

@@ -84,6 +84,39 @@ type World struct {
 	// choice is Pools as pool choice reads them, built on first use.
 	choice     *poolchoice.Index
 	choiceOnce sync.Once
+	// aligned memoizes Alignment per config ("namespace/name"), which the pod rules ask for every pod.
+	aligned   map[string]AlignmentStatus
+	alignedMu sync.Mutex
+}
+
+// alignmentOf is Alignment of the config namespace/name, computed once per world; ok is false when the
+// world has no such config.
+func (w *World) alignmentOf(namespace, name string) (AlignmentStatus, bool) {
+	if w == nil {
+		return AlignmentStatus{}, false
+	}
+	var smc *spiderv2beta1.SpiderMultusConfig
+	for i := range w.MultusConfigs {
+		if w.MultusConfigs[i].Namespace == namespace && w.MultusConfigs[i].Name == name {
+			smc = &w.MultusConfigs[i]
+			break
+		}
+	}
+	if smc == nil {
+		return AlignmentStatus{}, false
+	}
+	key := namespace + "/" + name
+	w.alignedMu.Lock()
+	defer w.alignedMu.Unlock()
+	if st, ok := w.aligned[key]; ok {
+		return st, true
+	}
+	if w.aligned == nil {
+		w.aligned = map[string]AlignmentStatus{}
+	}
+	st := Alignment(w, smc)
+	w.aligned[key] = st
+	return st, true
 }
 
 // clusterNet is a Cluster with its CIDRs parsed; entries that do not parse are left out here and

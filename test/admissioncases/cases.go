@@ -8,6 +8,8 @@
 //	description: the seed's manifests on cluster-a
 //	localCluster: cluster-a        # --local-cluster / the webhook's local cluster
 //	offlineOnly: ""                # when set, why the live webhook cannot reproduce the case
+//	stored:                        # optional: objects that exist before the case, stored without admission
+//	- deployment-on-gone-network.yaml  # (created before a rule, a network deletion or a cluster made them wrong)
 //	files:                         # applied in order; relative to the case, or seed:NAME for test/testdata/seed/NAME
 //	- ../_shared/clusters.yaml
 //	- seed:cluster-a-ippool.yaml
@@ -48,12 +50,19 @@ type Case struct {
 	// OfflineOnly, when set, says why the live webhook cannot reproduce the case (e.g. it needs a pool
 	// status that create would drop); the webhook test skips it.
 	OfflineOnly string `json:"offlineOnly"`
+	// Stored are manifests of objects that exist before the case and were never judged (the world
+	// changed under them): the live test creates them before it registers the webhook, the offline run
+	// reads them as the live cluster's objects. An object of Files with the same kind and name updates
+	// them.
+	Stored []string `json:"stored"`
 	// Files are the manifests in apply order, as written in case.yaml.
 	Files []string `json:"files"`
 	// Expect are the expected verdicts, one per checked object.
 	Expect []Expectation `json:"expect"`
 	// Objects are the decoded manifests of Files, in order.
 	Objects []manifest.Object `json:"-"`
+	// StoredObjects are the decoded manifests of Stored, in order.
+	StoredObjects []manifest.Object `json:"-"`
 }
 
 // Expectation is the verdict expected for one object.
@@ -119,6 +128,13 @@ func loadCase(dec *manifest.Decoder, dir string) (Case, error) {
 	c.Name = filepath.Base(dir)
 	if len(c.Files) == 0 || len(c.Expect) == 0 {
 		return Case{}, fmt.Errorf("%s: a case needs files and expect", path)
+	}
+	for _, f := range c.Stored {
+		objs, err := dec.ReadFile(Resolve(dir, f))
+		if err != nil {
+			return Case{}, fmt.Errorf("%s: %w", path, err)
+		}
+		c.StoredObjects = append(c.StoredObjects, objs...)
 	}
 	for _, f := range c.Files {
 		objs, err := dec.ReadFile(Resolve(dir, f))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -90,7 +91,9 @@ func (r *Rules) Check(ctx context.Context, obj, old runtime.Object, ns string) (
 		scope.Namespaces = []string{ns}
 	}
 	first := r.Reader
-	readLive := r.LiveReader != nil && judgedLive(obj)
+	// An update that changes nothing a rule reads cannot be denied (rules.Ratchet), so its warnings come
+	// from the cache: a controller's status or replica update never turns into an apiserver read.
+	readLive := r.LiveReader != nil && judgedLive(obj) && (old == nil || !rules.SameReads(obj, old))
 	if readLive {
 		first = r.LiveReader
 	}
@@ -158,6 +161,11 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 	}
 	switch req.Operation {
 	case admissionv1.Create, admissionv1.Update:
+	case admissionv1.Delete:
+		if gk == PoolKinds[0] {
+			return v.handlePoolDelete(ctx, req)
+		}
+		return admission.Allowed(fmt.Sprintf("underlink validates deletion of pools only, not of %s", gk.Kind)), VerdictAllowed, RuleNone
 	default:
 		return admission.Allowed(fmt.Sprintf("underlink validates create and update, not %s", req.Operation)), VerdictAllowed, RuleNone
 	}
@@ -184,6 +192,69 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("no underlink rule reads %s", gvkString(req))), VerdictErrored, RuleError
 	}
 	return Decide(gk, nameOf(obj, req), vs)
+}
+
+// handlePoolDelete refuses the deletion of a pool whose addresses pods hold, naming them (the stored
+// pool is the request's oldObject). The pool's finalizer (webhook/controller) holds a pool whose
+// deletion was admitted until its last address is released; this denial says why at the moment of
+// `kubectl delete`, instead of a pool that hangs in Terminating.
+func (v *Validator) handlePoolDelete(ctx context.Context, req admission.Request) (admission.Response, string, string) {
+	pool := &spv2.SpiderIPPool{}
+	if len(req.OldObject.Raw) == 0 {
+		// An apiserver older than 1.15 sends no oldObject on DELETE; the finalizer still holds the pool.
+		return admission.Allowed("no stored pool in the request; the finalizer holds it while addresses are allocated"), VerdictAllowed, RuleNone
+	}
+	if err := decodeStrict(req.OldObject.Raw, pool); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("the stored SpiderIPPool %s does not decode: %w", objectKey(req), err)), VerdictErrored, RuleError
+	}
+	vs := rules.CheckPoolDelete(pool, v.podsHolding(ctx, pool))
+	for _, x := range vs {
+		violations.WithLabelValues(kindLabel("SpiderIPPool"), x.Rule, string(x.Severity)).Inc()
+	}
+	if !rules.Denied(vs) {
+		if w := rules.Warnings(vs); len(w) > 0 {
+			return admission.Allowed("").WithWarnings(w...), VerdictWarned, vs[0].Rule
+		}
+		return admission.Allowed(""), VerdictAllowed, RuleNone
+	}
+	status := apierrors.NewForbidden(schema.GroupResource{Group: spv2.GroupVersion.Group, Resource: "spiderippools"}, pool.Name,
+		fmt.Errorf("%s", vs[0].Detail())).Status()
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}, VerdictDenied, vs[0].Rule
+}
+
+// podsHolding reads, from the apiserver, the pods of the namespaces the pool's records name, so that a
+// deletion is refused only for pods that still exist: a record whose pod is gone waits for garbage
+// collection under the pool's finalizer. If the pods cannot be read, every record holds the pool (nil).
+func (v *Validator) podsHolding(ctx context.Context, pool *spv2.SpiderIPPool) rules.PodExists {
+	allocs, err := spv2.ParseAllocations(pool.Status)
+	if err != nil || len(allocs) == 0 {
+		return nil
+	}
+	reader := v.LiveReader
+	if reader == nil {
+		reader = v.Reader
+	}
+	uids := map[string]string{}
+	seen := map[string]bool{}
+	for _, a := range allocs {
+		ns, _, ok := strings.Cut(a.NamespacedName, "/")
+		if !ok || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		var pods corev1.PodList
+		if err := reader.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			logf.FromContext(ctx).Info("cannot read the pods holding a pool's addresses; every record holds it", "pool", pool.Name, "namespace", ns, "err", err.Error())
+			return nil
+		}
+		for _, p := range pods.Items {
+			uids[p.Namespace+"/"+p.Name] = string(p.UID)
+		}
+	}
+	return func(name, uid string) bool {
+		got, ok := uids[name]
+		return ok && (uid == "" || got == uid)
+	}
 }
 
 // Decide turns violations into the admission response, its verdict and the deciding rule, and counts the

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -238,5 +241,47 @@ func TestValidatorLaggingCache(t *testing.T) {
 	}
 	if resp := v.Handle(context.Background(), admissionRequest{admissionv1.Create, podGVK, "default", pod}.build(t)); !resp.Allowed {
 		t.Fatalf("pod naming a network that exists was denied on the cache's word: %+v", resp.Result)
+	}
+}
+
+// A pool's deletion is refused for the pods that still hold its addresses, named; a record whose pod is
+// gone (or is another pod now) does not refuse it: the deletion is admitted with a warning, and the
+// pool's finalizer waits for garbage collection.
+func TestValidatorPoolDelete(t *testing.T) {
+	pool := fixedPool(t)
+	allocs := spv2.PoolIPAllocations{
+		"172.110.1.1": {NIC: "eth0", NamespacedName: "default/a", PodUID: "u1"},
+		"172.110.1.2": {NIC: "net1", NamespacedName: "team/b", PodUID: "u2"},
+	}
+	s, err := allocs.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Status.AllocatedIPs = s
+	pod := func(ns, name, uid string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)}}
+	}
+	for _, c := range []struct {
+		name      string
+		pods      []client.Object
+		allowed   bool
+		contains  string
+		notNaming string
+	}{
+		{"both pods run", []client.Object{pod("default", "a", "u1"), pod("team", "b", "u2")}, false, "still gives addresses to 2 pod(s): default/a (172.110.1.1 eth0); team/b (172.110.1.2 net1)", ""},
+		{"team/b is another pod now", []client.Object{pod("default", "a", "u1"), pod("team", "b", "u3")}, false, "still gives addresses to 1 pod(s): default/a (172.110.1.1 eth0)", "team/b"},
+		{"both pods gone", nil, true, "records addresses of 2 pod(s) that no longer exist", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := validator(t, append(seedClusters(), c.pods...)...)
+			resp := v.Handle(context.Background(), request(t, admissionv1.Delete, poolGVK, "", pool.Name, nil, pool))
+			text := strings.Join(resp.Warnings, "\n")
+			if resp.Result != nil {
+				text += resp.Result.Message
+			}
+			if resp.Allowed != c.allowed || !strings.Contains(text, c.contains) || (c.notNaming != "" && strings.Contains(text, c.notNaming)) {
+				t.Errorf("allowed %v (want %v): %s", resp.Allowed, c.allowed, text)
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -81,6 +82,15 @@ type Options struct {
 	// network annotation is sent to the webhook).
 	FastPathConfiguration string
 
+	// EnableHTTP2 serves the webhooks and metrics over HTTP/2 too. Off by default, as Kubebuilder
+	// scaffolds it: HTTP/2's stream handling has had denial-of-service flaws (CVE-2023-44487,
+	// CVE-2023-39325) that HTTP/1.1 does not have.
+	EnableHTTP2 bool
+	// InsecureMetrics serves /metrics over plain HTTP without authentication (tests, benchmarks);
+	// otherwise controller-runtime's secure serving asks the apiserver to authenticate and authorize
+	// every scrape (TokenReview, SubjectAccessReview of GET /metrics).
+	InsecureMetrics bool
+
 	// Certs, when set, provides the serving certificate (certs/: self-signed rotation, or cert-manager's
 	// files in CertDir) and the TLS floor; nil serves CertDir's pair as is (tests).
 	Certs *certs.Manager
@@ -110,15 +120,31 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 			Field: fields.OneTermEqualSelector("metadata.name", o.FastPathConfiguration),
 		}
 	}
+	// Pools are cached without status.allocatedIPs, the one field that grows with every allocation: no
+	// rule and no controller reads it from the cache (pool-keeps-allocated-ips reads the request's
+	// stored pool, the finalizer controller reads a pool live), so the cache stays small and a status
+	// write costs a decode, not a copy of every allocation.
+	cacheOpts.ByObject[&spv2.SpiderIPPool{}] = cache.ByObject{Transform: StripAllocations}
 	srvOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: []func(*tls.Config){certs.RequireTLS12}}
 	if o.Certs != nil {
 		srvOpts.TLSOpts = o.Certs.TLSOpts()
 	}
+	if !o.EnableHTTP2 {
+		srvOpts.TLSOpts = append(srvOpts.TLSOpts, DisableHTTP2)
+	}
 	srv := webhook.NewServer(srvOpts)
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if !o.InsecureMetrics {
+		metricsOpts.SecureServing = true
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		if !o.EnableHTTP2 {
+			metricsOpts.TLSOpts = []func(*tls.Config){DisableHTTP2}
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  s,
 		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		WebhookServer:           srv,
 		LeaderElection:          o.LeaderElection,
@@ -133,7 +159,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	// GetWebhookServer adds the server to the manager's runnables; registering on srv alone would not.
 	srv = mgr.GetWebhookServer()
-	reader, live := mgr.GetCache(), mgr.GetAPIReader()
+	reader, live := mgr.GetCache(), &snapshot.Coalesced{Reader: mgr.GetAPIReader()}
 	rules := admit.Rules{Reader: reader, LiveReader: live, Snapshot: o.Snapshot}
 	srv.Register(registration.PathMutatePod, &admission.Webhook{Handler: &admit.Injector{
 		Rules: rules, DefaultNetwork: o.DefaultNetwork, SchedulerName: o.SchedulerName,
@@ -152,6 +178,10 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		r := &controller.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("underlink-webhook"), Snapshot: o.Snapshot}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("set up the SpiderMultusConfig controller: %w", err)
+		}
+		pr := &controller.PoolReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("underlink-webhook")}
+		if err := pr.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up the SpiderIPPool finalizer controller: %w", err)
 		}
 		if o.FastPathConfiguration != "" {
 			fp := &fastpath.Reconciler{Client: mgr.GetClient(), Configuration: o.FastPathConfiguration}
@@ -188,6 +218,19 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	return mgr, nil
 }
+
+// StripAllocations is the cache's transform of SpiderIPPools: status.allocatedIPs is dropped;
+// status.allocatedIPCount and status.totalIPCount stay.
+func StripAllocations(obj any) (any, error) {
+	if p, ok := obj.(*spv2.SpiderIPPool); ok {
+		p.Status.AllocatedIPs = nil
+		p.ManagedFields = nil
+	}
+	return obj, nil
+}
+
+// DisableHTTP2 offers only HTTP/1.1 in the TLS handshake.
+func DisableHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 
 // warmCache registers the informers the handlers read, so they sync at start rather than on the first
 // admission request. A kind whose CRD is not installed (Submariner, Multus) is skipped: the handlers then

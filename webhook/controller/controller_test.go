@@ -170,7 +170,7 @@ func TestReconcileReadyReasons(t *testing.T) {
 		h := newHarness(append(clusters, s, stale)...)
 		h.reconcile(t)
 		nad := &nadv1.NetworkAttachmentDefinition{}
-		if err := h.c.Get(context.Background(), client.ObjectKeyFromObject(stale), nad); err != nil || !strings.Contains(nad.Spec.Config, `"type":"macvlan"`) {
+		if err := h.c.Get(context.Background(), client.ObjectKeyFromObject(stale), nad); err != nil || !strings.Contains(nad.Spec.Config, `"type":"underlink-macvlan"`) {
 			t.Errorf("stale NAD not rewritten: %+v %v", nad.Spec, err)
 		}
 	})

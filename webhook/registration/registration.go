@@ -152,20 +152,21 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 			MatchPolicy:             &equivalent,
 			NamespaceSelector:       ns,
 			ObjectSelector:          notOptedOut(),
-			MatchConditions:         append([]admissionregistrationv1.MatchCondition{carriesNetworkAnnotations()}, conds...),
+			MatchConditions:         append([]admissionregistrationv1.MatchCondition{carriesNetworkAnnotations(), updateReviewed("(request.kind.kind == 'CronJob' ? object.spec.jobTemplate != oldObject.spec.jobTemplate : object.spec.template != oldObject.spec.template)")}, conds...),
 			SideEffects:             &none,
 			TimeoutSeconds:          ptr(PodTimeoutSeconds),
 			AdmissionReviewVersions: []string{"v1"},
 		}
 	}
-	resource := func(name, path, res string) admissionregistrationv1.ValidatingWebhook {
+	resource := func(name, path, res string, ops []admissionregistrationv1.OperationType, conds ...admissionregistrationv1.MatchCondition) admissionregistrationv1.ValidatingWebhook {
 		return admissionregistrationv1.ValidatingWebhook{
 			Name:         name,
 			ClientConfig: o.clientConfig(path),
 			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: createUpdate,
+				Operations: ops,
 				Rule:       rule("spiderpool.spidernet.io", "v2beta1", res),
 			}},
+			MatchConditions: append([]admissionregistrationv1.MatchCondition{updateReviewed("object.spec != oldObject.spec")}, conds...),
 			// Fail: a pool or config admitted unchecked is the silent misconfiguration underlink exists to stop.
 			FailurePolicy:           &fail,
 			MatchPolicy:             &equivalent,
@@ -178,8 +179,10 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			resource(WebhookSpiderIPPools, PathValidateSpiderIPPool, "spiderippools"),
-			resource(WebhookSpiderMultusConfigs, PathValidateSpiderMultusConfig, "spidermultusconfigs"),
+			// DELETE: a pool whose addresses pods hold is not deleted (rules.CheckPoolDelete).
+			resource(WebhookSpiderIPPools, PathValidateSpiderIPPool, "spiderippools",
+				append(createUpdate, admissionregistrationv1.Delete), deleteOfPoolInUse()),
+			resource(WebhookSpiderMultusConfigs, PathValidateSpiderMultusConfig, "spidermultusconfigs", createUpdate),
 			// Opted-in namespaces fail closed, like injection: their pods depend on the underlay.
 			workload(WebhookWorkloadsOptedIn, &fail, optedIn(), optedInConditions(o.Injection)...),
 			// Elsewhere a webhook outage must not stop unrelated rollouts; a typo is still denied when up.
@@ -242,6 +245,39 @@ func notSentToInjector() admissionregistrationv1.MatchCondition {
 		Name: "not-validated-by-the-injector",
 		Expression: `request.kind.kind != 'Pod' || (has(object.metadata.annotations) && '` + PodInjectAnno + `' in object.metadata.annotations && ` +
 			`object.metadata.annotations['` + PodInjectAnno + `'] == '` + InjectDisabled + `')`,
+	}
+}
+
+// ControlPlaneController is the CEL test for a request of Kubernetes' own controllers: the
+// kube-controller-manager's (under its own name, or each controller's kube-system ServiceAccount with
+// --use-service-account-credentials). Nobody reads their admission warnings.
+const ControlPlaneController = `(request.userInfo.username.startsWith('system:serviceaccount:kube-system:') || request.userInfo.username == 'system:kube-controller-manager')`
+
+// UpdateReviewedName is the match condition that keeps the webhook out of updates no rule can deny.
+const UpdateReviewedName = "update-can-change-a-verdict"
+
+// updateReviewed matches every request but an UPDATE that leaves the fields the rules read as they were
+// (changed is the CEL test that they changed: the spec, or the pod template) and that comes from a
+// control-plane controller or sets or keeps a deletionTimestamp. Such an update is never denied
+// (rules.Ratchet), so the apiserver decides it alone: a Deployment controller scaling a ReplicaSet, the
+// garbage collector dropping an owner reference or a finalizer removed during deletion never waits for,
+// or fails on, the webhook. A person's update of that kind still reaches the webhook, which admits it
+// with warnings naming what was already wrong.
+func updateReviewed(changed string) admissionregistrationv1.MatchCondition {
+	return admissionregistrationv1.MatchCondition{
+		Name: UpdateReviewedName,
+		Expression: `request.operation != 'UPDATE' || ` + changed + ` || ` +
+			`!(` + ControlPlaneController + ` || has(object.metadata.deletionTimestamp))`,
+	}
+}
+
+// deleteOfPoolInUse matches every request but the DELETE of a pool that holds no address
+// (status.allocatedIPCount absent or 0), which nothing refuses.
+func deleteOfPoolInUse() admissionregistrationv1.MatchCondition {
+	return admissionregistrationv1.MatchCondition{
+		Name: "delete-of-pool-in-use",
+		Expression: `request.operation != 'DELETE' || ` +
+			`(has(oldObject.status) && has(oldObject.status.allocatedIPCount) && oldObject.status.allocatedIPCount > 0)`,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/underlink/underlink/pkg/rules"
@@ -38,15 +39,30 @@ func TestWebhookVerdictsEqualTheSharedCases(t *testing.T) {
 			if cs.OfflineOnly != "" {
 				t.Skip("offline only: " + cs.OfflineOnly)
 			}
+			var created []client.Object
+			// Stored objects exist before the webhook judges anything: they were admitted before the world
+			// changed under them (a network deleted, a cluster joined).
+			for _, o := range cs.StoredObjects {
+				obj := o.Object.DeepCopyObject().(client.Object)
+				if obj.GetNamespace() == "" && namespaced(t, env, obj) {
+					obj.SetNamespace(metav1.NamespaceDefault)
+				}
+				if err := env.Client.Create(context.Background(), obj); err != nil {
+					t.Fatalf("store %s (%s): %v", o.Ref(), o.Source, err)
+				}
+				created = append(created, obj)
+			}
 			opts := app.Options{Snapshot: snapshot.Options{LocalCluster: cs.LocalCluster}, DisableController: true}
 			srv := webhooktest.Start(t, env.Config, env.Client, opts)
-			var created []client.Object
 			defer func() {
 				// Stop this case's webhook first, so clean-up is not judged by it.
 				if err := srv.Unregister(context.Background(), env.Client); err != nil {
 					t.Error(err)
 				}
 				for i := len(created) - 1; i >= 0; i-- {
+					if len(created[i].GetFinalizers()) > 0 {
+						_ = env.Client.Patch(context.Background(), created[i], client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+					}
 					if err := env.Client.Delete(context.Background(), created[i]); err != nil && !apierrors.IsNotFound(err) {
 						t.Errorf("clean up %s: %v", client.ObjectKeyFromObject(created[i]), err)
 					}
@@ -90,15 +106,16 @@ func TestWebhookVerdictsEqualTheSharedCases(t *testing.T) {
 	}
 }
 
-// apply creates obj, or updates it when it exists (a case may apply an object twice).
+// apply creates obj, or updates it when it exists (a case may apply an object twice, or update a stored
+// one), as kubectl apply does: a create of an existing object would be judged as a create first.
 func apply(c client.Client, obj client.Object) error {
 	ctx := context.Background()
-	err := c.Create(ctx, obj.DeepCopyObject().(client.Object))
-	if !apierrors.IsAlreadyExists(err) {
-		return err
-	}
 	current := obj.DeepCopyObject().(client.Object)
-	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), current); err != nil {
+	err := c.Get(ctx, client.ObjectKeyFromObject(obj), current)
+	if apierrors.IsNotFound(err) {
+		return c.Create(ctx, obj.DeepCopyObject().(client.Object))
+	}
+	if err != nil {
 		return err
 	}
 	update := obj.DeepCopyObject().(client.Object)
