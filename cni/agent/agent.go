@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
@@ -37,7 +39,9 @@ import (
 	"github.com/underlink/underlink/cni/agent/prealloc"
 	"github.com/underlink/underlink/cni/agent/service"
 	"github.com/underlink/underlink/cni/agent/store"
+	"github.com/underlink/underlink/cni/cniinstall"
 	"github.com/underlink/underlink/cni/ipam"
+	"github.com/underlink/underlink/cni/ipam/protocol"
 )
 
 // Options configure an agent.
@@ -53,11 +57,18 @@ type Options struct {
 	// GCInterval is the time between garbage collection passes; GCGrace how long an allocation must
 	// stay orphaned before it is freed.
 	GCInterval, GCGrace time.Duration
+	// GCNodeLostAfter frees the addresses of pods gone from a node that has been down this long; 0 keeps
+	// them until the node is back (cni/IPAM.md, "Node failure").
+	GCNodeLostAfter time.Duration
 	// Preallocate gives pods scheduled to the node their default network's addresses as soon as the
 	// agent sees them (cni/agent/prealloc), so ADD answers without waiting for a pool write.
 	Preallocate bool
 	// MetricsAddr and HealthAddr are the listen addresses of /metrics and /healthz,/readyz; "0" disables.
 	MetricsAddr, HealthAddr string
+	// CNIBinDir is the host's CNI bin directory as mounted in the agent's container; with DaemonSet set,
+	// the plugins underlink installed there are removed when the agent stops because its DaemonSet is
+	// gone (underlink uninstalled), and kept on any other stop (a rolling update, a node drain).
+	CNIBinDir, DaemonSet string
 	// PprofAddr serves net/http/pprof when set ("" or "0": off).
 	PprofAddr string
 	// LeaseNamespace holds the garbage collection Lease "underlink-agent-gc".
@@ -105,7 +116,9 @@ func Run(ctx context.Context, o Options) error {
 
 	m := metrics.New(ctrlmetrics.Registry)
 	view := pools.New(mgr.GetCache(), mgr.GetAPIReader())
-	ctrlmetrics.Registry.MustRegister(store.NewPoolCollector(view))
+	poolMetrics := store.NewPoolCollector(view)
+	poolMetrics.Node, poolMetrics.OnPool = o.NodeName, m.ForPool
+	ctrlmetrics.Registry.MustRegister(poolMetrics)
 	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{})
 
 	// Listen before the caches sync: a plugin that calls meanwhile waits in the backlog instead of
@@ -115,7 +128,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var synced atomic.Bool
-	svc := &service.Service{Cache: mgr.GetCache(), Pools: view, Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m, Log: log.WithName("ipam")}
+	events := &service.EventWriter{Client: mgr.GetClient(), Host: o.NodeName}
+	svc := &service.Service{Cache: mgr.GetCache(), Pools: view, Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m,
+		Events: events, Log: log.WithName("ipam")}
 	srv := &service.Server{
 		Service: svc,
 		Socket:  o.Socket,
@@ -137,13 +152,15 @@ func Run(ctx context.Context, o Options) error {
 			<-ctx.Done()
 			return nil
 		}),
+		&service.Journal{Dir: protocol.JournalDir(o.Socket), Service: svc, Ready: synced.Load, Log: log.WithName("journal")},
 		&linkwatch.Watcher{
 			Client: mgr.GetClient(), Reader: mgr.GetCache(), Informers: mgr.GetCache(), NodeName: o.NodeName,
 			LabelPrefix: o.LabelPrefix, NICs: o.NICs, Metrics: m, Log: log.WithName("linkwatch"),
 		},
 		&gc.Runner{
-			Collector: &gc.Collector{Live: mgr.GetAPIReader(), Store: st, Grace: &ipam.Grace{Period: o.GCGrace}, Metrics: m, Log: log.WithName("gc")},
-			Interval:  o.GCInterval, Clientset: cs,
+			Collector: &gc.Collector{Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), Store: st, Grace: &ipam.Grace{Period: o.GCGrace}, Metrics: m,
+				NodeLostAfter: o.GCNodeLostAfter, Events: events, Log: log.WithName("gc")},
+			Interval: o.GCInterval, Clientset: cs,
 			LeaseNamespace: o.LeaseNamespace, LeaseName: LeaseName, Identity: o.NodeName + "_" + utilrand.String(8),
 			LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 			Log: log.WithName("gc"),
@@ -173,7 +190,29 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "labelPrefix", o.LabelPrefix, "preallocate", o.Preallocate, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
 	err = mgr.Start(ctx)
 	_ = os.Remove(o.Socket)
+	if o.CNIBinDir != "" && o.DaemonSet != "" {
+		uninstallIfRemoved(cs, o, log)
+	}
 	return err
+}
+
+// uninstallIfRemoved removes the CNI plugins underlink installed on this node when the agent stops
+// because underlink is being uninstalled: its DaemonSet is gone or being deleted, or its ServiceAccount
+// or its RBAC is (helm deletes those right after the DaemonSet). Any other answer (the DaemonSet is
+// there: a rolling update or a node drain; the apiserver cannot be reached) keeps them, since pods on
+// the node still need them for their DEL.
+func uninstallIfRemoved(cs kubernetes.Interface, o Options, log logr.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ns := o.LeaseNamespace
+	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, o.DaemonSet, metav1.GetOptions{})
+	gone := apierrors.IsNotFound(err) || apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) || (err == nil && ds.DeletionTimestamp != nil)
+	if !gone {
+		log.Info("DaemonSet still there; the CNI plugins stay installed", "daemonset", ns+"/"+o.DaemonSet, "err", fmt.Sprint(err))
+		return
+	}
+	removed, left, rerr := cniinstall.Uninstall(o.CNIBinDir)
+	log.Info("underlink uninstalled: removed the CNI plugins it installed", "daemonset", ns+"/"+o.DaemonSet, "removed", removed, "leftChanged", left, "err", fmt.Sprint(rerr))
 }
 
 // runnable is a manager.Runnable that runs on every agent (no leader election).

@@ -81,3 +81,66 @@ func TestGraceFreesOnlyAfterThePeriodContinuously(t *testing.T) {
 		t.Fatal("zero grace did not free at once")
 	}
 }
+
+// TestCollectableKeepsTheAddressesOfADownNode pins node failure: a pod force-deleted from a node that is
+// down keeps its address until the node is back, or until the operator's timeout; finished pods release
+// after their grace period; records without a node, and of a node that is gone, are orphans as before.
+func TestCollectableKeepsTheAddressesOfADownNode(t *testing.T) {
+	now := time.Unix(10000, 0)
+	allocs := spv2.PoolIPAllocations{
+		"10.0.0.2": {NIC: "eth0", NamespacedName: "d/on-down-node", PodUID: "u2", Node: "n-down"},
+		"10.0.0.3": {NIC: "eth0", NamespacedName: "d/on-up-node", PodUID: "u3", Node: "n-up"},
+		"10.0.0.4": {NIC: "eth0", NamespacedName: "d/on-deleted-node", PodUID: "u4", Node: "n-deleted"},
+		"10.0.0.5": {NIC: "eth0", NamespacedName: "d/no-node", PodUID: "u5"},
+		"10.0.0.6": {NIC: "eth0", NamespacedName: "d/succeeded", PodUID: "u6", Node: "n-down"},
+		"10.0.0.7": {NIC: "eth0", NamespacedName: "d/running", PodUID: "u7", Node: "n-down"},
+	}
+	c := Cluster{
+		Pods:     LivePods{"d/succeeded": "u6", "d/running": "u7"},
+		Finished: map[string]FinishedPod{"d/succeeded": {UID: "u6", Phase: "Succeeded", Grace: 30 * time.Second}},
+		Nodes: map[string]NodeState{
+			"n-down": {Up: false, Since: now.Add(-5 * time.Minute), Why: "NotReady"},
+			"n-up":   {Up: true},
+		},
+		Now: now,
+	}
+	ips := func(os []Orphan) string {
+		var out []string
+		for _, o := range os {
+			out = append(out, o.IP.String())
+		}
+		return strings.Join(out, ",")
+	}
+	orphans, held := Collectable("p", allocs, c)
+	if got := ips(orphans); got != "10.0.0.3,10.0.0.4,10.0.0.5,10.0.0.6" {
+		t.Errorf("orphans %s", got)
+	}
+	if got := ips(held); got != "10.0.0.2" {
+		t.Errorf("held %s", got)
+	}
+	if !strings.Contains(held[0].Reason, "node n-down is down (NotReady) for 5m0s") {
+		t.Errorf("held reason %q", held[0].Reason)
+	}
+	for _, o := range orphans {
+		if o.IP.String() == "10.0.0.6" && (o.Delay != 30*time.Second || o.Reason != "pod d/succeeded is Succeeded") {
+			t.Errorf("finished pod: %+v", o)
+		}
+	}
+	// The operator's timeout: shorter than the time down frees, longer keeps.
+	c.NodeLostAfter = 10 * time.Minute
+	if _, held := Collectable("p", allocs, c); ips(held) != "10.0.0.2" {
+		t.Errorf("held before the timeout: %s", ips(held))
+	}
+	c.NodeLostAfter = 4 * time.Minute
+	orphans, held = Collectable("p", allocs, c)
+	if len(held) != 0 || !strings.Contains(ips(orphans), "10.0.0.2") {
+		t.Errorf("after the timeout: orphans %s, held %s", ips(orphans), ips(held))
+	}
+	// A finished pod waits its grace on top of the collector's.
+	g := &Grace{Period: time.Minute}
+	fin := []Orphan{{Pool: "p", IP: netip.MustParseAddr("10.0.0.6"), Allocation: allocs["10.0.0.6"], Delay: 30 * time.Second}}
+	g.Due(now, fin)
+	if len(g.Due(now.Add(time.Minute), fin)) != 0 || len(g.Due(now.Add(90*time.Second), fin)) != 1 {
+		t.Error("a finished pod's address must wait the grace period plus its own")
+	}
+}

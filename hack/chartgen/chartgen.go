@@ -118,7 +118,8 @@ func Diff(chartDir string, files map[string][]byte) []string {
 // Webhooks renders the chart template of the admission objects from webhook/registration: the webhooks
 // exactly as the package builds them, pointed at the chart's Service (port 443), with the chart's labels
 // and, in cert-manager mode, cainjector's annotation; and by webhook.injection either the injection
-// policy and its binding (policy, the default) or the mutating webhook (webhook), with the validating
+// policy and its binding (policy) or the mutating webhook (webhook), as "underlink.injection" resolves
+// webhook.injection (auto, the default: the policy where the apiserver serves it), with the validating
 // webhooks of that injection.
 func Webhooks() ([]byte, error) {
 	var docs []string
@@ -181,7 +182,7 @@ change the package.
 */ -}}
 {{- include "underlink.requireCertManager" . }}
 {{- include "underlink.requireInjectionPolicy" . }}
-{{- if eq .Values.webhook.injection "webhook" }}
+{{- if eq (include "underlink.injection" .) "webhook" }}
 `)
 	b.WriteString(docs[0])
 	b.WriteString("{{- else }}\n")

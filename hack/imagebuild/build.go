@@ -59,7 +59,9 @@ var Images = []Spec{
 			{"underlink-cni-install", "/usr/local/bin/underlink-cni-install"},
 			{"underlink-ipam", "/opt/underlink/cni/underlink-ipam"},
 			{"underlink-coordinator", "/opt/underlink/cni/underlink-coordinator"},
-			{"macvlan", "/opt/underlink/cni/macvlan"},
+			// The reference macvlan under underlink's name: installing it never replaces the node's own
+			// macvlan (cni/cniinstall), and the NADs name it (api/cniconf.MacvlanType).
+			{"macvlan", "/opt/underlink/cni/underlink-macvlan"},
 		}},
 	{Name: "underlink-scheduler", User: "65532:65532", Entrypoint: []string{"/usr/local/bin/underlink-scheduler"},
 		Files: []File{{"underlink-scheduler", "/usr/local/bin/underlink-scheduler"}}},

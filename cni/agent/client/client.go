@@ -53,6 +53,15 @@ func (c *Client) Allocate(ctx context.Context, req protocol.Request) (*protocol.
 	return &out, nil
 }
 
+// Conflict reports addresses another host answered for during ADD (see protocol.ConflictRequest).
+func (c *Client) Conflict(ctx context.Context, req protocol.ConflictRequest) (*protocol.SetAside, error) {
+	var out protocol.SetAside
+	if err := c.call(ctx, protocol.Conflict, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Release gives back the addresses of a pod interface (CNI DEL).
 func (c *Client) Release(ctx context.Context, req protocol.Request) (*protocol.Released, error) {
 	var out protocol.Released

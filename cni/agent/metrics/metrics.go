@@ -28,6 +28,13 @@ type Metrics struct {
 	LinkUp *prometheus.GaugeVec
 	// LabelPatchSeconds is the time from a netlink event to the node label patched.
 	LabelPatchSeconds prometheus.Histogram
+	// IPConflicts counts addresses set aside because another host answered for them during ADD, by pool.
+	IPConflicts *prometheus.CounterVec
+	// ReleaseFailures counts DELs the agent could not serve (the runtime retries them).
+	ReleaseFailures prometheus.Counter
+	// GCKept is the number of addresses garbage collection keeps for pods gone from a node that is down,
+	// as of its last pass (only the collecting agent reports a non-zero value).
+	GCKept prometheus.Gauge
 }
 
 // New creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -56,6 +63,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "underlink_ipam_write_batch_size", Help: "Requests carried by one pool status write.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
+		IPConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "underlink_ipam_ip_conflicts_total", Help: "Addresses set aside because another host on the segment answered for them during ADD (detectIPConflict).",
+		}, []string{"pool"}),
+		ReleaseFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "underlink_ipam_release_failures_total", Help: "IPAM DEL requests the agent could not serve (the runtime retries them).",
+		}),
+		GCKept: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "underlink_ipam_gc_kept_addresses", Help: "Addresses garbage collection keeps for pods gone from a node that is down (NotReady or its Lease expired), as of its last pass.",
+		}),
 		LinkUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "underlink_underlay_link_up", Help: "1 when the underlay NIC is up, 0 when down or missing.",
 		}, []string{"nic"}),
@@ -64,8 +80,23 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 	}
+	// Every series of these label values exists from the first scrape (at 0), so rate() sees the first
+	// event and a query never names a series that is not there yet.
+	for _, r := range []string{"new", "existing", "preallocated", "failed", "ahead", "ahead-failed"} {
+		m.Allocations.WithLabelValues(r)
+	}
+	for _, op := range []string{"allocate", "release", "check"} {
+		m.RequestSeconds.WithLabelValues(op)
+	}
 	if reg != nil {
-		reg.MustRegister(m.Allocations, m.Releases, m.GCFreed, m.Conflicts, m.WriteErrors, m.RequestSeconds, m.BatchSize, m.LinkUp, m.LabelPatchSeconds)
+		reg.MustRegister(m.Allocations, m.Releases, m.GCFreed, m.Conflicts, m.WriteErrors, m.RequestSeconds, m.BatchSize, m.LinkUp, m.LabelPatchSeconds, m.IPConflicts, m.ReleaseFailures, m.GCKept)
 	}
 	return m
+}
+
+// ForPool creates the pool's series of every per-pool counter at 0, when the agent first sees the pool.
+func (m *Metrics) ForPool(pool string) {
+	for _, v := range []*prometheus.CounterVec{m.GCFreed, m.Conflicts, m.WriteErrors, m.IPConflicts} {
+		v.WithLabelValues(pool)
+	}
 }

@@ -14,13 +14,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
-	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
 // Allocator is what the runner asks to pre-allocate (cni/agent/service.Service).
 type Allocator interface {
-	Preallocate(ctx context.Context, pod *corev1.Pod, conf poolchoice.Names) error
-	Forget(uid types.UID)
+	Preallocate(ctx context.Context, pod *corev1.Pod, atts []Attachment) error
+	// Forget is told that pod is gone from the API: what was pre-allocated for it and never taken by
+	// an ADD is freed.
+	Forget(pod *corev1.Pod)
 }
 
 // Runner pre-allocates for the eligible pods of one node as its pod informer sees them. Each pod UID is
@@ -72,7 +73,7 @@ func (r *Runner) Start(ctx context.Context) error {
 				r.mu.Lock()
 				delete(r.tried, pod.UID)
 				r.mu.Unlock()
-				r.Allocator.Forget(pod.UID)
+				r.Allocator.Forget(pod)
 			}
 		},
 	})
@@ -123,14 +124,14 @@ func (r *Runner) next(ctx context.Context, q workqueue.TypedRateLimitingInterfac
 	if err := r.Reader.Get(ctx, key, &pod); err != nil || !Eligible(&pod, r.NodeName) {
 		return true
 	}
-	conf, ok := Conf(&pod, r.lookup(ctx))
-	if !ok || !r.claim(pod.UID) {
+	atts := Conf(&pod, r.lookup(ctx))
+	if len(atts) == 0 || !r.claim(pod.UID) {
 		return true
 	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	// Errors are logged and counted by the allocator; the pod's ADD allocates instead.
-	_ = r.Allocator.Preallocate(actx, &pod, conf)
+	_ = r.Allocator.Preallocate(actx, &pod, atts)
 	return true
 }
 

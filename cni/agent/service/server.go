@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 
 	"github.com/underlink/underlink/cni/ipam/protocol"
 )
@@ -76,7 +77,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.rootOnly(s.Handler()), ReadHeaderTimeout: 10 * time.Second, ConnContext: withPeer}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -116,6 +117,14 @@ func (s *Server) Handler() http.Handler {
 		out, err := s.Service.Release(r.Context(), req)
 		writeAnswer(w, out, err)
 	})
+	mux.HandleFunc(protocol.Conflict.Pattern(), func(w http.ResponseWriter, r *http.Request) {
+		var req protocol.ConflictRequest
+		if !s.decode(w, r, &req) {
+			return
+		}
+		out, err := s.Service.Conflict(r.Context(), req)
+		writeAnswer(w, out, err)
+	})
 	mux.HandleFunc(protocol.Check.Pattern(), func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.CheckRequest
 		if !s.decode(w, r, &req) {
@@ -124,6 +133,54 @@ func (s *Server) Handler() http.Handler {
 		writeAnswer(w, protocol.Empty{}, s.Service.Check(r.Context(), req))
 	})
 	return mux
+}
+
+// peerKey holds, in a request's context, its connection's peer credentials (or the error reading them).
+type peerKey struct{}
+
+type peer struct {
+	cred *unix.Ucred
+	err  error
+}
+
+// withPeer reads the peer's credentials from the kernel (SO_PEERCRED: the process that connected, as
+// the kernel saw it at connect time) once per connection.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return context.WithValue(ctx, peerKey{}, peer{err: fmt.Errorf("not a unix socket connection (%T)", c)})
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return context.WithValue(ctx, peerKey{}, peer{err: err})
+	}
+	var p peer
+	if err := raw.Control(func(fd uintptr) {
+		p.cred, p.err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		p.err = err
+	}
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// rootOnly answers only callers whose uid is 0. The socket's mode (0600 in a 0700 directory) already
+// keeps other users out; this holds when those modes are loosened, or when a process reaches the socket
+// through a bind mount or an inherited descriptor.
+func (s *Server) rootOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := r.Context().Value(peerKey{}).(peer)
+		switch {
+		case p.err != nil || p.cred == nil:
+			s.Log.Info("refused a caller whose credentials cannot be read", "path", r.URL.Path, "err", fmt.Sprint(p.err))
+			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: "underlink-agent cannot read the caller's credentials (SO_PEERCRED); it answers only root on its unix socket"})
+		case p.cred.Uid != 0:
+			s.Log.Info("refused a caller that is not root", "path", r.URL.Path, "uid", p.cred.Uid, "pid", p.cred.Pid)
+			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: fmt.Sprintf(
+				"underlink-agent answers only root (uid 0); the caller (pid %d) is uid %d", p.cred.Pid, p.cred.Uid)})
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // decode reads a request body once the caches are synced: before that a decision could miss pools.

@@ -20,6 +20,7 @@ import (
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/cni/agent/metrics"
 	"github.com/underlink/underlink/cni/agent/pools"
+	"github.com/underlink/underlink/cni/agent/prealloc"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/cni/ipam/protocol"
@@ -43,12 +44,21 @@ type Service struct {
 	Store    *store.Store
 	NodeName string
 	Metrics  *metrics.Metrics
-	Log      logr.Logger
+	// Events records Events on pods (an address conflict); nil records none.
+	Events Recorder
+	Log    logr.Logger
 
 	// inflight holds, per pod UID, a channel closed when that pod's pre-allocation has finished.
 	inflight sync.Map
-	// ahead holds, per pod UID, the addresses this agent pre-allocated and no ADD has used yet.
+	// ahead holds, per pod interface (aheadKey), the addresses this agent pre-allocated and no ADD has
+	// used yet.
 	ahead sync.Map
+}
+
+// aheadKey is a pod interface whose addresses were pre-allocated.
+type aheadKey struct {
+	uid types.UID
+	nic string
 }
 
 // Allocate serves an ADD: it chooses the pod interface's pools and gives it one address per family, or
@@ -62,6 +72,7 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		s.Metrics.Allocations.WithLabelValues(result).Inc()
 		if err != nil {
 			log.Info("allocation failed", "err", err.Error())
+			s.allocationFailed(ctx, req, err)
 		}
 	}()
 	if err := validate(req, true); err != nil {
@@ -106,6 +117,17 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	return out, nil
 }
 
+// allocationFailed leaves an Event on the pod that names why its interface got no address, so `kubectl
+// describe pod` shows underlink's reason beside the runtime's.
+func (s *Service) allocationFailed(ctx context.Context, req protocol.Request, err error) {
+	if s.Events == nil || req.Pod.Namespace == "" || req.Pod.Name == "" {
+		return
+	}
+	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: types.UID(req.Pod.UID)}
+	s.Events.Event(context.WithoutCancel(ctx), ref, corev1.EventTypeWarning, ReasonAllocationFailed, fmt.Sprintf(
+		"underlink-agent on %s gave interface %s no address: %v", s.NodeName, req.IfName, err))
+}
+
 // allocate takes one address per family of plan for h, through the pools' writers, or frees what it
 // newly took and fails.
 func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan poolchoice.Plan) ([]store.Result, error) {
@@ -148,12 +170,13 @@ func (s *Service) answer(got []store.Result, plan poolchoice.Plan) *protocol.All
 	return out
 }
 
-// Preallocate gives the default network interface (eth0) of pod, scheduled to this node, its addresses
-// ahead of the runtime's ADD, from the pools conf names (the pod's SpiderMultusConfig), the pod's
-// annotations or the default pools, exactly as that ADD would choose them. The record carries no
-// container ID until a sandbox adopts it. It is idempotent per pod UID, and an ADD for the pod waits
-// for a pre-allocation under way instead of racing it.
-func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf poolchoice.Names) (err error) {
+// Preallocate gives every interface of pod (scheduled to this node) that atts names its addresses ahead
+// of the runtime's ADDs, from the pools each attachment's network names (its SpiderMultusConfig), the
+// pod's annotations or the default pools, exactly as that interface's ADD would choose them. The
+// records carry no container ID until a sandbox adopts them. It is idempotent per pod UID, and an ADD
+// for the pod waits for a pre-allocation under way instead of racing it. An interface that fails is
+// logged and counted and the others go on: its ADD allocates.
+func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, atts []prealloc.Attachment) error {
 	done := make(chan struct{})
 	if _, busy := s.inflight.LoadOrStore(pod.UID, done); busy {
 		return nil
@@ -162,15 +185,25 @@ func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf poolcho
 		s.inflight.Delete(pod.UID)
 		close(done)
 	}()
+	var errs []error
+	for _, att := range atts {
+		if err := s.preallocate(ctx, pod, att); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", att.Interface, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) preallocate(ctx context.Context, pod *corev1.Pod, att prealloc.Attachment) (err error) {
 	start := time.Now()
-	log := s.Log.WithValues("pod", pod.Namespace+"/"+pod.Name, "podUID", pod.UID, "ifName", podnet.DefaultInterface)
+	log := s.Log.WithValues("pod", pod.Namespace+"/"+pod.Name, "podUID", pod.UID, "ifName", att.Interface)
 	defer func() {
 		if err != nil {
 			s.Metrics.Allocations.WithLabelValues("ahead-failed").Inc()
 			log.Info("pre-allocation failed; the ADD will allocate", "err", err.Error())
 		}
 	}()
-	subject, err := s.subjectOf(ctx, pod, ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: podnet.DefaultInterface})
+	subject, err := s.subjectOf(ctx, pod, ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: att.Interface})
 	if err != nil {
 		return err
 	}
@@ -178,7 +211,7 @@ func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf poolcho
 	if err != nil {
 		return tryAgain("list SpiderIPPools", err)
 	}
-	plan, err := ipam.Choose(subject, conf, all)
+	plan, err := ipam.Choose(subject, att.Pools, all)
 	if err != nil {
 		return toProtocol(err)
 	}
@@ -187,7 +220,7 @@ func (s *Service) Preallocate(ctx context.Context, pod *corev1.Pod, conf poolcho
 		return err
 	}
 	s.Metrics.Allocations.WithLabelValues("ahead").Inc()
-	s.ahead.Store(pod.UID, got)
+	s.ahead.Store(aheadKey{uid: pod.UID, nic: att.Interface}, got)
 	ips := make([]string, 0, len(got))
 	for _, r := range got {
 		ips = append(ips, r.IP.String())
@@ -218,7 +251,7 @@ func (s *Service) waitPreallocation(ctx context.Context, uid string) {
 // this UID) can free it.
 func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan poolchoice.Plan) ([]store.Result, bool) {
 	s.waitPreallocation(ctx, h.UID)
-	if _, ok := s.ahead.Load(types.UID(h.UID)); !ok {
+	if _, ok := s.ahead.Load(aheadKey{uid: types.UID(h.UID), nic: h.NIC}); !ok {
 		return nil, false
 	}
 	var got []store.Result
@@ -270,7 +303,7 @@ func (s *Service) adopt(h ipam.Holder, got []store.Result) {
 // Only this agent's own pre-allocations since it started are known here; one made before a restart
 // stays until the pod is gone.
 func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result) {
-	v, ok := s.ahead.LoadAndDelete(types.UID(h.UID))
+	v, ok := s.ahead.LoadAndDelete(aheadKey{uid: types.UID(h.UID), nic: h.NIC})
 	if !ok {
 		return
 	}
@@ -282,27 +315,51 @@ func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result) {
 		if used[r.Pool.Name] {
 			continue
 		}
-		go func(pool string, ip netip.Addr) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			snap, err := s.Store.Snapshot(ctx, pool)
-			if err != nil {
-				return
-			}
-			if a, ok := snap.Preallocated(h); !ok || a != ip {
-				return
-			}
-			rec := snap.Allocations()[ip.String()]
-			if res := s.Store.Do(ctx, pool, store.Op{Kind: store.ReleaseIfHeld, IP: ip, Record: rec}); res.Err == nil && len(res.Freed) > 0 {
-				s.Log.Info("freed a pre-allocation the ADD did not use", "pool", pool, "ip", ip.String(), "pod", h.NamespacedName())
-			}
-		}(r.Pool.Name, r.IP)
+		go s.releaseUnclaimed(h, r.Pool.Name, r.IP, "the ADD took its addresses from other pools")
 	}
 }
 
-// Forget drops what the service remembers of a pod's pre-allocation (the pod was deleted before an
+// Forget drops what the service remembers of a pod's pre-allocations (the pod was deleted before an
 // ADD came; garbage collection frees its addresses).
-func (s *Service) Forget(uid types.UID) { s.ahead.Delete(uid) }
+func (s *Service) Forget(pod *corev1.Pod) {
+	s.ahead.Range(func(k, _ any) bool {
+		key := k.(aheadKey)
+		if key.uid != pod.UID {
+			return true
+		}
+		// An ADD that took them removed the entry first (dropStrayPreallocations).
+		v, ok := s.ahead.LoadAndDelete(k)
+		if !ok {
+			return true
+		}
+		// The pod is gone from the API and no ADD took these addresses: its sandbox never got them (a pod
+		// deleted while ContainerCreating, e.g. a workload scaled down at once). Garbage collection would
+		// free them after its grace period; they are freed now, if still unclaimed.
+		h := ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: key.nic}
+		for _, r := range v.([]store.Result) {
+			go s.releaseUnclaimed(h, r.Pool.Name, r.IP, "its pod was deleted before any ADD took it")
+		}
+		return true
+	})
+}
+
+// releaseUnclaimed frees ip of pool if it is still h's pre-allocation (no sandbox recorded), with a
+// release conditional on that very record, so an address an ADD adopted meanwhile is kept.
+func (s *Service) releaseUnclaimed(h ipam.Holder, pool string, ip netip.Addr, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	snap, err := s.Store.Snapshot(ctx, pool)
+	if err != nil {
+		return
+	}
+	if a, ok := snap.Preallocated(h); !ok || a != ip {
+		return
+	}
+	rec := snap.Allocations()[ip.String()]
+	if res := s.Store.Do(ctx, pool, store.Op{Kind: store.ReleaseIfHeld, IP: ip, Record: rec}); res.Err == nil && len(res.Freed) > 0 {
+		s.Log.Info("freed a pre-allocation", "pool", pool, "ip", ip.String(), "pod", h.NamespacedName(), "ifName", h.NIC, "why", why)
+	}
+}
 
 // defaultRoutes is the default route via the pool's gateway. A gateway outside the pool's subnet (the
 // seed's 172.110.0.1 for 172.110.1.0/24, which admission denies) is not on-link: a route via it would make
@@ -366,15 +423,33 @@ func skippable(err error) bool {
 // exists is fine: its container ID identifies the allocation.
 func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protocol.Released, err error) {
 	start := time.Now()
-	defer func() { s.Metrics.RequestSeconds.WithLabelValues("release").Observe(time.Since(start).Seconds()) }()
+	defer func() {
+		s.Metrics.RequestSeconds.WithLabelValues("release").Observe(time.Since(start).Seconds())
+		if err != nil {
+			s.Metrics.ReleaseFailures.Inc()
+		}
+	}()
 	if err := validate(req, false); err != nil {
 		return nil, err
 	}
-	h := ipam.Holder{Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: req.Pod.UID, NIC: req.IfName, ContainerID: req.ContainerID}
+	// The sandbox (CNI_CONTAINERID, which validate requires) names what is freed, and only on this node:
+	// a record with another sandbox, or of another node, is not this DEL's (ipam.ReleaseMatches).
+	h := ipam.Holder{Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: req.Pod.UID, NIC: req.IfName, ContainerID: req.ContainerID, Node: s.NodeName}
 	all, err := s.Pools.List(ctx)
 	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)
 	}
+	out, err := s.release(ctx, h, all)
+	if err != nil {
+		return nil, err
+	}
+	s.Metrics.Releases.Add(float64(len(out.Addresses)))
+	s.Log.Info("released", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID), "addresses", out.Addresses)
+	return out, nil
+}
+
+// release frees what h holds in any of the pools all.
+func (s *Service) release(ctx context.Context, h ipam.Holder, all []*spv2.SpiderIPPool) (*protocol.Released, error) {
 	out := &protocol.Released{}
 	for _, p := range all {
 		name := p.Name
@@ -393,8 +468,6 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 			out.Addresses = append(out.Addresses, a.String())
 		}
 	}
-	s.Metrics.Releases.Add(float64(len(out.Addresses)))
-	s.Log.Info("released", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID), "addresses", out.Addresses)
 	return out, nil
 }
 
@@ -450,6 +523,18 @@ func (s *Service) subject(ctx context.Context, req protocol.Request) (ipam.Subje
 
 // subjectOf reads pod's namespace and this node for pool choice for the holder h.
 func (s *Service) subjectOf(ctx context.Context, pod *corev1.Pod, h ipam.Holder) (ipam.Subject, error) {
+	if pod.Spec.NodeName != s.NodeName {
+		// A process on this node asking for another node's pod (or one not yet bound) would take an
+		// address that pod's own agent gives out: refused, so one node cannot drain or squat a pool
+		// on behalf of pods it does not run.
+		bound := pod.Spec.NodeName
+		if bound == "" {
+			bound = "no node yet"
+		}
+		return ipam.Subject{}, &protocol.Error{Code: protocol.CodeContainerUnknown, Msg: fmt.Sprintf(
+			"pod %s/%s is bound to %s, not to this agent's node %s: underlink-agent allocates only for its own node's pods", pod.Namespace, pod.Name, bound, s.NodeName)}
+	}
+	h.Node = s.NodeName
 	var ns corev1.Namespace
 	if err := s.get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns); err != nil {
 		return ipam.Subject{}, tryAgain(fmt.Sprintf("read namespace %s", pod.Namespace), err)

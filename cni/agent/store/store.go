@@ -38,6 +38,10 @@ const (
 	// Adopt records the holder's sandbox on its pre-allocated address (ipam.Pool.Adopt); it never
 	// gives an address.
 	Adopt
+	// MarkConflict sets IP, held by the holder, aside as in use by another host (ipam.Pool.MarkConflict).
+	MarkConflict
+	// ClearConflict frees IP if it is set aside as a conflict (ipam.Pool.ClearConflict).
+	ClearConflict
 )
 
 // Op is one change to a pool.
@@ -46,6 +50,8 @@ type Op struct {
 	Holder ipam.Holder
 	IP     netip.Addr
 	Record spv2.PoolIPAllocation
+	// Conflict is what MarkConflict records.
+	Conflict spv2.IPConflict
 }
 
 // PoolInfo is what a pod needs to know about the pool its address came from.
@@ -372,6 +378,16 @@ func apply(pool *ipam.Pool, batch []*pending) (results []Result, changed, hits b
 			changed = changed || len(r.Freed) > 0
 		case Adopt:
 			if pool.Adopt(p.op.Holder) {
+				changed = true
+			}
+		case MarkConflict:
+			if pool.MarkConflict(p.op.Holder, p.op.IP, p.op.Conflict) {
+				r.IP = p.op.IP
+				changed = true
+			}
+		case ClearConflict:
+			if pool.ClearConflict(p.op.IP) {
+				r.Freed = []netip.Addr{p.op.IP}
 				changed = true
 			}
 		case ReleaseIfHeld:

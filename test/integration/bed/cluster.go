@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	agentclient "github.com/underlink/underlink/cni/agent/client"
@@ -67,6 +68,10 @@ func (c *Cluster) AddNode(t *testing.T, name string, labels map[string]string) *
 	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if err := c.Env.Client.Create(context.Background(), node); err != nil {
+		t.Fatal(err)
+	}
+	// Ready, as its kubelet would report it: garbage collection keeps the addresses of a node that is not.
+	if err := c.SetNodeReady(name, corev1.ConditionTrue); err != nil {
 		t.Fatal(err)
 	}
 	in := &Node{Node: n, Socket: filepath.Join(c.Bed.Dir(), name, "agent.sock")}
@@ -178,4 +183,17 @@ func (c *Cluster) PoolAllocations(t testing.TB, name string) (spv2.PoolIPAllocat
 		t.Fatalf("pool %s status: %v", name, err)
 	}
 	return a, &p
+}
+
+// SetNodeReady writes node's Ready condition, as its kubelet (True) or the node controller (Unknown) does.
+func (c *Cluster) SetNodeReady(name string, status corev1.ConditionStatus) error {
+	ctx := context.Background()
+	node := &corev1.Node{}
+	if err := c.Env.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		return err
+	}
+	now := metav1.Now()
+	cond := corev1.NodeCondition{Type: corev1.NodeReady, Status: status, LastHeartbeatTime: now, LastTransitionTime: now, Reason: "underlinkTestBed"}
+	node.Status.Conditions = []corev1.NodeCondition{cond}
+	return c.Env.Client.Status().Update(ctx, node)
 }

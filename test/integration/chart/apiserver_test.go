@@ -57,6 +57,11 @@ func TestChartOnARealAPIServer(t *testing.T) {
 	t.Run("self-signed manifests pass a server-side dry run", func(t *testing.T) {
 		dryRunApply(t, renderChart(t, chartCertModes["self-signed"]...))
 	})
+	t.Run("the webhook's NetworkPolicy passes a server-side dry run", func(t *testing.T) {
+		dryRunApply(t, renderChart(t, append(chartCertModes["self-signed"], "--set", "webhook.networkPolicy.enabled=true",
+			"--set", "webhook.networkPolicy.apiServerCIDRs[0]=10.0.0.0/8",
+			"--set-json", `webhook.networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`)...))
+	})
 	t.Run("cert-manager mode without cert-manager fails the install with advice", func(t *testing.T) {
 		_, errOut, err := helm("install", "underlink", chartDir(), "--dry-run=server", "--set", "certs.mode=cert-manager")
 		if err == nil || !strings.Contains(errOut, "install cert-manager first") || !strings.Contains(errOut, "certs.mode=self-signed") {
@@ -114,6 +119,16 @@ func TestChartOnARealAPIServer(t *testing.T) {
 		var dep appsv1.Deployment
 		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: chartNamespace, Name: "underlink-webhook"}, &dep); err != nil {
 			t.Fatalf("webhook Deployment not installed: %v", err)
+		}
+		// This apiserver serves MutatingAdmissionPolicy, so the default injection (auto) is the policy; the
+		// other side is TestChartDefaultInstallWithoutThePolicyAPIInjectsWithTheWebhook.
+		var policy admissionregistrationv1.MutatingAdmissionPolicy
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.PolicyName}, &policy); err != nil {
+			t.Errorf("default install on an apiserver that serves the policy API: no injection policy: %v", err)
+		}
+		var mw admissionregistrationv1.MutatingWebhookConfiguration
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: registration.ConfigurationName}, &mw); err == nil {
+			t.Error("default install on an apiserver that serves the policy API installed the mutating webhook too")
 		}
 	})
 	t.Run("upgrade keeps the caBundle the webhook patched in", func(t *testing.T) {

@@ -86,6 +86,7 @@ func TestChartRBACGrantsEachComponentOnlyWhatItNeeds(t *testing.T) {
 			{"list", "spiderpool.spidernet.io", "spiderippools", "", "", ""},
 			{"watch", "spiderpool.spidernet.io", "spidermultusconfigs", "", "", ""},
 			{"list", "submariner.io", "clusters", "", "submariner-operator", ""},
+			{"list", "", "pods", "", "default", ""},
 			{"create", "k8s.cni.cncf.io", "network-attachment-definitions", "", "kube-system", ""},
 			{"patch", "k8s.cni.cncf.io", "network-attachment-definitions", "", "kube-system", "macvlan-conf"},
 			{"patch", "spiderpool.spidernet.io", "spidermultusconfigs", "status", "kube-system", "macvlan-conf"},

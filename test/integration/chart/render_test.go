@@ -4,6 +4,7 @@ package chart
 
 import (
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,21 +12,32 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubeschedulerv1 "k8s.io/kube-scheduler/config/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/underlink/underlink/api/cniconf"
 	"github.com/underlink/underlink/api/underlay"
 	schedulerconfigv1 "github.com/underlink/underlink/scheduler/apis/config/v1"
 	"github.com/underlink/underlink/webhook/registration"
 )
 
-// chartCertModes are the helm flags that render each certificate mode as an install; cert-manager mode needs
-// cert-manager's API among the capabilities (helm template has no cluster to ask).
+// chartServesPolicy are the capabilities of a cluster whose apiserver serves the MutatingAdmissionPolicy API
+// (Kubernetes 1.36 and later, as the tests' own apiserver): there webhook.injection=auto picks the policy.
+// helm template has no cluster to ask, and without them it picks the webhook.
+var chartServesPolicy = []string{"--kube-version", "1.36.0", "--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"}
+
+// chartCertModes are the helm flags that render each certificate mode as an install on such a cluster;
+// cert-manager mode needs cert-manager's API among the capabilities too.
 var chartCertModes = map[string][]string{
-	"self-signed":  {"--set", "certs.mode=self-signed"},
-	"cert-manager": {"--set", "certs.mode=cert-manager", "--api-versions", "cert-manager.io/v1"},
+	"self-signed":  append([]string{"--set", "certs.mode=self-signed"}, chartServesPolicy...),
+	"cert-manager": append([]string{"--set", "certs.mode=cert-manager", "--api-versions", "cert-manager.io/v1"}, chartServesPolicy...),
 }
 
 func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
@@ -43,6 +55,7 @@ func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
 			want := map[string]int{
 				"CustomResourceDefinition": 5, "Deployment": 2, "DaemonSet": 1, "Service": 1, "PodDisruptionBudget": 1,
 				"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1, "ValidatingWebhookConfiguration": 1,
+				// The scheduler's configuration.
 				"ServiceAccount": 3, "ConfigMap": 1,
 			}
 			if mode == "cert-manager" {
@@ -57,7 +70,7 @@ func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
 				t.Error("self-signed mode renders cert-manager objects")
 			}
 			if kinds["MutatingWebhookConfiguration"] != 0 {
-				t.Error("the default injection (policy) renders the mutating webhook too")
+				t.Error("the default injection on a cluster that serves the policy API (the policy) renders the mutating webhook too")
 			}
 		})
 	}
@@ -95,14 +108,86 @@ func TestChartBadValuesFailNamingTheValue(t *testing.T) {
 }
 
 func TestChartInjectionPolicyOnAnOldClusterFailsWithAdvice(t *testing.T) {
-	_, errOut, err := chartRunTool(t, "helm", "template", "underlink", chartDir(), "--kube-version", "1.35.4")
-	if err == nil || !strings.Contains(errOut, "Kubernetes has from 1.36; this cluster is v1.35.4") || !strings.Contains(errOut, "webhook.injection=webhook") {
-		t.Errorf("got err=%v\n%s\nwant advice to set webhook.injection=webhook", err, errOut)
+	_, errOut, err := chartRunTool(t, "helm", "template", "underlink", chartDir(), "--kube-version", "1.35.4", "--set", "webhook.injection=policy")
+	if err == nil || !strings.Contains(errOut, "Kubernetes has from 1.36; this cluster is v1.35.4") || !strings.Contains(errOut, "webhook.injection=auto") {
+		t.Errorf("got err=%v\n%s\nwant advice to set webhook.injection=auto or webhook", err, errOut)
 	}
 	out := chartMustTool(t, "helm", "template", "underlink", chartDir(), "--kube-version", "1.35.4", "--set", "webhook.injection=webhook")
 	if !strings.Contains(out, "kind: MutatingWebhookConfiguration") || strings.Contains(out, "kind: MutatingAdmissionPolicy") {
 		t.Error("webhook.injection=webhook on Kubernetes 1.35 should render the mutating webhook and no policy")
 	}
+}
+
+// With default values (webhook.injection=auto) the chart renders on every supported Kubernetes, as a new
+// user tries it with `helm template --kube-version`: the mutating webhook, with the RBAC and the flag that
+// let the webhook patch its caBundle, wherever the apiserver does not serve the MutatingAdmissionPolicy API
+// (before 1.36, or turned off with --runtime-config), and the policy alone where it does.
+func TestChartDefaultInjectionFollowsTheServedAPI(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		flags  []string
+		policy bool
+	}{
+		{"1.33", []string{"--kube-version", "1.33.0"}, false},
+		{"1.34", []string{"--kube-version", "1.34.0"}, false},
+		{"1.35", []string{"--kube-version", "1.35.0"}, false},
+		{"1.36 with the API turned off", []string{"--kube-version", "1.36.0"}, false},
+		{"1.36 serving the API", chartServesPolicy, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := chartObjects(t, renderChart(t, tc.flags...))
+			chartAssertInjection(t, objs, tc.policy)
+		})
+	}
+}
+
+// chartAssertInjection checks that the rendered chart injects with the policy (policy) or with the
+// mutating webhook, and carries exactly what that mode needs.
+func chartAssertInjection(t *testing.T, objs []*unstructured.Unstructured, policy bool) {
+	t.Helper()
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+	}
+	wantPolicies, wantWebhooks := 0, 1
+	if policy {
+		wantPolicies, wantWebhooks = 1, 0
+	}
+	if kinds["MutatingAdmissionPolicy"] != wantPolicies || kinds["MutatingAdmissionPolicyBinding"] != wantPolicies ||
+		kinds["MutatingWebhookConfiguration"] != wantWebhooks {
+		t.Errorf("rendered %d MutatingAdmissionPolicy, %d bindings, %d MutatingWebhookConfiguration; want %d, %d, %d",
+			kinds["MutatingAdmissionPolicy"], kinds["MutatingAdmissionPolicyBinding"], kinds["MutatingWebhookConfiguration"],
+			wantPolicies, wantPolicies, wantWebhooks)
+	}
+	var dep appsv1.Deployment
+	chartDecodeStrict(t, chartFind(t, objs, "Deployment", "underlink-webhook"), &dep)
+	got := chartFlagValues(dep.Spec.Template.Spec.Containers[0].Args)["cert-mutating-webhook-configuration"]
+	if policy != (len(got) == 0) {
+		t.Errorf("--cert-mutating-webhook-configuration=%v with the policy %v: the webhook must patch the caBundle of the mutating webhook exactly when the chart installs one", got, policy)
+	}
+	if patch := chartWebhookMayPatchMutating(t, objs); patch == policy {
+		t.Errorf("the webhook's RBAC lets it patch the mutating webhook configuration: %v, with the policy %v", patch, policy)
+	}
+}
+
+// chartWebhookMayPatchMutating reports whether a rendered webhook ClusterRole grants patch on the chart's
+// own MutatingWebhookConfiguration.
+func chartWebhookMayPatchMutating(t *testing.T, objs []*unstructured.Unstructured) bool {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" || !strings.HasPrefix(o.GetName(), "underlink-webhook") {
+			continue
+		}
+		var r rbacv1.ClusterRole
+		chartDecodeStrict(t, o, &r)
+		for _, rule := range r.Rules {
+			if slices.Contains(rule.Resources, "mutatingwebhookconfigurations") && slices.Contains(rule.Verbs, "patch") &&
+				(len(rule.ResourceNames) == 0 || slices.Contains(rule.ResourceNames, registration.ConfigurationName)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestChartCertManagerModeWithoutCertManagerFailsWithAdvice(t *testing.T) {
@@ -161,7 +246,7 @@ func TestChartWebhookConfigurationsAreTheWebhooksContract(t *testing.T) {
 			}
 		}
 	}
-	objs := chartObjects(t, renderChart(t))
+	objs := chartObjects(t, renderChart(t, chartServesPolicy...))
 	// With the default values (no scheduler name) the chart renders the policy without scheduler logic.
 	wantPolicy, _ := registration.InjectPolicy(registration.Policy{DefaultNetwork: "kube-system/macvlan-conf"})
 	var policy admissionregistrationv1.MutatingAdmissionPolicy
@@ -201,13 +286,24 @@ func TestChartWebhookConfigurationsAreTheWebhooksContract(t *testing.T) {
 	if *dep.Spec.Replicas != 2 || dep.Spec.Template.Spec.Affinity == nil || dep.Spec.Template.Spec.Affinity.PodAntiAffinity == nil {
 		t.Errorf("webhook: %d replicas, affinity %+v; want 2 spread by anti-affinity", *dep.Spec.Replicas, dep.Spec.Template.Spec.Affinity)
 	}
+	// Admission fails closed without the webhook: it must not be the first pod evicted, nor all its
+	// replicas in one zone.
+	if got := dep.Spec.Template.Spec.PriorityClassName; got != "system-cluster-critical" {
+		t.Errorf("webhook priorityClassName %q, want system-cluster-critical", got)
+	}
+	if tsc := dep.Spec.Template.Spec.TopologySpreadConstraints; len(tsc) != 1 || tsc[0].TopologyKey != corev1.LabelTopologyZone ||
+		tsc[0].WhenUnsatisfiable != corev1.ScheduleAnyway || tsc[0].LabelSelector == nil ||
+		!labels.SelectorFromSet(tsc[0].LabelSelector.MatchLabels).Matches(labels.Set(dep.Spec.Template.Labels)) {
+		t.Errorf("webhook topology spread %+v, want its own pods spread over %s, ScheduleAnyway", tsc, corev1.LabelTopologyZone)
+	}
 	if c.ReadinessProbe == nil || c.LivenessProbe == nil {
 		t.Error("webhook container lacks readiness or liveness probe")
 	}
 }
 
 // The agent runs in the host network with no capability, and its init container installs exactly the
-// plugins a NAD chain names (api/cniconf) plus the reference macvlan into the host's CNI bin dir.
+// plugins a NAD chain names (api/cniconf), its own copy of the reference macvlan among them, so it never
+// overwrites a macvlan binary another package owns in the host's CNI bin dir.
 func TestChartAgentIsMinimal(t *testing.T) {
 	objs := chartObjects(t, renderChart(t, "--set", "agent.cniBinDir=/opt/cni/bin"))
 	var ds appsv1.DaemonSet
@@ -227,7 +323,7 @@ func TestChartAgentIsMinimal(t *testing.T) {
 		t.Fatalf("%d init containers, want the CNI installer", len(spec.InitContainers))
 	}
 	init := chartFlagValues(spec.InitContainers[0].Args)
-	if got := init["plugins"]; len(got) != 1 || got[0] != "underlink-ipam,underlink-coordinator,macvlan" {
+	if got := init["plugins"]; len(got) != 1 || got[0] != strings.Join([]string{cniconf.IPAMType, cniconf.CoordinatorType, cniconf.MacvlanType}, ",") {
 		t.Errorf("installs %v", got)
 	}
 	hostPaths := map[string]string{}
@@ -308,4 +404,125 @@ func TestChartSchedulerConfigurationIsDeploySchedulers(t *testing.T) {
 	if dep.Spec.Template.Annotations["checksum/config"] == "" {
 		t.Error("a changed configuration would not roll the scheduler")
 	}
+}
+
+// With the Prometheus Operator's API served and the NetworkPolicy on, every ServiceMonitor endpoint reaches
+// a container port through exactly one Service of its component, and the NetworkPolicy selects the webhook's
+// pods and admits exactly their ports: the webhook port from the apiserver's CIDRs, the metrics port from
+// the configured peers, the probe port. A selector or port name that drifted would silently scrape or admit
+// nothing, which no install error would show.
+func TestChartMonitoringAndNetworkPolicyReachTheComponents(t *testing.T) {
+	objs := chartObjects(t, renderChart(t, "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
+		"--set", "webhook.networkPolicy.enabled=true", "--set", "webhook.networkPolicy.apiServerCIDRs[0]=10.0.0.0/8",
+		"--set-json", `webhook.networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`))
+	pods := map[string]corev1.PodTemplateSpec{}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Deployment":
+			var d appsv1.Deployment
+			chartDecodeStrict(t, o, &d)
+			pods[d.Name] = d.Spec.Template
+		case "DaemonSet":
+			var d appsv1.DaemonSet
+			chartDecodeStrict(t, o, &d)
+			pods[d.Name] = d.Spec.Template
+		}
+	}
+	monitors := 0
+	for _, o := range objs {
+		if o.GetKind() != "ServiceMonitor" {
+			continue
+		}
+		monitors++
+		selector, _, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels")
+		endpoints, _, _ := unstructured.NestedSlice(o.Object, "spec", "endpoints")
+		svc := chartOneSelected(t, objs, o.GetName(), selector)
+		for _, e := range endpoints {
+			port, _ := e.(map[string]any)["port"].(string)
+			if !chartServiceReachesPort(svc, pods, port) {
+				t.Errorf("ServiceMonitor %s scrapes port %q, which Service %s does not take to a container port of its pods", o.GetName(), port, svc.Name)
+			}
+		}
+	}
+	if monitors != 2 {
+		t.Errorf("%d ServiceMonitors rendered with the Prometheus Operator's API, want the webhook's and the agent's", monitors)
+	}
+
+	var np networkingv1.NetworkPolicy
+	chartDecodeStrict(t, chartFind(t, objs, "NetworkPolicy", "underlink-webhook"), &np)
+	webhook := pods["underlink-webhook"]
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || !sel.Matches(labels.Set(webhook.Labels)) {
+		t.Errorf("NetworkPolicy selects %v, not the webhook's pods %v (%v)", np.Spec.PodSelector, webhook.Labels, err)
+	}
+	from := map[int32]string{}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			b, _ := yaml.Marshal(rule.From)
+			from[p.Port.IntVal] = strings.TrimSpace(string(b))
+		}
+	}
+	ports := map[string]int32{}
+	for _, p := range webhook.Spec.Containers[0].Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	for name, want := range map[string]string{
+		"webhook": "- ipBlock:\n    cidr: 10.0.0.0/8",
+		"metrics": "- namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: monitoring",
+		"probes":  "null", // any source: the kubelet probes from the node
+	} {
+		got, ok := from[ports[name]]
+		if !ok || got != want {
+			t.Errorf("NetworkPolicy admits %s port %d from %q (present %v), want from %q", name, ports[name], got, ok, want)
+		}
+	}
+	if len(from) != len(ports) {
+		t.Errorf("NetworkPolicy admits ports %v; the webhook's container ports are %v", from, ports)
+	}
+
+	for _, o := range chartObjects(t, renderChart(t)) {
+		if o.GetKind() == "ServiceMonitor" || o.GetKind() == "NetworkPolicy" {
+			t.Errorf("default values without the Prometheus Operator's API render %s %s", o.GetKind(), o.GetName())
+		}
+	}
+}
+
+// chartOneSelected returns the one rendered Service whose labels match selector.
+func chartOneSelected(t *testing.T, objs []*unstructured.Unstructured, monitor string, selector map[string]string) corev1.Service {
+	t.Helper()
+	var hits []corev1.Service
+	for _, o := range objs {
+		if o.GetKind() == "Service" && labels.SelectorFromSet(selector).Matches(labels.Set(o.GetLabels())) {
+			var s corev1.Service
+			chartDecodeStrict(t, o, &s)
+			hits = append(hits, s)
+		}
+	}
+	if len(hits) != 1 {
+		t.Fatalf("ServiceMonitor %s selects %d Services, want 1", monitor, len(hits))
+	}
+	return hits[0]
+}
+
+// chartServiceReachesPort reports whether svc has a port named port whose target is a named container port
+// of a pod template the Service selects.
+func chartServiceReachesPort(svc corev1.Service, pods map[string]corev1.PodTemplateSpec, port string) bool {
+	for _, sp := range svc.Spec.Ports {
+		if sp.Name != port {
+			continue
+		}
+		for _, tmpl := range pods {
+			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(tmpl.Labels)) {
+				continue
+			}
+			for _, c := range tmpl.Spec.Containers {
+				for _, cp := range c.Ports {
+					if cp.Name == sp.TargetPort.StrVal {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }

@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -105,7 +106,8 @@ func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
 	chartApplyRBAC(t, kc, rendered)
 	var webhookConfigs []*unstructured.Unstructured
 	for _, o := range rendered {
-		if strings.HasSuffix(o.GetKind(), "WebhookConfiguration") || strings.HasPrefix(o.GetKind(), "MutatingAdmissionPolicy") {
+		// The admission objects, the agent's ValidatingAdmissionPolicy on its node identity among them.
+		if strings.HasSuffix(o.GetKind(), "WebhookConfiguration") || strings.Contains(o.GetKind(), "AdmissionPolicy") {
 			webhookConfigs = append(webhookConfigs, o)
 		}
 	}
@@ -160,6 +162,7 @@ func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
 		}
 		conn.Close()
 		chartNoForbidden(t, logs)
+		chartMetricsNeedTheReaderRole(t, cs, metrics)
 	})
 
 	t.Run("agent", func(t *testing.T) {
@@ -182,7 +185,11 @@ func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
 			t.Fatalf("setpriv (util-linux) is needed to run the agent without capabilities: %v", err)
 		}
 		args = append([]string{"--bounding-set", "-all", "--inh-caps", "-all", "--ambient-caps", "-all", "--no-new-privs", "--", filepath.Join(bins, "underlink-agent")}, args...)
-		logs := chartStartAs(t, env, cs, "underlink-agent", setpriv, args,
+		// With the token the kubelet mounts into the agent's pod on the node: the chart's policy, once in
+		// force, lets the agent label only the node its token is bound to.
+		chartWaitAgentPolicy(t, cs, env.Config, node.Name)
+		token := chartToken(t, cs, "underlink-agent", chartAgentPodOn(t, cs, node.Name))
+		logs := chartStartWithToken(t, env, "underlink-agent", token, setpriv, args,
 			"NODE_NAME="+node.Name, "POD_NAMESPACE="+chartNamespace)
 		chartWaitReady(t, probes, logs)
 		chartWaitFor(t, "the node labelled and the garbage collection Lease held", logs, func() error {
@@ -213,14 +220,31 @@ type chartLog struct{ chartSyncBuffer }
 // TokenRequest API, nothing else. The process is stopped when the test ends.
 func chartStartAs(t *testing.T, env *controlplane.Env, cs kubernetes.Interface, sa, bin string, args []string, envVars ...string) *chartLog {
 	t.Helper()
-	tok, err := cs.CoreV1().ServiceAccounts(chartNamespace).CreateToken(context.Background(), sa,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: chartInt64(3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	return chartStartWithToken(t, env, sa, chartToken(t, cs, sa, nil), bin, args, envVars...)
+}
+
+// chartToken returns a token of the ServiceAccount sa of chartNamespace from the TokenRequest API, bound to
+// pod when pod is not nil, as the kubelet mounts it into a pod.
+func chartToken(t *testing.T, cs kubernetes.Interface, sa string, pod *corev1.Pod) string {
+	t.Helper()
+	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: chartInt64(3600)}
+	if pod != nil {
+		spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
 	}
+	tok, err := cs.CoreV1().ServiceAccounts(chartNamespace).CreateToken(context.Background(), sa,
+		&authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token of %s: %v", sa, err)
+	}
+	return tok.Status.Token
+}
+
+// chartStartWithToken runs bin with args and a kubeconfig that holds token alone.
+func chartStartWithToken(t *testing.T, env *controlplane.Env, sa, token, bin string, args []string, envVars ...string) *chartLog {
+	t.Helper()
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: token}
 	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: sa}
 	kc.CurrentContext = "test"
 	path := filepath.Join(t.TempDir(), sa+".kubeconfig")
@@ -246,6 +270,66 @@ func chartStartAs(t *testing.T, env *controlplane.Env, cs kubernetes.Interface, 
 		}
 	})
 	return logs
+}
+
+// chartMetricsNeedTheReaderRole scrapes the webhook's metrics as Prometheus does, over HTTPS with a
+// ServiceAccount token: without a token the scrape is refused, with the token of a ServiceAccount that is not
+// bound to the chart's metrics-reader ClusterRole it is forbidden, and with one that is bound it is served,
+// over HTTP/1.1 although the client offers HTTP/2.
+func chartMetricsNeedTheReaderRole(t *testing.T, cs kubernetes.Interface, port int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range []string{"prometheus", "stranger"} {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: chartNamespace, Name: name}}
+		if _, err := cs.CoreV1().ServiceAccounts(chartNamespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-underlink-metrics"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "underlink-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: chartNamespace, Name: "prometheus"}}}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who, token string
+		want       int
+	}{{"no token", "", http.StatusUnauthorized}, {"an unbound ServiceAccount", chartToken(t, cs, "stranger", nil), http.StatusForbidden}} {
+		if got, _ := chartScrape(t, port, tc.token); got != tc.want {
+			t.Errorf("metrics scrape with %s: %d, want %d", tc.who, got, tc.want)
+		}
+	}
+	// The webhook caches a denial for 30 s: a scrape that met the binding before the apiserver's RBAC
+	// saw it is retried past that.
+	token := chartToken(t, cs, "prometheus", nil)
+	poll.UntilEvery(t, 45*time.Second, 500*time.Millisecond, "a scrape bound to the metrics-reader role", func() (bool, string) {
+		code, proto := chartScrape(t, port, token)
+		if code == http.StatusOK && proto != "HTTP/1.1" {
+			t.Errorf("metrics served over %s; HTTP/2 must be off", proto)
+		}
+		return code == http.StatusOK, fmt.Sprintf("status %d", code)
+	})
+}
+
+// chartScrape GETs /metrics from 127.0.0.1:port over TLS, offering HTTP/2, and returns the status and the
+// protocol spoken. The certificate is controller-runtime's own, which Prometheus skips verifying too.
+func chartScrape(t *testing.T, port int, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+strconv.Itoa(port)+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true} //nolint:gosec // see above
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Proto
 }
 
 func chartWaitReady(t *testing.T, probePort int, logs *chartLog) {

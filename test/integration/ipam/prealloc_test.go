@@ -5,6 +5,7 @@ package ipam
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,16 +155,20 @@ func TestIPAMPreallocation(t *testing.T) {
 		t.Errorf("moved: other holds %q, the ADD got %s", ip, got)
 	}
 
-	// A pod deleted before its sandbox ever asked: garbage collection frees its address.
+	// A pod deleted before its sandbox ever asked (a workload scaled down while ContainerCreating): the
+	// agent sees the deletion and frees the address no ADD took, without waiting for garbage collection.
 	never := c.CreatePod(t, "default", "never", "a-node1", onNetwork)
 	waitHeld("pre", never)
 	if err := c.Env.Client.Delete(ctx, never, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 20*time.Second, "GC to free the pre-allocation of a deleted pod", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "the agent to free the pre-allocation of a deleted pod", func() (bool, string) {
 		_, _, ok := held("pre", never)
 		return !ok, "still held"
 	})
+	if logs := node.Agent.Logs(); !strings.Contains(logs, `"freed a pre-allocation"`) || !strings.Contains(logs, "its pod was deleted before any ADD took it") {
+		t.Errorf("the deleted pod's pre-allocation was not freed by the agent on the pod's deletion (garbage collection?); agent log:\n%s", logs)
+	}
 
 	// A pod bound while the agent is down is pre-allocated by the restarted agent.
 	if err := node.Agent.Kill(); err != nil {

@@ -72,10 +72,41 @@ there); helm lint renders neither and skips it.
 {{- end -}}
 {{- end -}}
 
-{{/* The default injection is a MutatingAdmissionPolicy, admissionregistration.k8s.io/v1 since Kubernetes 1.36. */}}
+{{/*
+Who injects, after webhook.injection=auto is resolved: "policy" where the apiserver serves
+admissionregistration.k8s.io/v1 MutatingAdmissionPolicy (GA in Kubernetes 1.36; an apiserver can turn it
+off with --runtime-config), "webhook" everywhere else. helm template without a cluster judges by its
+--kube-version and --api-versions.
+*/}}
+{{- define "underlink.injection" -}}
+{{- if eq .Values.webhook.injection "auto" -}}
+{{- if and (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") (semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version) -}}
+policy
+{{- else -}}
+webhook
+{{- end -}}
+{{- else -}}
+{{ .Values.webhook.injection }}
+{{- end -}}
+{{- end -}}
+
+{{/* webhook.injection=policy, chosen explicitly, needs the MutatingAdmissionPolicy API of Kubernetes 1.36. */}}
 {{- define "underlink.requireInjectionPolicy" -}}
 {{- if and (eq .Values.webhook.injection "policy") (not (semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version)) -}}
-{{- fail (printf "webhook.injection=policy injects with a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1), which Kubernetes has from 1.36; this cluster is %s: set webhook.injection=webhook to inject with the mutating webhook instead" .Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "webhook.injection=policy injects with a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1), which Kubernetes has from 1.36; this cluster is %s: set webhook.injection=auto (the default) or webhook to inject with the mutating webhook instead" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The agent's ServiceAccount as the apiserver names its user. */}}
+{{- define "underlink.agentUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "underlink.componentName" (dict "ctx" . "component" "agent") }}
+{{- end -}}
+
+{{/* Whether to render ServiceMonitors: monitoring.serviceMonitor.enabled true, or auto where the API is served. */}}
+{{- define "underlink.serviceMonitor" -}}
+{{- $e := .Values.monitoring.serviceMonitor.enabled -}}
+{{- if or (eq (toString $e) "true") (and (eq (toString $e) "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) -}}
+true
 {{- end -}}
 {{- end -}}
 
