@@ -48,6 +48,8 @@ type TargetCluster struct {
 	Name, Kubeconfig         string
 	ClusterCIDR, ServiceCIDR string
 	Nodes                    []TargetNode
+	// Hosts are the cluster's foreign hosts by name (NodePlan), outside Kubernetes.
+	Hosts map[string]*netbed.Netns
 }
 
 // TargetNode is a node and its network namespace (for the link fault and the cable's counters).
@@ -123,8 +125,13 @@ func Run(ctx context.Context, t Target) *Report {
 		{"Ping from a cluster-a pod to a cluster-b pod", r.pingAB},
 		{"HTTP from a cluster-a pod to cluster-b's Service, and back", r.httpBothWays},
 		{"Fault: ens224 down on a node", r.linkFault},
-		{"Several networks on one pod through Multus (k8s.v1.cni.cncf.io/networks, both formats)", r.severalNetworks},
+		{"Several networks on one pod through Multus (k8s.v1.cni.cncf.io/networks, both formats), each coordinated", r.severalNetworks},
 		{"Bad input: a pod Event names the network and the cause; no IP or veth left", r.badInput},
+		{"A second underlay NIC: net1 on ens256 beside eth0, replies by net1, hijack routes by each veth", r.secondNIC},
+		{"A network whose parent is missing on a node: its pods are never placed there", r.parentMissing},
+		{"IP conflict with a host outside Kubernetes: the ADD names its MAC, the pool records it, the next ADD gets another address", r.ipConflict},
+		{"An address moves to a pod on another node: the foreign host's ARP cache follows within a second", r.addressMove},
+		{"Day 2: a pool in use, a cluster joining, a network deleted under a running Deployment", r.day2},
 	}
 	for i, s := range steps {
 		r.stepNo = i
@@ -210,6 +217,12 @@ func (r *runner) remote(c TargetCluster) TargetCluster {
 // objects stay: the install step applies its manifest again, which also gives its ClusterRole back the
 // rule a stopped bad-input step took.
 func (r *runner) clean() error {
+	if err := r.cleanUnderlay(r.a); err != nil {
+		return err
+	}
+	if err := r.cleanDay2(r.a); err != nil {
+		return err
+	}
 	for _, c := range r.both() {
 		for _, args := range [][]string{
 			append([]string{"delete", "pod", "-n", appNamespace, "--ignore-not-found", "--wait=true", "--timeout=60s", "--grace-period=1"}, multusPods...),
@@ -470,15 +483,8 @@ func (r *runner) multusConfigs() error {
 		if err := r.check(err == nil, "seed SpiderMultusConfig "+c.Name+" admitted", strings.TrimSpace(out)); err != nil {
 			return err
 		}
-		var nad string
-		werr := poll.Wait(r.ctx, 30*time.Second, pollInterval, "NetworkAttachmentDefinition "+configNS+"/"+configName, func() (bool, string, error) {
-			o, err := r.kubectlQuiet(c, nil, "get", "network-attachment-definitions", configName, "-n", configNS, "-o", "jsonpath={.spec.config}")
-			nad = o
-			return err == nil && strings.Contains(o, "underlink-coordinator"), nad, nil
-		})
-		if werr != nil {
-			return r.check(false, "NetworkAttachmentDefinition "+configNS+"/"+configName+" on "+c.Name,
-				"underlink's controller did not write it within 30s: "+strings.TrimSpace(nad))
+		if _, werr := r.waitNAD(c, configName, "underlink-coordinator"); werr != nil {
+			return r.check(false, "NetworkAttachmentDefinition "+configNS+"/"+configName+" on "+c.Name, werr.Error())
 		}
 		if _, err := r.kubectl(c, nil, "get", "network-attachment-definitions", "-n", configNS); err != nil {
 			return err
