@@ -212,6 +212,11 @@ func Run(ctx context.Context, r client.Reader, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	writer, _ := r.(client.Writer) // a reader from live.Connect is a full client
+	inject, err := checkInjection(ctx, r, writer, o.Snapshot.DefaultNetwork)
+	if err != nil {
+		return nil, err
+	}
 	prefix := o.LabelPrefix
 	if prefix == "" {
 		prefix = underlay.LabelPrefix
@@ -220,7 +225,7 @@ func Run(ctx context.Context, r client.Reader, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Checks = append(rep.Checks, nads, hooks, parents, checkConflicts(w))
+	rep.Checks = append(rep.Checks, nads, hooks, inject, parents, checkConflicts(w))
 	for _, c := range rep.Checks {
 		switch c.Status {
 		case Fail:

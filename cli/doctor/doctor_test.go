@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	"github.com/underlink/underlink/api/scheme"
@@ -283,5 +285,51 @@ func TestDoctorOutputsParseBack(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("SARIF lacks the missing NAD on its object: %s", sf.String())
+	}
+}
+
+// Injection is proven by a server-side dry run in an opted-in namespace: without such a namespace it is a
+// warning with the label to set; a pod that comes back without the default network fails the check, and
+// one that comes back with it passes. The fake client runs no admission; an interceptor plays the
+// apiserver's injection (the real one runs in the e2e's underlay steps).
+func TestDoctorProvesInjectionByDryRun(t *testing.T) {
+	ctx := context.Background()
+	o := Options{Snapshot: snapshot.Options{DefaultNetwork: "kube-system/macvlan-conf"}}
+	optedIn := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps", Labels: map[string]string{registration.InjectLabel: registration.InjectEnabled}}}
+	inject := interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+		obj.SetAnnotations(map[string]string{nadv1.DefaultNetworkAnnotation: "kube-system/macvlan-conf"})
+		return c.Create(ctx, obj, opts...)
+	}}
+	for _, tc := range []struct {
+		name     string
+		objs     []client.Object
+		funcs    *interceptor.Funcs
+		status   Status
+		contains string
+	}{
+		{"no namespace opted in", nil, nil, Warn, "kubectl label namespace <namespace> underlink.io/inject=enabled"},
+		{"the injection did not run", []client.Object{optedIn.DeepCopy()}, nil, Fail, `got "", not the default network kube-system/macvlan-conf`},
+		{"the injection ran", []client.Object{optedIn.DeepCopy()}, &inject, Pass, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(tc.objs...)
+			if tc.funcs != nil {
+				b = b.WithInterceptorFuncs(*tc.funcs)
+			}
+			cl := b.Build()
+			rep, err := Run(ctx, cl, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := check(t, rep, CheckInjectionWorks)
+			text := fmt.Sprint(c.Findings)
+			if c.Status != tc.status || !strings.Contains(text, tc.contains) {
+				t.Errorf("status %s (want %s), findings %s", c.Status, tc.status, text)
+			}
+			var pods corev1.PodList
+			if err := cl.List(ctx, &pods); err != nil || len(pods.Items) != 0 {
+				t.Errorf("the dry run stored %d pods (%v)", len(pods.Items), err)
+			}
+		})
 	}
 }
