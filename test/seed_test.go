@@ -38,3 +38,17 @@ func TestSeedManifestsMatchTheUsersDocument(t *testing.T) {
 		}
 	}
 }
+
+// Every query of the chart's dashboard names metrics of a component that serves them (the components'
+// integration tests check that each is served).
+func TestDashboardNamesComponentMetrics(t *testing.T) {
+	all := DashboardMetrics(t, ComponentPrefixes...)
+	if len(all) < 10 {
+		t.Fatalf("the dashboard names %d metrics: %v", len(all), all)
+	}
+	for _, p := range ComponentPrefixes {
+		if len(DashboardMetrics(t, p)) == 0 {
+			t.Errorf("no panel reads %s*", p)
+		}
+	}
+}

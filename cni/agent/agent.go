@@ -22,6 +22,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,9 +116,22 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	m := metrics.New(ctrlmetrics.Registry)
+	// Every pool's counters exist at 0 from the moment the agent sees the pool, so the first scrape
+	// already has them and rate() sees the first event.
+	poolInf, err := mgr.GetCache().GetInformer(ctx, pools.Metadata())
+	if err != nil {
+		return fmt.Errorf("watch SpiderIPPools: %w", err)
+	}
+	if _, err := poolInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+		if p, ok := obj.(client.Object); ok {
+			m.ForPool(p.GetName())
+		}
+	}}); err != nil {
+		return fmt.Errorf("watch SpiderIPPools: %w", err)
+	}
 	view := pools.New(mgr.GetCache(), mgr.GetAPIReader())
 	poolMetrics := store.NewPoolCollector(view)
-	poolMetrics.Node, poolMetrics.OnPool = o.NodeName, m.ForPool
+	poolMetrics.Node = o.NodeName
 	ctrlmetrics.Registry.MustRegister(poolMetrics)
 	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{})
 

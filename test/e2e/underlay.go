@@ -373,6 +373,18 @@ func (r *runner) parentMissing() error {
 	if err := r.check(strings.Contains(finding, victim), "underlink doctor lists "+victim+" as missing "+SecondNIC, finding); err != nil {
 		return err
 	}
+	// The same run proves the injection: a dry-run pod in the opted-in namespace came back with the
+	// default network, set by the cluster's own admission (the policy or the webhook, as installed).
+	inj := doctor.Check{Status: "not run"}
+	for _, ch := range rep.Checks {
+		if ch.ID == doctor.CheckInjectionWorks {
+			inj = ch
+		}
+	}
+	if err := r.check(inj.Status == doctor.Pass && len(inj.Findings) == 0, "underlink doctor proves the injection with a server-side dry run",
+		fmt.Sprintf("%s %v", inj.Status, inj.Findings)); err != nil {
+		return err
+	}
 	_, err = r.kubectl(c, nil, "delete", "pod", parentProbePod, "--wait=false")
 	return err
 }

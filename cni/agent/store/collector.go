@@ -15,14 +15,12 @@ type PoolCollector struct {
 	View *pools.View
 	// Node is this agent's node: underlink_ipam_node_allocated_addresses counts the pool's records of it
 	// (the scrape's target labels say which node).
-	Node string
-	// OnPool, when set, is called with each pool the agent holds, at every scrape (metrics.Metrics.ForPool).
-	OnPool func(pool string)
-	free   *prometheus.Desc
-	mine   *prometheus.Desc
-	alloc  *prometheus.Desc
-	total  *prometheus.Desc
-	bad    *prometheus.Desc
+	Node  string
+	free  *prometheus.Desc
+	mine  *prometheus.Desc
+	alloc *prometheus.Desc
+	total *prometheus.Desc
+	bad   *prometheus.Desc
 }
 
 // NewPoolCollector returns a collector of the pools v holds.
@@ -51,9 +49,6 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, obj := range c.View.Held() {
 		p, err := ipam.Load(obj)
 		name := obj.Name
-		if c.OnPool != nil {
-			c.OnPool(name)
-		}
 		if err != nil {
 			ch <- prometheus.MustNewConstMetric(c.bad, prometheus.GaugeValue, 1, name)
 			continue

@@ -55,8 +55,8 @@ func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
 			want := map[string]int{
 				"CustomResourceDefinition": 5, "Deployment": 2, "DaemonSet": 1, "Service": 1, "PodDisruptionBudget": 1,
 				"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1, "ValidatingWebhookConfiguration": 1,
-				// The scheduler's configuration.
-				"ServiceAccount": 3, "ConfigMap": 1,
+				// The scheduler's configuration and the Grafana dashboard.
+				"ServiceAccount": 3, "ConfigMap": 2,
 			}
 			if mode == "cert-manager" {
 				want["Issuer"], want["Certificate"] = 2, 2

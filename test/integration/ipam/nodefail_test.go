@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/underlink/underlink/cni/agent/gc"
+	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/integration/bed"
 	"github.com/underlink/underlink/test/poll"
@@ -119,6 +120,13 @@ func TestIPAMNodeFailureKeepsAddresses(t *testing.T) {
 		return !held, fmt.Sprint(allocs)
 	})
 	t.Logf("node back: %s freed after %s", oldIP, time.Since(back).Round(time.Millisecond))
+
+	// The agent that served this pool's ADDs and collected its garbage serves every metric the chart's
+	// dashboard reads of the agent.
+	_, exposition := getBody(t, httpInNetns(up.NS), "http://127.0.0.1:9711/metrics")
+	if missing := test.MissingMetrics(test.DashboardMetrics(t, "underlink_ipam_", "underlink_underlay_"), exposition); len(missing) > 0 {
+		t.Errorf("the dashboard reads agent metrics that underlink-agent does not serve: %v", missing)
+	}
 
 	// The operator's timeout: with --gc-node-lost-timeout 4s, an address of a node down that long is freed.
 	c.StartAgent(t, up, append(gcArgs, "--gc-node-lost-timeout", "4s")...)

@@ -3,6 +3,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -11,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
@@ -311,6 +314,21 @@ spec:
 		}
 		if n := decisions(t, map[string]string{"kind": "Pod", "verdict": "denied", "rule": rules.RulePodNetworkExists}); n < 2 {
 			t.Errorf("pods denied for a missing network counted %v, want at least 2", n)
+		}
+	})
+	t.Run("the dashboard reads only metrics the webhook serves", func(t *testing.T) {
+		var b bytes.Buffer
+		families, err := crmetrics.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if missing := test.MissingMetrics(test.DashboardMetrics(t, "underlink_admission_"), b.String()); len(missing) > 0 {
+			t.Errorf("the dashboard reads webhook metrics that underlink-webhook does not serve: %v", missing)
 		}
 	})
 }
