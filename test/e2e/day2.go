@@ -23,18 +23,13 @@ const (
 
 // cleanDay2 deletes what an earlier run's day-2 step left on c.
 func (r *runner) cleanDay2(c TargetCluster) error {
-	for _, args := range [][]string{
+	return r.deleteLeftovers(c, [][]string{
 		{"delete", "deployment", day2App, day2Late, "-n", appNamespace, "--ignore-not-found", "--wait=true", "--timeout=90s"},
 		{"wait", "--for=delete", "pod", "-n", appNamespace, "-l", "app=" + day2App, "--timeout=90s"},
 		{"delete", "clusters.submariner.io", day2Joiner, "-n", submariner.Namespace, "--ignore-not-found"},
 		{"delete", "spidermultusconfig", day2Net, "-n", configNS, "--ignore-not-found"},
 		{"delete", "spiderippool", day2Pool, "--ignore-not-found", "--timeout=60s"},
-	} {
-		if out, err := r.kubectlQuiet(c, nil, args...); err != nil && !strings.Contains(out, "no matching resources") && !strings.Contains(out, "the server doesn't have a resource type") {
-			return fmt.Errorf("%s: kubectl %s: %v\n%s", c.Name, strings.Join(args, " "), err, out)
-		}
-	}
-	return nil
+	})
 }
 
 // day2Deployment is a Deployment of the test app with net1 on network (beside the injected eth0).

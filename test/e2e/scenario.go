@@ -224,7 +224,7 @@ func (r *runner) clean() error {
 		return err
 	}
 	for _, c := range r.both() {
-		for _, args := range [][]string{
+		if err := r.deleteLeftovers(c, [][]string{
 			append([]string{"delete", "pod", "-n", appNamespace, "--ignore-not-found", "--wait=true", "--timeout=60s", "--grace-period=1"}, multusPods...),
 			{"delete", "network-attachment-definition", brokenNAD, "-n", appNamespace, "--ignore-not-found"},
 			{"delete", "spidermultusconfig", extraNetA, extraNetB, "-n", configNS, "--ignore-not-found"},
@@ -234,14 +234,24 @@ func (r *runner) clean() error {
 			{"wait", "--for=delete", "pod", "-l", "app=" + appName, "--timeout=90s"},
 			{"delete", "spidermultusconfig", configName, "-n", configNS, "--ignore-not-found"},
 			{"delete", "spiderippool", c.Name, "--ignore-not-found"},
-		} {
-			if out, err := r.kubectlQuiet(c, nil, args...); err != nil && !strings.Contains(out, "no matching resources") &&
-				!strings.Contains(out, "the server doesn't have a resource type") {
-				return fmt.Errorf("%s: kubectl %s: %v\n%s", c.Name, strings.Join(args, " "), err, out)
-			}
+		}); err != nil {
+			return err
 		}
 	}
 	r.pass("clean slate", "no test-app, test-app-svc, macvlan-conf or seed pools left from an earlier run")
+	return nil
+}
+
+// deleteLeftovers runs each kubectl command (deletes and waits for deletion) on c, in order. A command
+// that finds nothing to wait for, or a kind the cluster does not serve yet (a fresh cluster before the
+// install), is not an error.
+func (r *runner) deleteLeftovers(c TargetCluster, cmds [][]string) error {
+	for _, args := range cmds {
+		if out, err := r.kubectlQuiet(c, nil, args...); err != nil && !strings.Contains(out, "no matching resources") &&
+			!strings.Contains(out, "the server doesn't have a resource type") {
+			return fmt.Errorf("%s: kubectl %s: %v\n%s", c.Name, strings.Join(args, " "), err, out)
+		}
+	}
 	return nil
 }
 

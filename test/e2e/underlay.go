@@ -51,16 +51,11 @@ var (
 
 // cleanUnderlay deletes what an earlier run's underlay steps left on c.
 func (r *runner) cleanUnderlay(c TargetCluster) error {
-	for _, args := range [][]string{
+	return r.deleteLeftovers(c, [][]string{
 		append([]string{"delete", "pod", "-n", appNamespace, "--ignore-not-found", "--wait=true", "--timeout=60s", "--grace-period=1"}, underlayPods...),
 		append([]string{"delete", "spidermultusconfig", "-n", configNS, "--ignore-not-found"}, underlayConfigs...),
 		append([]string{"delete", "spiderippool", "--ignore-not-found"}, underlayPools...),
-	} {
-		if out, err := r.kubectlQuiet(c, nil, args...); err != nil && !strings.Contains(out, "the server doesn't have a resource type") {
-			return fmt.Errorf("%s: kubectl %s: %v\n%s", c.Name, strings.Join(args, " "), err, out)
-		}
-	}
-	return nil
+	})
 }
 
 func poolManifest(name, subnet, gateway string, ips ...string) string {
