@@ -21,6 +21,12 @@ type Orphan struct {
 	// Delay is added to the grace period before it is freed: a finished pod's termination grace
 	// period, as Spiderpool waits it out.
 	Delay time.Duration
+	// NodeRenewed is when the allocation's node, up at this pass, last renewed its kubelet's Lease (zero:
+	// unknown, or the node is not up). Grace frees the address only once the node has renewed after the
+	// orphan was first seen: its kubelet was alive after the pod went away, so the sandbox is torn down
+	// or will be. A kubelet that stopped just before its pod was force-deleted renews nothing, and its
+	// node is seen down once the Lease expires, however short the grace period.
+	NodeRenewed time.Time
 }
 
 // FinishedPod is a pod in phase Succeeded or Failed: its containers have all stopped.
@@ -42,6 +48,8 @@ type NodeState struct {
 	Since time.Time
 	// Why says what shows it down, e.g. "NotReady", "Lease not renewed since 12:00:05".
 	Why string
+	// Renewed is the last renewal of the node's kubelet Lease (zero when it has none).
+	Renewed time.Time
 }
 
 // Cluster is what garbage collection knows besides the pools, read after them.
@@ -114,6 +122,8 @@ func Collectable(pool string, allocs spv2.PoolIPAllocations, c Cluster) (orphans
 				continue
 			}
 			o.Reason += fmt.Sprintf("; node %s has been down (%s) for %s, longer than the node-lost timeout %s", a.Node, n.Why, down.Round(time.Second), c.NodeLostAfter)
+		} else if known && n.Up {
+			o.NodeRenewed = n.Renewed
 		}
 		orphans = append(orphans, o)
 	}
@@ -136,7 +146,8 @@ type Grace struct {
 }
 
 // Due records this pass's orphans (all pools at once) and returns those seen continuously for at least
-// Period. Orphans not in this pass are forgotten: their allocation changed or their pod came back.
+// Period whose node, when known, renewed its Lease after they were first seen (Orphan.NodeRenewed).
+// Orphans not in this pass are forgotten: their allocation changed or their pod came back.
 func (g *Grace) Due(now time.Time, orphans []Orphan) []Orphan {
 	next := make(map[orphanKey]time.Time, len(orphans))
 	var due []Orphan
@@ -147,7 +158,7 @@ func (g *Grace) Due(now time.Time, orphans []Orphan) []Orphan {
 			first = now
 		}
 		next[k] = first
-		if now.Sub(first) >= g.Period+o.Delay {
+		if now.Sub(first) >= g.Period+o.Delay && (o.NodeRenewed.IsZero() || o.NodeRenewed.After(first)) {
 			due = append(due, o)
 		}
 	}

@@ -144,3 +144,41 @@ func TestCollectableKeepsTheAddressesOfADownNode(t *testing.T) {
 		t.Error("a finished pod's address must wait the grace period plus its own")
 	}
 }
+
+// TestGraceWaitsForTheNodeToRenewAfterThePodWent pins the case a short grace period would miss: a
+// kubelet stops, and its pod is force-deleted before the node's Lease expires. The node still looks up,
+// but it has renewed nothing since the orphan appeared, so the address is not freed; once the Lease
+// expires, Collectable holds it for the down node. A node that renews after the orphan appeared frees
+// it after the grace period as before.
+func TestGraceWaitsForTheNodeToRenewAfterThePodWent(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	allocs := spv2.PoolIPAllocations{"10.0.0.2": {NIC: "eth0", NamespacedName: "d/gone", PodUID: "u", Node: "n"}}
+	g := &Grace{Period: 5 * time.Second}
+	pass := func(at time.Duration, node NodeState) (due, held int) {
+		orphans, h := Collectable("p", allocs, Cluster{Pods: LivePods{}, Nodes: map[string]NodeState{"n": node}, Now: t0.Add(at)})
+		return len(g.Due(t0.Add(at), orphans)), len(h)
+	}
+	stopped := t0.Add(-time.Second) // the kubelet's last renewal, just before the pod was deleted
+	for _, at := range []time.Duration{0, 10 * time.Second, 30 * time.Second} {
+		if due, _ := pass(at, NodeState{Up: true, Renewed: stopped}); due != 0 {
+			t.Fatalf("at %v: freed although node n renewed nothing since the pod went", at)
+		}
+	}
+	if due, held := pass(45*time.Second, NodeState{Since: stopped, Renewed: stopped, Why: "Lease expired"}); due != 0 || held != 1 {
+		t.Fatalf("Lease expired: due %d held %d, want the address held", due, held)
+	}
+	// Back: the kubelet renews; the orphan's clock starts again, and it is freed after the grace period.
+	back := t0.Add(60 * time.Second)
+	if due, _ := pass(61*time.Second, NodeState{Up: true, Renewed: back}); due != 0 {
+		t.Fatal("freed before the grace period")
+	}
+	if due, _ := pass(70*time.Second, NodeState{Up: true, Renewed: t0.Add(69 * time.Second)}); due != 1 {
+		t.Fatal("not freed after the node renewed and the grace period passed")
+	}
+	// Without a Lease (Renewed zero) the grace period alone decides, as before.
+	g = &Grace{Period: 5 * time.Second}
+	pass(0, NodeState{Up: true})
+	if due, _ := pass(6*time.Second, NodeState{Up: true}); due != 1 {
+		t.Fatal("a node without a Lease held the address")
+	}
+}

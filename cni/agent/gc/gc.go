@@ -225,8 +225,9 @@ func NodeStateOf(node *corev1.Node, lease *coordinationv1.Lease, now time.Time) 
 			d = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
 		}
 		if renewed := lease.Spec.RenewTime.Time; now.Sub(renewed) > d {
-			return ipam.NodeState{Since: renewed, Why: "its kubelet's Lease not renewed since " + renewed.UTC().Format(time.RFC3339)}
+			return ipam.NodeState{Since: renewed, Renewed: renewed, Why: "its kubelet's Lease not renewed since " + renewed.UTC().Format(time.RFC3339)}
 		}
+		return ipam.NodeState{Up: true, Renewed: lease.Spec.RenewTime.Time}
 	}
 	return ipam.NodeState{Up: true}
 }
