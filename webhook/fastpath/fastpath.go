@@ -1,11 +1,12 @@
 // Package fastpath keeps the apiserver from calling underlink-webhook for pods it would admit anyway.
 //
-// Both workload webhooks of the ValidatingWebhookConfiguration carry the match condition
-// registration.FastPathConditionName. The chart renders it "true" (always call). This controller, run by
-// the elected leader, rewrites it to registration.FastPath(networks that exist), so the apiserver skips
-// the webhook for a pod whose one network annotation names an existing SpiderMultusConfig or
-// NetworkAttachmentDefinition. Every other pod still goes to the webhook, and so does every pod while the
-// condition is "true" (a fresh install, a `helm upgrade` that reset it): the fast path only ever skips
+// This controller, run by the elected leader, gives both workload webhooks of the
+// ValidatingWebhookConfiguration the match condition registration.FastPathConditionName, set to
+// registration.FastPath(networks that exist), so the apiserver skips the webhook for a pod whose one
+// network annotation names an existing SpiderMultusConfig or NetworkAttachmentDefinition. The chart does
+// not render the condition, so a `helm upgrade` never conflicts with what this controller wrote. Every
+// other pod still goes to the webhook, and so does every pod while the condition is missing or "true" (a
+// fresh install, no network yet): the fast path only ever skips
 // calls, never admits what the webhook would deny, except in the moment between a network's deletion and
 // this controller's next write (the webhook's own cache is behind by the same kind of moment).
 package fastpath
@@ -63,8 +64,9 @@ func Networks(configs []spv2.SpiderMultusConfig, nads []nadv1.NetworkAttachmentD
 }
 
 // Patch returns the strategic merge patch that sets the fast-path condition of the Webhooks in cfg to
-// cond, or nil when they already carry it. A webhook without the condition is left alone: the
-// controller fills the slot the configuration declares and adds none.
+// cond, adding it where they lack it (the chart does not render it), or nil when they already carry it.
+// Other webhooks are left alone. A missing condition that would be "true" is not added: it changes
+// nothing.
 func Patch(cfg *admissionregistrationv1.ValidatingWebhookConfiguration, cond admissionregistrationv1.MatchCondition) ([]byte, error) {
 	type hook struct {
 		Name            string                                   `json:"name"`
@@ -75,10 +77,10 @@ func Patch(cfg *admissionregistrationv1.ValidatingWebhookConfiguration, cond adm
 		if !slices.Contains(Webhooks, w.Name) {
 			continue
 		}
-		for _, c := range w.MatchConditions {
-			if c.Name == cond.Name && c.Expression != cond.Expression {
-				hooks = append(hooks, hook{Name: w.Name, MatchConditions: []admissionregistrationv1.MatchCondition{cond}})
-			}
+		i := slices.IndexFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == cond.Name })
+		if (i >= 0 && w.MatchConditions[i].Expression != cond.Expression) || (i < 0 && cond.Expression != "true") {
+			// matchConditions merge by name: the patch sets or adds this one and keeps the others.
+			hooks = append(hooks, hook{Name: w.Name, MatchConditions: []admissionregistrationv1.MatchCondition{cond}})
 		}
 	}
 	if len(hooks) == 0 {

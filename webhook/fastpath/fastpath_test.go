@@ -3,6 +3,8 @@ package fastpath
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -29,7 +31,9 @@ func TestNetworksAreWhatPodsWrite(t *testing.T) {
 	}
 }
 
-func TestPatchFillsOnlyTheDeclaredSlot(t *testing.T) {
+// TestPatchAddsOrSetsTheCondition: the chart renders no fast-path condition; the patch adds it to the two
+// workload webhooks, then sets it when the networks change, and writes nothing once it is current.
+func TestPatchAddsOrSetsTheCondition(t *testing.T) {
 	cfg := registration.Validating(registration.Options{URL: "https://127.0.0.1:9443"})
 	cond := registration.FastPath([]string{"kube-system/macvlan-conf"})
 	patch, err := Patch(cfg, cond)
@@ -58,18 +62,25 @@ func TestPatchFillsOnlyTheDeclaredSlot(t *testing.T) {
 
 	// Once applied, there is nothing more to write.
 	for i := range cfg.Webhooks {
-		for j := range cfg.Webhooks[i].MatchConditions {
-			if cfg.Webhooks[i].MatchConditions[j].Name == cond.Name {
-				cfg.Webhooks[i].MatchConditions[j] = cond
-			}
+		if slices.Contains(Webhooks, cfg.Webhooks[i].Name) {
+			cfg.Webhooks[i].MatchConditions = registration.SetMatchCondition(cfg.Webhooks[i].MatchConditions, cond)
 		}
 	}
 	if patch, err := Patch(cfg, cond); err != nil || patch != nil {
 		t.Errorf("up to date: Patch = %s, %v; want none", patch, err)
 	}
-	// A configuration without the slot (hand-made, or an older chart) is not given one.
-	bare := &admissionregistrationv1.ValidatingWebhookConfiguration{Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: registration.WebhookWorkloadsOptedIn}}}
-	if patch, err := Patch(bare, cond); err != nil || patch != nil {
-		t.Errorf("no slot: Patch = %s, %v; want none", patch, err)
+	// The networks change: the existing condition is set again (the patch merges by name).
+	if patch, err := Patch(cfg, registration.FastPath(nil)); err != nil || patch == nil {
+		t.Errorf("networks gone: Patch = %s, %v; want the condition set to true", patch, err)
+	}
+	// A missing condition that would be "true" is not added; no other webhook is ever given one.
+	bare := &admissionregistrationv1.ValidatingWebhookConfiguration{Webhooks: []admissionregistrationv1.ValidatingWebhook{
+		{Name: registration.WebhookWorkloadsOptedIn}, {Name: registration.WebhookSpiderIPPools}}}
+	if patch, err := Patch(bare, registration.FastPath(nil)); err != nil || patch != nil {
+		t.Errorf("missing and true: Patch = %s, %v; want none", patch, err)
+	}
+	patch, err = Patch(bare, cond)
+	if err != nil || strings.Contains(string(patch), registration.WebhookSpiderIPPools) || !strings.Contains(string(patch), registration.WebhookWorkloadsOptedIn) {
+		t.Errorf("Patch = %s, %v; want the workload webhook only", patch, err)
 	}
 }

@@ -163,11 +163,7 @@ func BenchmarkWorkloadConditions(b *testing.B) {
 	known := FastPath([]string{"kube-system/macvlan-conf", "macvlan-conf"})
 	hooks := map[string]admissionregistrationv1.ValidatingWebhook{}
 	for _, w := range Validating(Options{URL: "https://127.0.0.1:9443", Injection: InjectionPolicy}).Webhooks {
-		for i, c := range w.MatchConditions {
-			if c.Name == FastPathConditionName {
-				w.MatchConditions[i] = known
-			}
-		}
+		w.MatchConditions = SetMatchCondition(w.MatchConditions, known)
 		hooks[w.Name] = w
 	}
 	plain := injectedPod()

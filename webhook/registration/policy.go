@@ -117,9 +117,22 @@ func CELString(s string) string {
 }
 
 // FastPathConditionName is the match condition of both workload webhooks that lets the apiserver skip
-// the webhook for a pod whose network is known to exist. The chart renders it as FastPath(nil) (always
-// call); the controller of underlink-webhook keeps its expression equal to FastPath(known networks).
+// the webhook for a pod whose network is known to exist. The chart does not render it: the controller
+// of underlink-webhook adds it and keeps its expression equal to FastPath(known networks). A field that
+// both the chart and a controller write is a conflict for Helm's server-side apply, which fails every
+// upgrade that changes the configuration once the controller has written it.
 const FastPathConditionName = "network-needs-lookup"
+
+// SetMatchCondition sets the condition named c.Name in conds to c, appending it when conds has none.
+func SetMatchCondition(conds []admissionregistrationv1.MatchCondition, c admissionregistrationv1.MatchCondition) []admissionregistrationv1.MatchCondition {
+	for i := range conds {
+		if conds[i].Name == c.Name {
+			conds[i] = c
+			return conds
+		}
+	}
+	return append(conds, c)
+}
 
 // MaxFastPathNetworks bounds the networks the fast-path condition lists; with more, every pod with
 // network annotations is sent to the webhook (the condition is "true").

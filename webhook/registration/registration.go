@@ -186,18 +186,19 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 			// Opted-in namespaces fail closed, like injection: their pods depend on the underlay.
 			workload(WebhookWorkloadsOptedIn, &fail, optedIn(), optedInConditions(o.Injection)...),
 			// Elsewhere a webhook outage must not stop unrelated rollouts; a typo is still denied when up.
-			workload(WebhookWorkloadsElsewhere, &ignore, notOptedIn(), FastPath(nil)),
+			workload(WebhookWorkloadsElsewhere, &ignore, notOptedIn()),
 		},
 	}
 }
 
 // optedInConditions: with the injection webhook, the injector validates the pods it is sent (one webhook
-// call per pod); with the injection policy, every pod is validated here unless the fast path skips it.
+// call per pod); with the injection policy, every pod is validated here unless the fast path (added by
+// the controller, see FastPathConditionName) skips it.
 func optedInConditions(i Injection) []admissionregistrationv1.MatchCondition {
 	if i == InjectionWebhook {
-		return []admissionregistrationv1.MatchCondition{notSentToInjector(), FastPath(nil)}
+		return []admissionregistrationv1.MatchCondition{notSentToInjector()}
 	}
-	return []admissionregistrationv1.MatchCondition{FastPath(nil)}
+	return nil
 }
 
 func rule(group, version string, resources ...string) admissionregistrationv1.Rule {
