@@ -3,6 +3,7 @@
 package chart
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -334,6 +335,29 @@ func TestChartAgentIsMinimal(t *testing.T) {
 	}
 	if hostPaths["cni-bin"] != "/opt/cni/bin" || hostPaths["run-underlink"] != "/run/underlink" {
 		t.Errorf("host paths %v, want the CNI bin dir and the agent socket directory", hostPaths)
+	}
+}
+
+// TestChartWebhookRollsWithoutAnAdmissionGap: a replica drains (preStop sleep) before it stops, and on
+// the host network the Deployment replaces one replica at a time instead of surging, since a surge
+// replica would find its ports taken on every node that runs one (the e2e upgrade step rolls it under
+// load).
+func TestChartWebhookRollsWithoutAnAdmissionGap(t *testing.T) {
+	for _, c := range []struct {
+		hostNetwork              bool
+		maxSurge, maxUnavailable string
+	}{{false, "1", "0"}, {true, "0", "1"}} {
+		objs := chartObjects(t, renderChart(t, "--set", fmt.Sprintf("webhook.hostNetwork=%t", c.hostNetwork)))
+		var d appsv1.Deployment
+		chartDecodeStrict(t, chartFind(t, objs, "Deployment", "underlink-webhook"), &d)
+		ru := d.Spec.Strategy.RollingUpdate
+		if ru == nil || ru.MaxSurge.String() != c.maxSurge || ru.MaxUnavailable.String() != c.maxUnavailable {
+			t.Errorf("hostNetwork=%t: rolling update %+v, want maxSurge %s, maxUnavailable %s", c.hostNetwork, ru, c.maxSurge, c.maxUnavailable)
+		}
+		ctr := d.Spec.Template.Spec.Containers[0]
+		if ctr.Lifecycle == nil || ctr.Lifecycle.PreStop == nil || ctr.Lifecycle.PreStop.Sleep == nil || ctr.Lifecycle.PreStop.Sleep.Seconds != 5 {
+			t.Errorf("hostNetwork=%t: preStop %+v, want a 5 s sleep", c.hostNetwork, ctr.Lifecycle)
+		}
 	}
 }
 
