@@ -18,5 +18,7 @@ hack/build-tools.sh kubelet kube-proxy kube-scheduler kubectl helm loopback brid
 hack/build-peers.sh multus
 # The pause image, the test app, Multus' and underlink's images, imported into every node.
 make --no-print-directory images
+# The previous release's chart and images, which the upgrade step starts from: built once per machine.
+make --no-print-directory images-previous
 go build -o bin/underlink-demo ./test/cmd/underlink-demo
 exec bin/underlink-demo -dir .local run

@@ -17,8 +17,9 @@ e2e-status: ## show the demo's node host and nodes
 	@bin/underlink-demo -dir .local status
 
 .PHONY: test-e2e
-test-e2e: tools images ## the end-to-end test alone: the seed's scenario on two fresh clusters with real nodes (root)
+test-e2e: tools images images-previous ## the end-to-end test alone: the seed's scenario on two fresh clusters with real nodes (root)
 	$(GO) test -tags integration -run TestSeedScenarioEndToEnd -timeout 30m -v ./test/e2e/
 
-# The end-to-end test (part of test-integration) imports the images into its nodes.
-test-integration: images
+# The end-to-end test (part of test-integration) imports the images into its nodes; its upgrade step
+# starts from the previous release.
+test-integration: images images-previous

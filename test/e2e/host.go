@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/localenv"
 	"github.com/underlink/underlink/test/netbed"
@@ -144,7 +146,8 @@ func LoadTarget(dir string, cp *localenv.Env, out io.Writer) (Target, func(), er
 				return Target{}, nil, fmt.Errorf("node %s: %w", n.Name, err)
 			}
 			handles = append(handles, h)
-			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Name, Gateway: n.Gateway, Net: &netbed.Netns{NetNS: h, Name: filepath.Base(n.Netns), Role: n.Name}})
+			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Name, Gateway: n.Gateway, Net: &netbed.Netns{NetNS: h, Name: filepath.Base(n.Netns), Role: n.Name},
+				Kubelet: frozenKubelet{netns: n.Netns}, ContainerdSocket: n.ContainerdSocket})
 		}
 		for name, path := range st.Clusters[i].Hosts {
 			h, err := ns.GetNS(path)
@@ -173,7 +176,8 @@ func TargetOf(env *Env, out io.Writer) (Target, error) {
 		cn := env.Nodes.Cluster(c.Name)
 		tc := TargetCluster{Name: c.Name, Kubeconfig: env.ControlPlane.KubeconfigPath(c), ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR}
 		for j, n := range cn.Nodes {
-			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Spec.Name, Gateway: j == 0, Net: n.Net.NS})
+			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Spec.Name, Gateway: j == 0, Net: n.Net.NS, Kubelet: ownKubelet{env.Nodes, n},
+				ContainerdSocket: n.Path(nodes.ContainerdSocket)})
 		}
 		for _, fh := range cn.Hosts {
 			if tc.Hosts == nil {
@@ -201,7 +205,23 @@ func baseTarget(out io.Writer) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{Out: out, Kubectl: kubectl, Helm: helm, Chart: ChartDir(), Images: images, MultusTree: tree}, nil
+	return Target{Out: out, Kubectl: kubectl, Helm: helm, Chart: ChartDir(), Images: images, MultusTree: tree, Previous: previousRelease()}, nil
+}
+
+// PreviousDir is where `make images-previous` puts the previous release (chart/, images/).
+func PreviousDir() string { return test.Path("_output", "previous") }
+
+// previousRelease is the release in PreviousDir, or nil when it is not built.
+func previousRelease() *Release {
+	dir := PreviousDir()
+	images, err := nodes.FindImages(filepath.Join(dir, "images"))
+	if err != nil {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "chart", "Chart.yaml")); err != nil {
+		return nil
+	}
+	return &Release{Chart: filepath.Join(dir, "chart"), Images: images}
 }
 
 // SyncImages imports into the running nodes the images `make images` rebuilt since they started, and
@@ -233,3 +253,30 @@ func SyncImages(ctx context.Context, dir string, out io.Writer) (underlinkChange
 	}
 	return underlinkChanged, nil
 }
+
+// ownKubelet is the kubelet of a node this process started: Stop kills it (SIGKILL), Start runs it again
+// with the same command line.
+type ownKubelet struct {
+	env  *nodes.Env
+	node *nodes.Node
+}
+
+func (k ownKubelet) Stop() error  { return k.env.StopProcess(k.node, "kubelet") }
+func (k ownKubelet) Start() error { return k.env.StartProcess(k.node, "kubelet") }
+func (k ownKubelet) How() string  { return "killed (SIGKILL)" }
+
+// frozenKubelet is the kubelet of a node that the node host process (make demo) started and supervises:
+// Stop stops it where it is (SIGSTOP), as a node cut off from the cluster; Start lets it go on
+// (SIGCONT). Either way it renews no Lease, reports no status and tears nothing down while stopped.
+type frozenKubelet struct{ netns string }
+
+func (k frozenKubelet) Stop() error {
+	_, err := nodes.SignalByName(k.netns, "kubelet", syscall.SIGSTOP)
+	return err
+}
+
+func (k frozenKubelet) Start() error {
+	_, err := nodes.SignalByName(k.netns, "kubelet", syscall.SIGCONT)
+	return err
+}
+func (k frozenKubelet) How() string { return "stopped (SIGSTOP)" }

@@ -41,6 +41,15 @@ type Target struct {
 	// RestartUnderlink restarts underlink's pods after the install step: the running nodes got rebuilt
 	// images under the same tags, which running pods would not pick up.
 	RestartUnderlink bool
+	// Previous is the previous release, which the upgrade step installs and then upgrades from; nil when
+	// `make images-previous` has not built it.
+	Previous *Release
+}
+
+// Release is a release of underlink: its chart and its own images.
+type Release struct {
+	Chart  string
+	Images []nodes.Image
 }
 
 // TargetCluster is one cluster of the scenario.
@@ -57,6 +66,21 @@ type TargetNode struct {
 	Name    string
 	Gateway bool
 	Net     *netbed.Netns
+	// Kubelet stops and starts the node's kubelet, for the node-failure step.
+	Kubelet NodeDaemon
+	// ContainerdSocket is the node's containerd socket as this process reaches it (images are imported
+	// through it).
+	ContainerdSocket string
+}
+
+// NodeDaemon is a node daemon that the node-failure step stops and starts again.
+type NodeDaemon interface {
+	// Stop stops it the way a failing node loses it; what it started keeps running.
+	Stop() error
+	// Start brings it back.
+	Start() error
+	// How says how Stop stops it, for the scenario's output.
+	How() string
 }
 
 // UnderlayLabel is the node label underlink's agent keeps for ens224, with the chart's default prefix.
@@ -132,6 +156,8 @@ func Run(ctx context.Context, t Target) *Report {
 		{"IP conflict with a host outside Kubernetes: the ADD names its MAC, the pool records it, the next ADD gets another address", r.ipConflict},
 		{"An address moves to a pod on another node: the foreign host's ARP cache follows within a second", r.addressMove},
 		{"Day 2: a pool in use, a cluster joining, a network deleted under a running Deployment", r.day2},
+		{"Day 2: a node fails under a running pod (kubelet and agent stopped, the pod force-deleted); no process but root reaches the agent", r.nodeFailure},
+		{"Upgrade: helm upgrade from the previous release while pods are created at 20/s", r.upgradeUnderLoad},
 	}
 	for i, s := range steps {
 		r.stepNo = i
@@ -221,6 +247,12 @@ func (r *runner) clean() error {
 		return err
 	}
 	if err := r.cleanDay2(r.a); err != nil {
+		return err
+	}
+	if err := r.cleanNodeFail(r.a); err != nil {
+		return err
+	}
+	if err := r.cleanUpgrade(r.b); err != nil {
 		return err
 	}
 	for _, c := range r.both() {
@@ -350,20 +382,7 @@ func (r *runner) install() error {
 	r.testApp, _ = nodes.PickImage(r.t.Images, "underlink-testapp")
 	repo, tag := splitRef(webhookRef)
 	for _, c := range r.both() {
-		args := []string{"upgrade", "--install", releaseName, r.t.Chart, "--kubeconfig", c.Kubeconfig,
-			"--namespace", releaseNS, "--create-namespace",
-			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
-			// The apiserver reaches Services only through the nodes; pod IPs of a bridge on one node are
-			// not routed to the others, node IPs are.
-			"--set", "webhook.hostNetwork=true",
-			// Underlay pods go to the scheduler that knows which nodes have ens224 up.
-			"--set", "webhook.schedulerName=underlink-scheduler",
-			"--wait", "--timeout", "4m"}
-		fmt.Fprintf(r.out, "[%s]$ helm %s\n", c.Name, strings.Join(args, " "))
-		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
-		out, err := exec.CommandContext(ctx, r.t.Helm, args...).CombinedOutput()
-		cancel()
-		fmt.Fprintln(r.out, indent(lastLines(string(out), 8)))
+		out, err := r.helmUpgrade(c, r.t.Chart, repo, tag, nil)
 		if err != nil {
 			pods, _ := r.kubectlQuiet(c, nil, "get", "pods", "-n", releaseNS, "-o", "wide")
 			return r.check(false, "underlink installed on "+c.Name, fmt.Sprintf("helm: %v\n%s\n%s", err, out, pods))
@@ -388,6 +407,30 @@ func (r *runner) install() error {
 		r.pass("underlink installed on "+c.Name, fmt.Sprintf("chart %s, images %s:%s", r.t.Chart, repo, tag))
 	}
 	return nil
+}
+
+// helmUpgrade installs or upgrades the release on c from chart with the images repo:tag, the test bed's
+// values and sets (--set each), and flags, waiting until it is rolled out.
+func (r *runner) helmUpgrade(c TargetCluster, chart, repo, tag string, sets []string, flags ...string) (string, error) {
+	args := []string{"upgrade", "--install", releaseName, chart, "--kubeconfig", c.Kubeconfig,
+		"--namespace", releaseNS, "--create-namespace",
+		"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
+		// The apiserver reaches Services only through the nodes; pod IPs of a bridge on one node are
+		// not routed to the others, node IPs are.
+		"--set", "webhook.hostNetwork=true",
+		// Underlay pods go to the scheduler that knows which nodes have ens224 up.
+		"--set", "webhook.schedulerName=underlink-scheduler",
+		"--wait", "--timeout", "4m"}
+	for _, e := range sets {
+		args = append(args, "--set", e)
+	}
+	args = append(args, flags...)
+	fmt.Fprintf(r.out, "[%s]$ helm %s\n", c.Name, strings.Join(args, " "))
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, r.t.Helm, args...).CombinedOutput()
+	fmt.Fprintln(r.out, indent(lastLines(string(out), 8)))
+	return string(out), err
 }
 
 func splitRef(ref string) (repo, tag string) {

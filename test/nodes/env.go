@@ -150,6 +150,7 @@ type Node struct {
 
 	holder *netbed.Process
 	procs  map[string]*netbed.Process
+	argv   map[string][]string // each daemon's command line, for StartProcess
 }
 
 // MountNS is the node's mount namespace file (/proc/<holder>/ns/mnt), for nsenter --mount.
@@ -341,7 +342,7 @@ func (e *Env) prepareCluster(ctx context.Context, c Cluster) (*ClusterNodes, err
 		if err := configureNodeNet(nn, s); err != nil {
 			return nil, fmt.Errorf("node %s: %w", s.Name, err)
 		}
-		cn.Nodes = append(cn.Nodes, &Node{Spec: s, Cluster: c.Name, Net: nn, Dir: filepath.Join(dir, s.Name), procs: map[string]*netbed.Process{}})
+		cn.Nodes = append(cn.Nodes, &Node{Spec: s, Cluster: c.Name, Net: nn, Dir: filepath.Join(dir, s.Name), procs: map[string]*netbed.Process{}, argv: map[string][]string{}})
 	}
 	for _, hs := range c.Hosts {
 		hn, err := e.bed.Host(hs.Name, e.bed.Cluster(hs.Segment), hs.Addrs...)

@@ -224,6 +224,7 @@ func (e *Env) startIn(n *Node, name, bin string, args ...string) error {
 		return err
 	}
 	n.procs[name] = p
+	n.restartable(name, bin, args)
 	return nil
 }
 
