@@ -48,9 +48,49 @@ func cniType(smc *spiderv2beta1.SpiderMultusConfig) string {
 	return *smc.Spec.CniType
 }
 
+// notGenerated are the cniTypes of Spiderpool's schema for which underlink generates no
+// NetworkAttachmentDefinition: a pod of such a network would never start.
+var notGenerated = map[string]bool{"ipvlan": true, "vlan": true, "sriov": true, "ovs": true, "ib-sriov": true, "ipoib": true}
+
+// keptNotUsed warns of each field of Spiderpool's schema that underlink keeps but does not act on,
+// naming what underlink does instead.
+func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
+	sp := smc.Spec
+	for _, b := range []struct {
+		name string
+		set  bool
+	}{{"ipvlan", sp.IPVlanConfig != nil}, {"vlan", sp.VlanConfig != nil}, {"sriov", sp.SriovConfig != nil},
+		{"ovs", sp.OvsConfig != nil}, {"ibsriov", sp.IbSriovConfig != nil}, {"ipoib", sp.IpoibConfig != nil}} {
+		if b.set {
+			c.warn(RuleConfigSpecValid, specPath.Child(b.name), nil, fmt.Sprintf("spec.%s is kept but not used: underlink generates networks for cniType macvlan and custom only", b.name),
+				fmt.Sprintf("remove spec.%s, or describe the network with spec.macvlan (cniType macvlan) or spec.customCNI (cniType custom)", b.name))
+		}
+	}
+	if m := sp.MacvlanConfig; m != nil && m.RdmaResourceName != nil && *m.RdmaResourceName != "" {
+		c.warn(RuleConfigSpecValid, macvlanPath.Child("rdmaResourceName"), *m.RdmaResourceName, "underlink requests no RDMA device for pods of this network: the field is kept but not used",
+			"request the RDMA resource in the pods' containers (resources.limits), or remove the field")
+	}
+	if co := sp.CoordinatorConfig; co != nil {
+		coPath := specPath.Child("coordinator")
+		if co.VethMTU != nil {
+			c.warn(RuleConfigSpecValid, coPath.Child("vethMTU"), *co.VethMTU, "underlink gives the pod's veth the MTU of the pod's underlay interface; the field is kept but not used",
+				"remove spec.coordinator.vethMTU, or set spec.macvlan.mtu, which both interfaces follow")
+		}
+		if len(co.PolicyRoutes) > 0 {
+			c.warn(RuleConfigSpecValid, coPath.Child("policyRoutes"), len(co.PolicyRoutes), "underlink adds no policy routes to pods: the field is kept but not used",
+				"to send a destination through the node, add it to spec.coordinator.hijackCIDR; a route by another gateway on the underlay belongs in the pool's spec.routes")
+		}
+	}
+}
+
 // checkConfigSpec: the macvlan part of the config underlink drives.
 func checkConfigSpec(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) {
+	keptNotUsed(c, smc)
 	m := smc.Spec.MacvlanConfig
+	if t := cniType(smc); notGenerated[t] {
+		c.deny(RuleConfigSpecValid, specPath.Child("cniType"), t, fmt.Sprintf("underlink generates no NetworkAttachmentDefinition for cniType %s, so pods of this network would never start", t),
+			"use cniType macvlan with spec.macvlan, or cniType custom with the whole CNI configuration in spec.customCNI")
+	}
 	if cniType(smc) != "macvlan" {
 		if m != nil {
 			c.warn(RuleConfigSpecValid, macvlanPath, cniType(smc), fmt.Sprintf("spec.macvlan is ignored when spec.cniType is %s", cniType(smc)),

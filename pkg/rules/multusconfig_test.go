@@ -168,9 +168,22 @@ func TestCheckMultusConfig(t *testing.T) {
 			}),
 		},
 		{
-			name: "spec.macvlan on an ipvlan config is ignored", world: seedWorld(pools),
-			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) { c.Spec.CniType = ptr("ipvlan") }),
-			want:   []string{"Warn config-spec-valid spec.macvlan"},
+			name: "an ipvlan config is denied (no NAD); its spec.macvlan is ignored", world: seedWorld(pools),
+			config:   withCfg(func(c *spiderv2beta1.SpiderMultusConfig) { c.Spec.CniType = ptr("ipvlan") }),
+			want:     []string{"Deny config-spec-valid spec.cniType", "Warn config-spec-valid spec.macvlan"},
+			contains: []string{"generates no NetworkAttachmentDefinition for cniType ipvlan", "cniType custom with the whole CNI configuration in spec.customCNI"},
+		},
+		{
+			name: "fields underlink keeps but does not use are each named", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
+				c.Spec.SriovConfig = &spiderv2beta1.SpiderSRIOVCniConfig{}
+				c.Spec.MacvlanConfig.RdmaResourceName = ptr("rdma/hca")
+				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(1400))
+				c.Spec.CoordinatorConfig.PolicyRoutes = []spiderv2beta1.PolicyRoute{{Dst: "192.168.9.0/24", Gw: "172.110.0.254"}}
+			}),
+			want: []string{"Warn config-spec-valid spec.sriov", "Warn config-spec-valid spec.macvlan.rdmaResourceName",
+				"Warn config-spec-valid spec.coordinator.vethMTU", "Warn config-spec-valid spec.coordinator.policyRoutes"},
+			contains: []string{"spec.sriov is kept but not used", "add it to spec.coordinator.hijackCIDR"},
 		},
 		{
 			name:     "a third cluster joins: its CIDRs are missing",

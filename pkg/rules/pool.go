@@ -688,7 +688,7 @@ func (w *World) poolUsedByUnderlay(pool *spiderv2beta1.SpiderIPPool) (bool, stri
 }
 
 // IsUnderlay reports whether pods of the config sit on an underlay segment (cniType macvlan, ipvlan,
-// sriov, ovs, ib-sriov or ipoib, coordinator not in overlay or disabled mode), where Submariner's single
+// vlan, sriov, ovs, ib-sriov or ipoib, coordinator not in overlay or disabled mode), where Submariner's single
 // pod CIDR and the hijack routes matter. Only such configs are subject to the alignment rules.
 func IsUnderlay(smc *spiderv2beta1.SpiderMultusConfig) bool {
 	t := ""
@@ -696,7 +696,7 @@ func IsUnderlay(smc *spiderv2beta1.SpiderMultusConfig) bool {
 		t = *smc.Spec.CniType
 	}
 	switch t {
-	case "macvlan", "ipvlan", "sriov", "ovs", "ib-sriov", "ipoib":
+	case "macvlan", "ipvlan", "vlan", "sriov", "ovs", "ib-sriov", "ipoib":
 	default:
 		return false
 	}

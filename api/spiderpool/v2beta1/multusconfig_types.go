@@ -7,9 +7,10 @@ import (
 // MultusCNIConfigSpec is the desired state of a SpiderMultusConfig: which CNI attaches the pod to the
 // underlay, on which host NIC, with which pools, and how the coordinator routes the pod's other traffic.
 type MultusCNIConfigSpec struct {
-	// CniType is the main CNI plugin of the generated network. underlink drives macvlan; the other
-	// values are accepted so Spiderpool objects round-trip.
-	// +kubebuilder:validation:Enum=macvlan;ipvlan;sriov;ovs;ib-sriov;ipoib;custom
+	// CniType is the main CNI plugin of the generated network. underlink generates networks for macvlan
+	// and custom; admission denies the others, which would get no NetworkAttachmentDefinition, and the
+	// schema keeps them so Spiderpool objects round-trip.
+	// +kubebuilder:validation:Enum=macvlan;ipvlan;vlan;sriov;ovs;ib-sriov;ipoib;custom
 	// +kubebuilder:default=custom
 	// +optional
 	CniType *string `json:"cniType,omitempty"`
@@ -17,6 +18,30 @@ type MultusCNIConfigSpec struct {
 	// MacvlanConfig configures the macvlan interface (spec.cniType macvlan).
 	// +optional
 	MacvlanConfig *SpiderMacvlanCniConfig `json:"macvlan,omitempty"`
+
+	// IPVlanConfig configures an ipvlan interface (spec.cniType ipvlan). Kept, not used: see CniType.
+	// +optional
+	IPVlanConfig *SpiderIPvlanCniConfig `json:"ipvlan,omitempty"`
+
+	// VlanConfig configures a VLAN interface (spec.cniType vlan). Kept, not used: see CniType.
+	// +optional
+	VlanConfig *SpiderVlanCniConfig `json:"vlan,omitempty"`
+
+	// SriovConfig configures an SR-IOV virtual function (spec.cniType sriov). Kept, not used.
+	// +optional
+	SriovConfig *SpiderSRIOVCniConfig `json:"sriov,omitempty"`
+
+	// OvsConfig configures an Open vSwitch port (spec.cniType ovs). Kept, not used.
+	// +optional
+	OvsConfig *SpiderOvsCniConfig `json:"ovs,omitempty"`
+
+	// IbSriovConfig configures an InfiniBand SR-IOV function (spec.cniType ib-sriov). Kept, not used.
+	// +optional
+	IbSriovConfig *SpiderIBSriovCniConfig `json:"ibsriov,omitempty"`
+
+	// IpoibConfig configures an IP-over-InfiniBand interface (spec.cniType ipoib). Kept, not used.
+	// +optional
+	IpoibConfig *SpiderIpoibCniConfig `json:"ipoib,omitempty"`
 
 	// EnableCoordinator chains the coordinator after the main plugin (veth to the host, hijack routes).
 	// +kubebuilder:default=true
@@ -58,7 +83,8 @@ type SpiderMacvlanCniConfig struct {
 	// +optional
 	VlanID *int32 `json:"vlanID,omitempty"`
 
-	// MTU of the pod's macvlan interface; 0 or omitted keeps the master's MTU.
+	// MTU of the pod's macvlan interface; 0 keeps the master's MTU.
+	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
@@ -68,10 +94,145 @@ type SpiderMacvlanCniConfig struct {
 	// +optional
 	Bond *BondConfig `json:"bond,omitempty"`
 
+	// RdmaResourceName is the RDMA device resource pods of this network request. Kept, not used:
+	// underlink requests no device resources (admission warns).
+	// +optional
+	RdmaResourceName *string `json:"rdmaResourceName,omitempty"`
+
 	// SpiderpoolConfigPools are the pools pods of this network take addresses from, unless a pod's
 	// ipam.spidernet.io/ippool(s) annotation says otherwise.
 	// +optional
 	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// SpiderIPvlanCniConfig is the ipvlan counterpart of SpiderMacvlanCniConfig, field for field.
+type SpiderIPvlanCniConfig struct {
+	// +kubebuilder:validation:Required
+	Master []string `json:"master"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	VlanID *int32 `json:"vlanID,omitempty"`
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MTU *int32 `json:"mtu,omitempty"`
+	// +optional
+	Bond *BondConfig `json:"bond,omitempty"`
+	// +optional
+	RdmaResourceName *string `json:"rdmaResourceName,omitempty"`
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// SpiderVlanCniConfig configures a VLAN interface made on a master NIC in the pod.
+type SpiderVlanCniConfig struct {
+	// +kubebuilder:validation:Required
+	Master []string `json:"master"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	VlanID *int32 `json:"vlanID,omitempty"`
+	// VlanMode is manual (the VLAN ID given) or auto.
+	// +kubebuilder:validation:Enum=manual;auto
+	// +kubebuilder:default=manual
+	// +optional
+	VlanMode *string `json:"vlanMode,omitempty"`
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MTU *int32 `json:"mtu,omitempty"`
+	// +optional
+	Bond *BondConfig `json:"bond,omitempty"`
+	// +optional
+	RdmaResourceName *string `json:"rdmaResourceName,omitempty"`
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// SpiderSRIOVCniConfig configures an SR-IOV virtual function given to the pod.
+type SpiderSRIOVCniConfig struct {
+	// ResourceName is the device plugin resource of the virtual functions.
+	// +optional
+	ResourceName *string `json:"resourceName,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	VlanID *int32 `json:"vlanID,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinTxRateMbps *int `json:"minTxRateMbps,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxTxRateMbps *int `json:"maxTxRateMbps,omitempty"`
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MTU *int32 `json:"mtu,omitempty"`
+	// +kubebuilder:default=false
+	// +optional
+	EnableRdma *bool `json:"rdmaIsolation,omitempty"`
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// SpiderIBSriovCniConfig configures an InfiniBand SR-IOV function given to the pod.
+type SpiderIBSriovCniConfig struct {
+	// +optional
+	ResourceName *string `json:"resourceName,omitempty"`
+	// +optional
+	Pkey *string `json:"pkey,omitempty"`
+	// +kubebuilder:validation:Enum=auto;enable;disable
+	// +kubebuilder:default=enable
+	// +optional
+	LinkState *string `json:"linkState,omitempty"`
+	// +kubebuilder:default=true
+	// +optional
+	RdmaIsolation *bool `json:"rdmaIsolation,omitempty"`
+	// +kubebuilder:default=false
+	// +optional
+	IbKubernetesEnabled *bool `json:"enableIbKubernetes,omitempty"`
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// SpiderIpoibCniConfig configures an IP-over-InfiniBand interface on a master NIC.
+type SpiderIpoibCniConfig struct {
+	// +optional
+	Master *string `json:"master,omitempty"`
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// SpiderOvsCniConfig configures a port on an Open vSwitch bridge.
+type SpiderOvsCniConfig struct {
+	// +kubebuilder:validation:Required
+	BrName string `json:"bridge"`
+	// +optional
+	VlanTag *int32 `json:"vlan,omitempty"`
+	// +optional
+	Trunk []OvsTrunk `json:"trunk,omitempty"`
+	// DeviceID is the PCI address of a hardware-offloaded port.
+	// +optional
+	DeviceID string `json:"deviceID,omitempty"`
+	// +optional
+	SpiderpoolConfigPools *SpiderpoolPools `json:"ippools,omitempty"`
+}
+
+// OvsTrunk is one VLAN ID, or a range of them, an OVS port carries.
+type OvsTrunk struct {
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	MinID *uint `json:"minID,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	MaxID *uint `json:"maxID,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	ID *uint `json:"id,omitempty"`
 }
 
 // BondConfig describes a bond made of several master NICs.
@@ -94,6 +255,7 @@ type BondConfig struct {
 // SpiderpoolPools names the default IPv4 and IPv6 pools of a network.
 type SpiderpoolPools struct {
 	// MatchMasterSubnet picks, among the pools, one whose subnet matches the master NIC's subnet.
+	// +kubebuilder:validation:Enum=true;false
 	// +kubebuilder:default=false
 	// +optional
 	MatchMasterSubnet *bool `json:"matchMasterSubnet,omitempty"`
@@ -113,6 +275,7 @@ type CoordinatorSpec struct {
 	// Mode is the coordinator's mode: underlay (the pod's default route stays on the underlay NIC and a
 	// veth to the node carries hijacked traffic), overlay, auto or disabled.
 	// +kubebuilder:validation:Enum=auto;underlay;overlay;disabled
+	// +kubebuilder:default=auto
 	// +optional
 	Mode *string `json:"mode,omitempty"`
 
@@ -136,6 +299,7 @@ type CoordinatorSpec struct {
 	PodMACPrefix *string `json:"podMACPrefix,omitempty"`
 
 	// TunePodRoutes tunes the routes of pods with several NICs so replies leave by the NIC requests came in.
+	// +kubebuilder:default=true
 	// +optional
 	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
 
@@ -150,11 +314,13 @@ type CoordinatorSpec struct {
 	HostRuleTable *int64 `json:"hostRuleTable,omitempty"`
 
 	// PodRPFilter sets rp_filter in the pod: 0, 1 or 2; a negative value leaves it as it is.
+	// +kubebuilder:default=0
 	// +kubebuilder:validation:Maximum=2
 	// +optional
 	PodRPFilter *int32 `json:"podRPFilter,omitempty"`
 
 	// TxQueueLen sets the pod interfaces' transmit queue length; 0 leaves it as it is.
+	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	TxQueueLen *int32 `json:"txQueueLen,omitempty"`
@@ -173,11 +339,30 @@ type CoordinatorSpec struct {
 	// +optional
 	DetectGateway *bool `json:"detectGateway,omitempty"`
 
+	// VethMTU is the MTU of the pod's veth to its node. Kept, not used: the veth takes the pod's
+	// interface MTU (admission warns).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	VethMTU *int64 `json:"vethMTU,omitempty"`
+
+	// PolicyRoutes are extra routes of the pod (destination via gateway). Kept, not used: admission warns
+	// and points at hijackCIDR, which routes destinations through the node.
+	// +optional
+	PolicyRoutes []PolicyRoute `json:"policyRoutes,omitempty"`
+
 	// VethLinkAddress is the link-local address given to the host side of the pod's veth.
 	// +kubebuilder:validation:MaxLength=39
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IP address such as 169.254.100.1"
 	// +optional
 	VethLinkAddress *string `json:"vethLinkAddress,omitempty"`
+}
+
+// PolicyRoute is a route of the pod: Dst via Gw.
+type PolicyRoute struct {
+	// +kubebuilder:validation:Required
+	Dst string `json:"dst"`
+	// +kubebuilder:validation:Required
+	Gw string `json:"gw"`
 }
 
 // SpiderMultusConfigStatus is underlink's additive status of a SpiderMultusConfig.
