@@ -31,7 +31,8 @@ func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violat
 	checkConfigSpec(c, w, smc)
 	pools := checkConfigPools(c, w, smc)
 	hijack := checkHijackEntries(c, w, smc)
-	if IsUnderlay(smc) && w.clustersKnown(c) {
+	// A cniType underlink makes no network for is denied above; alignment would only add noise to it.
+	if IsUnderlay(smc) && !notGenerated[cniType(smc)] && w.clustersKnown(c) {
 		checkConfigPoolsInLocal(c, w, smc, pools)
 		checkHijackCoversRemotes(c, w, smc, hijack)
 	}
@@ -62,7 +63,7 @@ func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 	}{{"ipvlan", sp.IPVlanConfig != nil}, {"vlan", sp.VlanConfig != nil}, {"sriov", sp.SriovConfig != nil},
 		{"ovs", sp.OvsConfig != nil}, {"ibsriov", sp.IbSriovConfig != nil}, {"ipoib", sp.IpoibConfig != nil}} {
 		if b.set {
-			c.warn(RuleConfigSpecValid, specPath.Child(b.name), nil, fmt.Sprintf("spec.%s is kept but not used: underlink generates networks for cniType macvlan and custom only", b.name),
+			c.warn(RuleConfigSpecValid, specPath.Child(b.name), nil, "kept but not used: underlink generates networks for cniType macvlan and custom only",
 				fmt.Sprintf("remove spec.%s, or describe the network with spec.macvlan (cniType macvlan) or spec.customCNI (cniType custom)", b.name))
 		}
 	}
@@ -70,8 +71,20 @@ func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 		c.warn(RuleConfigSpecValid, macvlanPath.Child("rdmaResourceName"), *m.RdmaResourceName, "underlink requests no RDMA device for pods of this network: the field is kept but not used",
 			"request the RDMA resource in the pods' containers (resources.limits), or remove the field")
 	}
+	if m := sp.MacvlanConfig; m != nil && m.SpiderpoolConfigPools != nil && m.SpiderpoolConfigPools.MatchMasterSubnet != nil && *m.SpiderpoolConfigPools.MatchMasterSubnet {
+		c.warn(RuleConfigSpecValid, ippoolsPath.Child("matchMasterSubnet"), true, "underlink does not choose pools by the master NIC's subnet: a pod takes its address from the listed pools in order",
+			"list only pools of the master's subnet, or set matchMasterSubnet: false")
+	}
 	if co := sp.CoordinatorConfig; co != nil {
 		coPath := specPath.Child("coordinator")
+		if co.PodCIDRType != nil && *co.PodCIDRType != "" {
+			c.warn(RuleConfigSpecValid, coPath.Child("podCIDRType"), *co.PodCIDRType, "underlink does not read pod CIDRs from the cluster's CNI: it takes the local and remote pod and service CIDRs from Submariner's Cluster objects (or the chart's submariner.staticClusters); the field is kept but not used",
+				"remove spec.coordinator.podCIDRType; list any other destination to route through the node in spec.coordinator.hijackCIDR")
+		}
+		if co.Mode != nil && *co.Mode == "overlay" && cniType(smc) == "macvlan" {
+			c.deny(RuleConfigSpecValid, coPath.Child("mode"), *co.Mode, "underlink's macvlan network is the pod's default network (eth0), which overlay mode (a macvlan beside an overlay eth0) does not fit: the network would get no NetworkAttachmentDefinition",
+				"use mode underlay (or auto)")
+		}
 		if co.VethMTU != nil {
 			c.warn(RuleConfigSpecValid, coPath.Child("vethMTU"), *co.VethMTU, "underlink gives the pod's veth the MTU of the pod's underlay interface; the field is kept but not used",
 				"remove spec.coordinator.vethMTU, or set spec.macvlan.mtu, which both interfaces follow")

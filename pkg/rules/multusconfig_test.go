@@ -183,7 +183,18 @@ func TestCheckMultusConfig(t *testing.T) {
 			}),
 			want: []string{"Warn config-spec-valid spec.sriov", "Warn config-spec-valid spec.macvlan.rdmaResourceName",
 				"Warn config-spec-valid spec.coordinator.vethMTU", "Warn config-spec-valid spec.coordinator.policyRoutes"},
-			contains: []string{"spec.sriov is kept but not used", "add it to spec.coordinator.hijackCIDR"},
+			contains: []string{"kept but not used: underlink generates networks for cniType macvlan and custom only", "add it to spec.coordinator.hijackCIDR"},
+		},
+		{
+			name: "matchMasterSubnet and podCIDRType are named as not implemented; overlay mode is denied", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
+				c.Spec.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true)
+				c.Spec.CoordinatorConfig.PodCIDRType = ptr("calico")
+				c.Spec.CoordinatorConfig.Mode = ptr("overlay")
+			}),
+			want: []string{"Warn config-spec-valid spec.macvlan.ippools.matchMasterSubnet", "Warn config-spec-valid spec.coordinator.podCIDRType",
+				"Deny config-spec-valid spec.coordinator.mode"},
+			contains: []string{"Submariner's Cluster objects", "use mode underlay (or auto)"},
 		},
 		{
 			name:     "a third cluster joins: its CIDRs are missing",

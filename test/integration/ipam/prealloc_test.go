@@ -166,8 +166,14 @@ func TestIPAMPreallocation(t *testing.T) {
 		_, _, ok := held("pre", never)
 		return !ok, "still held"
 	})
-	if logs := node.Agent.Logs(); !strings.Contains(logs, `"freed a pre-allocation"`) || !strings.Contains(logs, "its pod was deleted before any ADD took it") {
-		t.Errorf("the deleted pod's pre-allocation was not freed by the agent on the pod's deletion (garbage collection?); agent log:\n%s", logs)
+	// The agent logs the release after its write: the log line may trail the status the test read.
+	freedOnDelete := func(logs string) bool {
+		return strings.Contains(logs, `"freed a pre-allocation"`) && strings.Contains(logs, "its pod was deleted before any ADD took it")
+	}
+	if err := poll.Wait(ctx, 5*time.Second, 50*time.Millisecond, "the agent's log of the release", func() (bool, string, error) {
+		return freedOnDelete(node.Agent.Logs()), "", nil
+	}); err != nil {
+		t.Errorf("the deleted pod's pre-allocation was not freed by the agent on the pod's deletion (garbage collection?); agent log:\n%s", node.Agent.Logs())
 	}
 
 	// A pod bound while the agent is down is pre-allocated by the restarted agent.
