@@ -89,6 +89,9 @@ type Coordinator struct {
 	PodRPFilter *int `json:"podRPFilter,omitempty"`
 	// TxQueueLen of the veth pair; 0 leaves the kernel default.
 	TxQueueLen int `json:"txQueueLen,omitempty"`
+	// VethMTU is the MTU of both ends of the veth pair (Spiderpool's vethMTU); 0 leaves the kernel's
+	// default, 1500.
+	VethMTU int `json:"vethMTU,omitempty"`
 	// VethLinkAddress is an optional link-local address for the host veth (Spiderpool's vethLinkAddress).
 	VethLinkAddress string `json:"vethLinkAddress,omitempty"`
 	// PodMACPrefix, when set, rewrites the pod's eth0 MAC to this prefix plus the IP's low bytes.

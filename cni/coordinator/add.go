@@ -177,6 +177,9 @@ func (a *adder) createVeth() error {
 	if a.c.TxQueueLen > 0 {
 		v.TxQLen, v.PeerTxQLen = a.c.TxQueueLen, a.c.TxQueueLen
 	}
+	if a.c.VethMTU > 0 {
+		v.MTU, v.PeerMTU = a.c.VethMTU, uint32(a.c.VethMTU)
+	}
 	if err := a.host.LinkAdd(v); err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("host veth %s or the pod's %s already exists: a previous ADD of container %s/%s was not deleted (run DEL first): %w", a.hostVeth, a.in.PodVeth, a.args.ContainerID, a.args.IfName, err)

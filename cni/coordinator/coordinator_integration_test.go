@@ -164,7 +164,7 @@ type fixture struct {
 
 const faultConf = `{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","type":"underlink-coordinator","mode":"underlay",
  "hijackCIDR":["10.243.0.0/18","172.111.0.0/16"],"serviceCIDR":["10.233.0.0/18"],"clusterCIDR":["172.110.0.0/16"],
- "podRPFilter":0,"hostRuleTable":500,"vethLinkAddress":"169.254.100.1","podMACPrefix":"0a:1b","txQueueLen":1000}`
+ "podRPFilter":0,"hostRuleTable":500,"vethLinkAddress":"169.254.100.1","podMACPrefix":"0a:1b","txQueueLen":1000,"vethMTU":1400}`
 
 func newFixture(t *testing.T, conf string) *fixture {
 	t.Helper()
@@ -435,4 +435,24 @@ func withPrevResult(t *testing.T, stdin []byte, res types.Result) []byte {
 func mustMarshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestVethMTUOnBothEnds: the configuration's vethMTU is the MTU of the host veth and of the pod's veth0.
+func TestVethMTUOnBothEnds(t *testing.T) {
+	f := newFixture(t, faultConf)
+	if _, err := f.plugin.Add(f.args); err != nil {
+		t.Fatal(err)
+	}
+	for _, end := range []struct {
+		ns   *netbed.Netns
+		name string
+	}{{f.node.NS, HostVethName(f.args.ContainerID, f.args.IfName)}, {f.pod, "veth0"}} {
+		l, err := end.ns.Link(end.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Attrs().MTU != 1400 {
+			t.Errorf("%s in %s: MTU %d, want the configuration's 1400", end.name, end.ns.Role, l.Attrs().MTU)
+		}
+	}
 }

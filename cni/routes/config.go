@@ -84,6 +84,8 @@ type Config struct {
 	PodRPFilter *int
 	// TxQueueLen of both veth ends; 0 keeps the kernel's default.
 	TxQueueLen int
+	// VethMTU of both veth ends; 0 keeps the kernel's default (1500).
+	VethMTU int
 	// VethLinkAddress, when valid, is put on the host veth.
 	VethLinkAddress netip.Addr
 	// PodMACPrefix, when set, gives the attached interface the MAC prefix + the pod IPv4's four bytes.
@@ -131,7 +133,7 @@ func ParseConfig(stdin []byte) (*Config, error) {
 
 // Validate checks a decoded configuration.
 func Validate(raw cniconf.Coordinator) (*Config, error) {
-	c := &Config{Raw: raw, PodNIC: raw.PodDefaultRouteNIC, HostRuleTable: raw.HostRuleTable, PodRPFilter: raw.PodRPFilter, TxQueueLen: raw.TxQueueLen,
+	c := &Config{Raw: raw, PodNIC: raw.PodDefaultRouteNIC, HostRuleTable: raw.HostRuleTable, PodRPFilter: raw.PodRPFilter, TxQueueLen: raw.TxQueueLen, VethMTU: raw.VethMTU,
 		TunePodRoutes: raw.TunePodRoutes == nil || *raw.TunePodRoutes}
 	switch Mode(raw.Mode) {
 	case "", ModeUnderlay:
@@ -170,6 +172,9 @@ func Validate(raw cniconf.Coordinator) (*Config, error) {
 	}
 	if p := raw.PodRPFilter; p != nil && (*p < 0 || *p > 2) {
 		return nil, &ConfigError{Field: "podRPFilter", Value: fmt.Sprint(*p), Reason: "rp_filter is 0 (off), 1 (strict) or 2 (loose)", Fix: "use 0, or omit it to leave the pod's value"}
+	}
+	if raw.VethMTU != 0 && (raw.VethMTU < 576 || raw.VethMTU > 65535) {
+		return nil, &ConfigError{Field: "vethMTU", Value: fmt.Sprint(raw.VethMTU), Reason: "is outside 576 to 65535", Fix: "set the veth's MTU from 576 to 65535, or 0 for the kernel default"}
 	}
 	if raw.TxQueueLen < 0 {
 		return nil, &ConfigError{Field: "txQueueLen", Value: fmt.Sprint(raw.TxQueueLen), Reason: "is negative", Fix: "use 0 for the kernel default"}

@@ -43,6 +43,7 @@ func TestParseConfigNamesTheField(t *testing.T) {
 		{`{"hostRuleTable":-1}`, "hostRuleTable", "-1", "not a routing table id"},
 		{`{"podRPFilter":3}`, "podRPFilter", "3", "0 (off), 1 (strict) or 2 (loose)"},
 		{`{"txQueueLen":-5}`, "txQueueLen", "-5", "negative"},
+		{`{"vethMTU":100}`, "vethMTU", "100", "outside 576 to 65535"},
 		{`{"vethLinkAddress":"10.0.0.1"}`, "vethLinkAddress", "10.0.0.1", "169.254.100.1"},
 		{`{"podMACPrefix":"0a"}`, "podMACPrefix", "0a", "two hex bytes"},
 		{`{"podMACPrefix":"0b:1b"}`, "podMACPrefix", "0b:1b", "multicast"},

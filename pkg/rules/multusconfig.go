@@ -85,9 +85,8 @@ func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 			c.deny(RuleConfigSpecValid, coPath.Child("mode"), *co.Mode, "underlink's macvlan network is the pod's default network (eth0), which overlay mode (a macvlan beside an overlay eth0) does not fit: the network would get no NetworkAttachmentDefinition",
 				"use mode underlay (or auto)")
 		}
-		if co.VethMTU != nil {
-			c.warn(RuleConfigSpecValid, coPath.Child("vethMTU"), *co.VethMTU, "underlink gives the pod's veth the MTU of the pod's underlay interface; the field is kept but not used",
-				"remove spec.coordinator.vethMTU, or set spec.macvlan.mtu, which both interfaces follow")
+		if co.VethMTU != nil && (*co.VethMTU < 576 || *co.VethMTU > 65535) {
+			c.deny(RuleConfigSpecValid, coPath.Child("vethMTU"), *co.VethMTU, "the veth's MTU is 576 to 65535", "set the MTU of the pod's link to its node, e.g. 1500, or remove the field for the kernel's default")
 		}
 		if len(co.PolicyRoutes) > 0 {
 			c.warn(RuleConfigSpecValid, coPath.Child("policyRoutes"), len(co.PolicyRoutes), "underlink adds no policy routes to pods: the field is kept but not used",

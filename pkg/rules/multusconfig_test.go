@@ -178,11 +178,11 @@ func TestCheckMultusConfig(t *testing.T) {
 			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
 				c.Spec.SriovConfig = &spiderv2beta1.SpiderSRIOVCniConfig{}
 				c.Spec.MacvlanConfig.RdmaResourceName = ptr("rdma/hca")
-				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(1400))
+				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(1400)) // implemented: no warning
 				c.Spec.CoordinatorConfig.PolicyRoutes = []spiderv2beta1.PolicyRoute{{Dst: "192.168.9.0/24", Gw: "172.110.0.254"}}
 			}),
 			want: []string{"Warn config-spec-valid spec.sriov", "Warn config-spec-valid spec.macvlan.rdmaResourceName",
-				"Warn config-spec-valid spec.coordinator.vethMTU", "Warn config-spec-valid spec.coordinator.policyRoutes"},
+				"Warn config-spec-valid spec.coordinator.policyRoutes"},
 			contains: []string{"kept but not used: underlink generates networks for cniType macvlan and custom only", "add it to spec.coordinator.hijackCIDR"},
 		},
 		{
@@ -191,9 +191,10 @@ func TestCheckMultusConfig(t *testing.T) {
 				c.Spec.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true)
 				c.Spec.CoordinatorConfig.PodCIDRType = ptr("calico")
 				c.Spec.CoordinatorConfig.Mode = ptr("overlay")
+				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(100))
 			}),
 			want: []string{"Warn config-spec-valid spec.macvlan.ippools.matchMasterSubnet", "Warn config-spec-valid spec.coordinator.podCIDRType",
-				"Deny config-spec-valid spec.coordinator.mode"},
+				"Deny config-spec-valid spec.coordinator.mode", "Deny config-spec-valid spec.coordinator.vethMTU"},
 			contains: []string{"Submariner's Cluster objects", "use mode underlay (or auto)"},
 		},
 		{

@@ -204,6 +204,9 @@ func coordinator(smc *spv2.SpiderMultusConfig, local Local) (*cniconf.Coordinato
 	if cs.TxQueueLen != nil {
 		c.TxQueueLen = int(*cs.TxQueueLen)
 	}
+	if cs.VethMTU != nil {
+		c.VethMTU = int(*cs.VethMTU)
+	}
 	if cs.VethLinkAddress != nil {
 		c.VethLinkAddress = *cs.VethLinkAddress
 	}

@@ -98,10 +98,10 @@ func TestBuildVariants(t *testing.T) {
 		{
 			name: "coordinator settings are copied, negative rp_filter leaves it",
 			smc: base(func(s *spv2.MultusCNIConfigSpec) {
-				s.CoordinatorConfig = &spv2.CoordinatorSpec{Mode: ptr("auto"), PodRPFilter: ptr(int32(-1)), HostRuleTable: ptr(int64(500)), TxQueueLen: ptr(int32(1000)),
+				s.CoordinatorConfig = &spv2.CoordinatorSpec{Mode: ptr("auto"), PodRPFilter: ptr(int32(-1)), HostRuleTable: ptr(int64(500)), TxQueueLen: ptr(int32(1000)), VethMTU: ptr(int64(1400)),
 					VethLinkAddress: ptr("169.254.100.1"), PodMACPrefix: ptr("0a:1b"), PodDefaultRouteNIC: ptr("eth0"), TunePodRoutes: ptr(true)}
 			}),
-			plugins: []map[string]any{{}, {"mode": "underlay", "podRPFilter": nil, "hostRuleTable": float64(500), "txQueueLen": float64(1000),
+			plugins: []map[string]any{{}, {"mode": "underlay", "podRPFilter": nil, "hostRuleTable": float64(500), "txQueueLen": float64(1000), "vethMTU": float64(1400),
 				"vethLinkAddress": "169.254.100.1", "podMACPrefix": "0a:1b", "podDefaultRouteNIC": "eth0", "tunePodRoutes": true}},
 		},
 		{

@@ -339,8 +339,8 @@ type CoordinatorSpec struct {
 	// +optional
 	DetectGateway *bool `json:"detectGateway,omitempty"`
 
-	// VethMTU is the MTU of the pod's veth to its node. Kept, not used: the veth takes the pod's
-	// interface MTU (admission warns).
+	// VethMTU is the MTU of both ends of the pod's veth to its node; omitted keeps the kernel's
+	// default (1500). Admission denies values outside 576 to 65535.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	VethMTU *int64 `json:"vethMTU,omitempty"`
