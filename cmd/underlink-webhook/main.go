@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/klog/v2/textlogger"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,6 +46,9 @@ func main() {
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
 	flag.StringVar(&o.LeaderElectionID, "leader-election-id", app.DefaultLeaderElectionID, "name of the leader election Lease")
 	flag.BoolVar(&o.DisableController, "disable-controller", false, "serve only the webhooks")
+	var drainFor time.Duration
+	flag.DurationVar(&drainFor, "drain", 3*time.Second, "after SIGTERM, keep serving this long, closing each kept-alive connection after its answer and reporting not ready, before stopping")
+	o.Drain = &app.Drain{}
 	flag.StringVar(&o.FastPathConfiguration, "fast-path-webhook-configuration", registration.ConfigurationName, "ValidatingWebhookConfiguration whose "+registration.FastPathConditionName+" condition the controller keeps, so the apiserver skips the webhook for pods naming an existing network; empty: always call")
 	var certOpts certs.Options
 	certOpts.AddFlags(flag.CommandLine)
@@ -86,7 +90,7 @@ func main() {
 		fail(err)
 	}
 	log.Info("starting", "defaultNetwork", o.DefaultNetwork, "schedulerName", o.SchedulerName, "localCluster", o.Snapshot.LocalCluster, "staticClusters", len(o.Snapshot.StaticClusters))
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(app.SignalContext(o.Drain, drainFor)); err != nil {
 		fail(err)
 	}
 }

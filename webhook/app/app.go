@@ -52,6 +52,9 @@ const (
 
 // Options configure the manager.
 type Options struct {
+	// Drain, when set, closes kept-alive connections after each answer and fails readiness once the
+	// replica is told to stop (SignalContext).
+	Drain *Drain
 	// DefaultNetwork is injected into pods of opted-in namespaces that name none.
 	DefaultNetwork string
 	// SchedulerName, when not empty, is set on injected pods still on the default scheduler.
@@ -161,16 +164,22 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	srv = mgr.GetWebhookServer()
 	reader, live := mgr.GetCache(), &snapshot.Coalesced{Reader: mgr.GetAPIReader()}
 	rules := admit.Rules{Reader: reader, LiveReader: live, Snapshot: o.Snapshot}
-	srv.Register(registration.PathMutatePod, &admission.Webhook{Handler: &admit.Injector{
+	register := func(path string, h http.Handler) {
+		if o.Drain != nil {
+			h = o.Drain.Wrap(h)
+		}
+		srv.Register(path, h)
+	}
+	register(registration.PathMutatePod, &admission.Webhook{Handler: &admit.Injector{
 		Rules: rules, DefaultNetwork: o.DefaultNetwork, SchedulerName: o.SchedulerName,
 	}})
-	srv.Register(registration.PathValidateSpiderIPPool, &admission.Webhook{Handler: &admit.Validator{
+	register(registration.PathValidateSpiderIPPool, &admission.Webhook{Handler: &admit.Validator{
 		Rules: rules, Kinds: admit.PoolKinds,
 	}})
-	srv.Register(registration.PathValidateSpiderMultusConfig, &admission.Webhook{Handler: &admit.Validator{
+	register(registration.PathValidateSpiderMultusConfig, &admission.Webhook{Handler: &admit.Validator{
 		Rules: rules, Kinds: admit.MultusConfigKinds,
 	}})
-	srv.Register(registration.PathValidateWorkload, &admission.Webhook{Handler: &admit.Validator{
+	register(registration.PathValidateWorkload, &admission.Webhook{Handler: &admit.Validator{
 		Rules: rules, Kinds: admit.WorkloadKinds,
 	}})
 
@@ -200,6 +209,11 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
+	}
+	if o.Drain != nil {
+		if err := mgr.AddReadyzCheck("drain", o.Drain.Ready); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return nil, err
