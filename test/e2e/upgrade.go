@@ -148,7 +148,7 @@ func (r *runner) upgradeWithLoad(c TargetCluster, cs *kubernetes.Clientset, befo
 			bare = append(bare, p.Name)
 		}
 	}
-	if err := r.check(len(bare) == 0 && len(pods.Items) == int(st.created.Load()), "every pod admitted through the upgrade ("+what+") was injected",
+	if err := r.check(len(bare) == 0 && len(pods.Items) == st.created, "every pod admitted through the upgrade ("+what+") was injected",
 		fmt.Sprintf("%d of %d carry %s; not injected: %v", len(pods.Items)-len(bare), len(pods.Items), nadv1.DefaultNetworkAnnotation, bare[:min(len(bare), 5)])); err != nil {
 		return st, err
 	}
@@ -214,7 +214,7 @@ type podLoad struct {
 type loadStats struct {
 	run     string
 	sent    int
-	created *atomic.Int64
+	created int
 	failed  []string
 	took    time.Duration
 }
@@ -233,9 +233,7 @@ func (r *runner) startLoad(cs *kubernetes.Clientset) *podLoad {
 				return
 			case <-t.C:
 			}
-			l.mu.Lock()
-			l.sent++
-			l.mu.Unlock()
+			l.sent++ // written here only; stop reads it after done is closed
 			l.wg.Add(1)
 			go func(i int) {
 				defer l.wg.Done()
@@ -270,5 +268,5 @@ func (l *podLoad) stop() loadStats {
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return loadStats{run: l.run, sent: l.sent, created: &l.created, failed: l.failed, took: took}
+	return loadStats{run: l.run, sent: l.sent, created: int(l.created.Load()), failed: l.failed, took: took}
 }
