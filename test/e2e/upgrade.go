@@ -103,12 +103,16 @@ func (r *runner) upgradeUnderLoad() error {
 	return r.onlyAtReplicaExit(st, "from "+tag+", whose replicas drain")
 }
 
+// replicaExitErrors are how a call to a replica that stops fails: its port refused (502 through the
+// test bed's egress relay), or its connection closed under the request.
+var replicaExitErrors = []string{"connection refused", "502", "EOF", "connection reset", "server closed idle connection", "use of closed network connection"}
+
 // onlyAtReplicaExit checks that every failed create of the load was a connection to the webhook that a
 // replica's exit refused or closed, and reports how many there were.
 func (r *runner) onlyAtReplicaExit(st loadStats, what string) error {
 	var other []string
 	for _, f := range st.failed {
-		if !strings.Contains(f, "failed calling webhook") || !(strings.Contains(f, "connection refused") || strings.Contains(f, "502") || strings.Contains(f, "EOF") || strings.Contains(f, "connection reset")) {
+		if !strings.Contains(f, "failed calling webhook") || !slices.ContainsFunc(replicaExitErrors, func(e string) bool { return strings.Contains(f, e) }) {
 			other = append(other, f)
 		}
 	}
