@@ -1,10 +1,11 @@
 // Package v2beta1 holds the spiderpool.spidernet.io/v2beta1 API types that underlink reads and writes:
-// SpiderIPPool and SpiderMultusConfig.
+// SpiderIPPool, SpiderMultusConfig and SpiderEndpoint.
 //
 // The types mirror Spiderpool's public schema field for field (same names, JSON keys and shapes), so
 // manifests written for Spiderpool apply unchanged and tools that read Spiderpool's pool status read ours.
 // Mirrored from spidernet-io/spiderpool, pkg/k8s/apis/spiderpool.spidernet.io/v2beta1:
-// spiderippool_types.go (IPPoolSpec, Route, IPPoolStatus, PoolIPAllocation), spidermultus_types.go
+// spiderippool_types.go (IPPoolSpec, Route, IPPoolStatus, PoolIPAllocation), spiderendpoint_types.go
+// (WorkloadEndpointStatus, PodIPAllocation, IPAllocationDetail), spidermultus_types.go
 // (MultusCNIConfigSpec, SpiderMacvlanCniConfig, SpiderpoolPools) and spidercoordinator_types.go
 // (CoordinatorSpec), and the CRDs Spiderpool publishes from them. Only the CNI types underlink drives
 // (macvlan; the others keep their names for round trips via customCNI) are typed here.
