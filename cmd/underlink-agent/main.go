@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.StringVar(&o.Socket, "socket", cniconf.DefaultAgentSocket, "unix socket to serve IPAM on (directory created 0700, socket 0600)")
 	fs.DurationVar(&o.GCInterval, "gc-interval", 30*time.Second, "time between garbage collection passes")
 	fs.DurationVar(&o.GCGrace, "gc-grace", 60*time.Second, "how long an address must stay orphaned (pod gone or replaced) before it is freed")
+	fs.BoolVar(&o.StatefulSets, "statefulset-fixed-ips", true, "keep a StatefulSet pod's addresses for its ordinal: the pod recreated under its name gets them back, and they are freed once the StatefulSet no longer wants the ordinal (recorded in SpiderEndpoints, as Spiderpool does)")
 	fs.DurationVar(&o.GCNodeLostAfter, "gc-node-lost-timeout", 0, "free the addresses of pods gone from a node that has been down (NotReady, or its kubelet's Lease expired) this long; 0 keeps them until the node is back, since the old containers may still answer with them on the underlay")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", "", "the host's CNI bin directory as mounted here; with --daemonset, the plugins underlink installed there are removed when the agent stops because its DaemonSet was deleted")
 	fs.StringVar(&o.DaemonSet, "daemonset", "", "this agent's DaemonSet (in --lease-namespace), whose deletion means underlink is uninstalled")

@@ -64,6 +64,9 @@ type Options struct {
 	// Preallocate gives pods scheduled to the node their default network's addresses as soon as the
 	// agent sees them (cni/agent/prealloc), so ADD answers without waiting for a pool write.
 	Preallocate bool
+	// StatefulSets keeps a StatefulSet pod's addresses for its ordinal: the pod recreated under its name
+	// gets them back; they are freed once the StatefulSet no longer wants the ordinal.
+	StatefulSets bool
 	// MetricsAddr and HealthAddr are the listen addresses of /metrics and /healthz,/readyz; "0" disables.
 	MetricsAddr, HealthAddr string
 	// CNIBinDir is the host's CNI bin directory as mounted in the agent's container; with DaemonSet set,
@@ -144,7 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	var synced atomic.Bool
 	events := &service.EventWriter{Client: mgr.GetClient(), Host: o.NodeName}
 	svc := &service.Service{Cache: mgr.GetCache(), Pools: view, Live: mgr.GetAPIReader(), Store: st, NodeName: o.NodeName, Metrics: m,
-		Events: events, Log: log.WithName("ipam")}
+		Events: events, Log: log.WithName("ipam"), StatefulSets: o.StatefulSets, Writer: mgr.GetClient()}
 	srv := &service.Server{
 		Service: svc,
 		Socket:  o.Socket,
@@ -173,7 +176,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		&gc.Runner{
 			Collector: &gc.Collector{Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), Store: st, Grace: &ipam.Grace{Period: o.GCGrace}, Metrics: m,
-				NodeLostAfter: o.GCNodeLostAfter, Events: events, Log: log.WithName("gc")},
+				NodeLostAfter: o.GCNodeLostAfter, StatefulSets: o.StatefulSets, Events: events, Log: log.WithName("gc")},
 			Interval: o.GCInterval, Clientset: cs,
 			LeaseNamespace: o.LeaseNamespace, LeaseName: LeaseName, Identity: o.NodeName + "_" + utilrand.String(8),
 			LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,

@@ -66,7 +66,13 @@ type Cluster struct {
 	NodeLostAfter time.Duration
 	// Now is the time of the pass.
 	Now time.Time
+	// Kept are the addresses kept for StatefulSet pods whose ordinal their StatefulSet still wants
+	// (KeptKey of pool and address): never collected, whether the pod exists or not.
+	Kept map[string]bool
 }
+
+// KeptKey is the key of an address of a pool in Cluster.Kept.
+func KeptKey(pool string, ip netip.Addr) string { return pool + "/" + ip.String() }
 
 // Orphans lists the allocations of a pool that garbage collection may free: those whose pod does not
 // exist, or exists with another UID. An allocation whose pod exists with its UID is never listed, nor
@@ -95,6 +101,9 @@ func Collectable(pool string, allocs spv2.PoolIPAllocations, c Cluster) (orphans
 		}
 		if a.IsConflict() {
 			continue // held by a host outside the cluster, until an operator clears it
+		}
+		if c.Kept[KeptKey(pool, ip)] {
+			continue // the StatefulSet pod's address, until its StatefulSet no longer wants the ordinal
 		}
 		uid, exists := c.Pods[a.NamespacedName]
 		o := Orphan{Pool: pool, IP: ip, Allocation: a}

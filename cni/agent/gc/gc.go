@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cni/agent/endpoint"
 	"github.com/underlink/underlink/cni/agent/metrics"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
@@ -43,6 +45,10 @@ type Collector struct {
 	// NodeLostAfter frees the addresses of gone pods of a node that has been down that long (0: never,
 	// only once the node is back); --gc-node-lost-timeout.
 	NodeLostAfter time.Duration
+	// StatefulSets keeps the addresses of StatefulSet pods whose ordinal their StatefulSet still wants
+	// (recorded in SpiderEndpoints), and deletes the endpoints of ordinals no longer wanted once their pod
+	// is gone; --statefulset-fixed-ips.
+	StatefulSets bool
 	// Events records the releases and the addresses kept for a down node on the pool (and a finished
 	// pod's release on the pod); nil records none.
 	Events EventRecorder
@@ -75,6 +81,11 @@ func (c *Collector) Once(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	eps, sets, err := c.statefulSets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cl.Kept = ipam.KeptAddresses(eps, sets)
 	var orphans []ipam.Orphan
 	kept := map[string]bool{}
 	freed := 0
@@ -128,7 +139,52 @@ func (c *Collector) Once(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	return freed, nil
+	return freed, c.dropEndpoints(ctx, eps, sets, cl.Pods)
+}
+
+// statefulSets reads the SpiderEndpoints and the StatefulSets (by "namespace/name") the addresses kept
+// for StatefulSet pods are judged by; nothing when StatefulSet fixed addresses are off.
+func (c *Collector) statefulSets(ctx context.Context) ([]spv2.SpiderEndpoint, map[string]ipam.Ordinals, error) {
+	if !c.StatefulSets {
+		return nil, nil, nil
+	}
+	var eps spv2.SpiderEndpointList
+	if err := c.Live.List(ctx, &eps); err != nil {
+		return nil, nil, fmt.Errorf("list SpiderEndpoints: %w", err)
+	}
+	var list appsv1.StatefulSetList
+	if err := c.Live.List(ctx, &list); err != nil {
+		return nil, nil, fmt.Errorf("list StatefulSets: %w", err)
+	}
+	sets := map[string]ipam.Ordinals{}
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp == nil {
+			sets[list.Items[i].Namespace+"/"+list.Items[i].Name] = endpoint.OrdinalsOf(&list.Items[i])
+		}
+	}
+	return eps.Items, sets, nil
+}
+
+// dropEndpoints deletes the SpiderEndpoints of StatefulSet pods whose ordinal is no longer wanted and
+// whose pod is gone: their addresses are no longer kept, and are freed as any gone pod's.
+func (c *Collector) dropEndpoints(ctx context.Context, eps []spv2.SpiderEndpoint, sets map[string]ipam.Ordinals, pods ipam.LivePods) error {
+	if c.Writer == nil {
+		return nil
+	}
+	for i := range eps {
+		ep := &eps[i]
+		if ep.Status.OwnerControllerType != spv2.OwnerStatefulSet || ipam.EndpointKept(ep, sets) {
+			continue
+		}
+		if _, exists := pods[ep.Namespace+"/"+ep.Name]; exists {
+			continue
+		}
+		if err := endpoint.Delete(ctx, c.Writer, ep); err != nil {
+			return fmt.Errorf("delete SpiderEndpoint %s/%s of an ordinal its StatefulSet no longer wants: %w", ep.Namespace, ep.Name, err)
+		}
+		c.Log.Info("deleted the endpoint of an ordinal its StatefulSet no longer wants", "endpoint", ep.Namespace+"/"+ep.Name)
+	}
+	return nil
 }
 
 func (c *Collector) lostHint() string {

@@ -47,6 +47,10 @@ type Service struct {
 	// Events records Events on pods (an address conflict); nil records none.
 	Events Recorder
 	Log    logr.Logger
+	// StatefulSets keeps a StatefulSet pod's addresses for its ordinal (sticky.go); Writer writes the
+	// pods' SpiderEndpoints that record them.
+	StatefulSets bool
+	Writer       client.Client
 
 	// inflight holds, per pod UID, a channel closed when that pod's pre-allocation has finished.
 	inflight sync.Map
@@ -78,7 +82,11 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if err := validate(req, true); err != nil {
 		return nil, err
 	}
-	subject, err := s.subject(ctx, req)
+	pod, err := s.pod(ctx, req.Pod)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := s.subjectOf(ctx, pod, ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: req.IfName, ContainerID: req.ContainerID})
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +107,15 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		log.Info("allocated", "ips", out.IPs, "source", plan.Source, "preallocated", true, "took", time.Since(start).String())
 		return out, nil
 	}
-	got, err := s.allocate(ctx, subject.Holder, plan)
+	f, err := s.fixedFor(ctx, pod, req.IfName)
 	if err != nil {
+		return nil, err
+	}
+	got, err := s.allocate(ctx, subject.Holder, plan, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordFixed(ctx, pod, subject.Holder, got, plan, f); err != nil {
 		return nil, err
 	}
 	out := s.answer(got, plan)
@@ -130,7 +145,7 @@ func (s *Service) allocationFailed(ctx context.Context, req protocol.Request, er
 
 // allocate takes one address per family of plan for h, through the pools' writers, or frees what it
 // newly took and fails.
-func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan poolchoice.Plan) ([]store.Result, error) {
+func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan poolchoice.Plan, f *fixed) ([]store.Result, error) {
 	var got []store.Result
 	rollback := func() {
 		// Free what this request newly took; a DEL after the failed ADD would too, but need not come.
@@ -143,7 +158,7 @@ func (s *Service) allocate(ctx context.Context, h ipam.Holder, plan poolchoice.P
 		}
 	}
 	for _, fp := range plan.Families {
-		r, err := s.allocateFamily(ctx, h, plan.Source, fp)
+		r, err := s.allocateFamily(ctx, h, plan.Source, fp, f)
 		if err != nil {
 			rollback()
 			return nil, err
@@ -215,8 +230,15 @@ func (s *Service) preallocate(ctx context.Context, pod *corev1.Pod, att prealloc
 	if err != nil {
 		return toProtocol(err)
 	}
-	got, err := s.allocate(ctx, subject.Holder, plan)
+	f, err := s.fixedFor(ctx, pod, att.Interface)
 	if err != nil {
+		return err
+	}
+	got, err := s.allocate(ctx, subject.Holder, plan, f)
+	if err != nil {
+		return err
+	}
+	if err := s.recordFixed(ctx, pod, subject.Holder, got, plan, f); err != nil {
 		return err
 	}
 	s.Metrics.Allocations.WithLabelValues("ahead").Inc()
@@ -332,6 +354,10 @@ func (s *Service) Forget(pod *corev1.Pod) {
 		if !ok {
 			return true
 		}
+		if s.StatefulSets && statefulSetOf(pod) != "" {
+			// Kept for the ordinal while the StatefulSet wants it: garbage collection decides.
+			return true
+		}
 		// The pod is gone from the API and no ADD took these addresses: its sandbox never got them (a pod
 		// deleted while ContainerCreating, e.g. a workload scaled down at once). Garbage collection would
 		// free them after its grace period; they are freed now, if still unclaimed.
@@ -377,8 +403,12 @@ func defaultRoutes(p store.PoolInfo) []protocol.Route {
 }
 
 // allocateFamily takes one address from the family's pools, in order, skipping pools that are exhausted
-// or refused. A pool where the pod interface already holds an address goes first (a repeated ADD).
-func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source string, fp poolchoice.FamilyPlan) (store.Result, error) {
+// or refused. A StatefulSet pod's kept address comes first (f), then a pool where the pod interface
+// already holds an address (a repeated ADD).
+func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source string, fp poolchoice.FamilyPlan, f *fixed) (store.Result, error) {
+	if r, ok := s.reclaim(ctx, h, fp, f); ok {
+		return r, nil
+	}
 	order := fp.Names()
 	if len(order) > 1 {
 		for i, name := range order {
@@ -435,6 +465,14 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 	// The sandbox (CNI_CONTAINERID, which validate requires) names what is freed, and only on this node:
 	// a record with another sandbox, or of another node, is not this DEL's (ipam.ReleaseMatches).
 	h := ipam.Holder{Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: req.Pod.UID, NIC: req.IfName, ContainerID: req.ContainerID, Node: s.NodeName}
+	keep, drop, err := s.keepOnRelease(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if keep {
+		s.Log.Info("addresses kept for the StatefulSet's ordinal", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID))
+		return &protocol.Released{}, nil
+	}
 	all, err := s.Pools.List(ctx)
 	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)
@@ -442,6 +480,9 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 	out, err := s.release(ctx, h, all)
 	if err != nil {
 		return nil, err
+	}
+	if drop != nil {
+		s.dropEndpoint(ctx, drop)
 	}
 	s.Metrics.Releases.Add(float64(len(out.Addresses)))
 	s.Log.Info("released", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID), "addresses", out.Addresses)

@@ -42,6 +42,9 @@ const (
 	MarkConflict
 	// ClearConflict frees IP if it is set aside as a conflict (ipam.Pool.ClearConflict).
 	ClearConflict
+	// Reclaim gives the holder IP, kept for its pod name and interface (ipam.Pool.Reclaim): a
+	// StatefulSet pod recreated under its name.
+	Reclaim
 )
 
 // Op is one change to a pool.
@@ -390,6 +393,10 @@ func apply(pool *ipam.Pool, batch []*pending) (results []Result, changed, hits b
 				r.Freed = []netip.Addr{p.op.IP}
 				changed = true
 			}
+		case Reclaim:
+			ch, err := pool.Reclaim(p.op.Holder, p.op.IP)
+			r.IP, r.Err = p.op.IP, err
+			changed = changed || ch
 		case ReleaseIfHeld:
 			if pool.ReleaseIfHeld(p.op.IP, p.op.Record) {
 				r.Freed = []netip.Addr{p.op.IP}
