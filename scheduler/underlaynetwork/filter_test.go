@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -219,5 +220,41 @@ func TestFilterWithoutStateIsAnError(t *testing.T) {
 	c := &cycle{w: w, pod: seedPod(), state: w.cycle(underlayPod(nil)).state}
 	if st := c.filter("n"); st.Code() != fwk.Error || !strings.Contains(st.Message(), "not found") {
 		t.Errorf("got %v", st)
+	}
+}
+
+// TestFilterCountsAStatefulSetPodsKeptAddressAsItsOwn: in a full pool, a StatefulSet pod recreated under
+// its name fits, because one of the allocated addresses is kept for its name (its ADD takes it back); a
+// pod of another name, or of that name without a StatefulSet, does not.
+func TestFilterCountsAStatefulSetPodsKeptAddressAsItsOwn(t *testing.T) {
+	w := newWorld(t, nil)
+	p, _ := w.seed()
+	p.Spec.IPs = []string{"172.110.1.1-172.110.1.3"}
+	p.Status.AllocatedIPs = allocations(t, "web-0", "web-1", "x") // web-0's record has the old UID "web-0"
+	w.pool(p)
+	w.node("n", nic(up))
+	pod := func(name string, sts bool) *v1.Pod {
+		pd := seedPod()
+		pd.Name = name
+		if sts {
+			pd.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "sts", Controller: ptr(true)}}
+		}
+		return pd
+	}
+	for _, tc := range []struct {
+		pod  *v1.Pod
+		fits bool
+	}{
+		{pod("web-0", true), true},
+		{pod("web-2", true), false},
+		{pod("web-0", false), false},
+	} {
+		c := w.cycle(tc.pod)
+		if !c.resolved() {
+			t.Fatalf("PreFilter %s: %v", tc.pod.Name, c.pre)
+		}
+		if st := c.filter("n"); st.IsSuccess() != tc.fits {
+			t.Errorf("%s (StatefulSet %v): filter %v, want fits=%v", tc.pod.Name, tc.pod.OwnerReferences != nil, st, tc.fits)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -22,6 +24,9 @@ type needs struct {
 	nics []string
 	// reqs are the addresses the pod needs, one per interface and address family.
 	reqs []request
+	// kept names a StatefulSet's pod ("namespace/name") and uid its UID: the addresses its pools keep
+	// for that name under another UID are its own, free for it alone.
+	kept, uid string
 }
 
 // request is one address: it comes from the first candidate pool that is eligible on the node and has a
@@ -70,6 +75,9 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 	r.pools.Insert(ann.Mentioned()...)
 	nsLabels, nsErr := p.nsLabels(pod.Namespace)
 	n := &needs{}
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" {
+		n.kept, n.uid = pod.Namespace+"/"+pod.Name, string(pod.UID)
+	}
 	nics := sets.New[string]()
 	for _, att := range atts {
 		key := att.Key()
@@ -163,7 +171,11 @@ func (p *Plugin) stateFor(n *needs) *cycleState {
 			if !ok {
 				a = cache.Availability{Pool: pl} // deleted since resolve: decide on what was read
 			}
-			rs.cands = append(rs.cands, candidate{Availability: a, free: a.Free(), full: fullPhrase(a)})
+			free := a.Free()
+			if n.kept != "" && a.Pool.HoldersKnown {
+				free += int64(a.Pool.KeptFor(n.kept, n.uid))
+			}
+			rs.cands = append(rs.cands, candidate{Availability: a, free: free, full: fullPhrase(a)})
 			if pl.NodeScoped() {
 				st.uniform, st.nodeScoped = false, true
 			}

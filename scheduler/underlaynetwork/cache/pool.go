@@ -36,7 +36,8 @@ type Pool struct {
 	// Notes are fields that could not be read but were worked around, for logs.
 	Notes []string
 
-	holders map[string]int // pod UID → addresses it holds in the pool
+	holders map[string]int      // pod UID → addresses it holds in the pool
+	named   map[string][]string // "namespace/name" → the pod UID of each of its records
 }
 
 // NewPool computes the Pool of a SpiderIPPool. It never fails: what cannot be read is recorded in
@@ -98,8 +99,10 @@ func (pl *Pool) countAllocated(p *spv2.SpiderIPPool) {
 		pl.HoldersKnown = true
 		if len(allocs) > 0 {
 			pl.holders = make(map[string]int, len(allocs))
+			pl.named = make(map[string][]string, len(allocs))
 			for _, a := range allocs {
 				pl.holders[a.PodUID]++
+				pl.named[a.NamespacedName] = append(pl.named[a.NamespacedName], a.PodUID)
 			}
 		}
 		return
@@ -114,6 +117,19 @@ func (pl *Pool) countAllocated(p *spv2.SpiderIPPool) {
 
 // Held returns how many addresses of the pool the pod with uid holds.
 func (pl *Pool) Held(uid string) int { return pl.holders[uid] }
+
+// KeptFor returns how many addresses of the pool are recorded for the pod name ("namespace/name")
+// under another UID than uid: for a StatefulSet pod, the addresses kept for it while it was recreated,
+// which its ADD takes back (cni/IPAM.md, "StatefulSet fixed addresses").
+func (pl *Pool) KeptFor(name, uid string) int {
+	n := 0
+	for _, u := range pl.named[name] {
+		if u != uid {
+			n++
+		}
+	}
+	return n
+}
 
 // Capacity is Total − Allocated: the addresses no pod holds, before counting pods still starting.
 func (pl *Pool) Capacity() int64 { return pl.Total - pl.Allocated }
