@@ -157,6 +157,7 @@ func Run(ctx context.Context, t Target) *Report {
 		{"An address moves to a pod on another node: the foreign host's ARP cache follows within a second", r.addressMove},
 		{"Day 2: a pool in use, a cluster joining, a network deleted under a running Deployment", r.day2},
 		{"Day 2: a node fails under a running pod (kubelet and agent stopped, the pod force-deleted); no process but root reaches the agent", r.nodeFailure},
+		{"StatefulSet fixed IPs: rolled twice and a pod force-deleted, every pod keeps its addresses; scaled down and deleted, they are released", r.statefulSet},
 		{"Upgrade: helm upgrade from the previous release while pods are created at 20/s", r.upgradeUnderLoad},
 	}
 	for i, s := range steps {
@@ -247,6 +248,9 @@ func (r *runner) clean() error {
 		return err
 	}
 	if err := r.cleanDay2(r.a); err != nil {
+		return err
+	}
+	if err := r.cleanStatefulSet(r.a); err != nil {
 		return err
 	}
 	if err := r.cleanNodeFail(r.a); err != nil {
