@@ -243,9 +243,35 @@ func checkConfigPoolsInLocal(c *collector, w *World, smc *spiderv2beta1.SpiderMu
 	if len(local.pods) == 0 {
 		return
 	}
+	// A pool of a family Submariner routes no pod CIDR of is reachable from other clusters through the
+	// network's pools of the other family only: a warning when the network has such a pool, a denial
+	// when it has none.
+	routed := false
+	for _, np := range pools {
+		if sub, err := iprange.ParsePrefix(np.pool.Spec.Subnet); err == nil && len(ofFamily(local.pods, sub.Addr())) > 0 {
+			routed = true
+		}
+	}
 	for _, np := range pools {
 		sub, err := iprange.ParsePrefix(np.pool.Spec.Subnet)
-		if err != nil || coveredByAny(local.pods, sub) {
+		if err != nil {
+			continue
+		}
+		family := ofFamily(local.pods, sub.Addr())
+		if len(family) == 0 {
+			fam := iprange.FamilyOf(sub.Addr())
+			sev, why, fix := Warn, fmt.Sprintf("; they are reachable over IPv%d through this network's other pools", 10-fam), fmt.Sprintf("to reach its pods from other clusters over IPv%d too, join with an IPv%d cluster CIDR covering %s (subctl join --clustercidr)", fam, fam, sub)
+			if !routed {
+				sev, why, fix = Deny, fmt.Sprintf(", and this network has no IPv%d pool they could be reached through", 10-fam), fmt.Sprintf("add an IPv%d pool inside %s to spec.macvlan.ippools.ipv%d", 10-fam, prefixList(local.pods), 10-fam)
+			}
+			c.add(Violation{Rule: RulePoolInLocalClusterCIDR, Field: np.path, Value: np.pool.Name, Cluster: local.id,
+				Object: ObjectRef("SpiderIPPool", "", np.pool.Name), Severity: sev,
+				Message: fmt.Sprintf("SpiderIPPool %s (subnet %s) is IPv%d and Submariner routes no IPv%d pod CIDR of the local cluster %s (%s), so other clusters cannot reach its pods over IPv%d%s",
+					np.pool.Name, sub, fam, fam, local.id, prefixList(local.pods), fam, why),
+				Fix: fix})
+			continue
+		}
+		if coveredByAny(family, sub) {
 			continue
 		}
 		c.add(Violation{Rule: RulePoolInLocalClusterCIDR, Field: np.path, Value: np.pool.Name, Cluster: local.id,

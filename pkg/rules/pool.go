@@ -502,7 +502,17 @@ func checkPoolAlignment(c *collector, w *World, pool *spiderv2beta1.SpiderIPPool
 	}
 	local := w.clusters[0]
 	used, by := w.poolUsedByUnderlay(pool)
-	if len(local.pods) > 0 && !coveredByAny(local.pods, f.subnet) {
+	family := ofFamily(local.pods, f.subnet.Addr())
+	if len(local.pods) > 0 && len(family) == 0 {
+		// Submariner routes pod CIDRs of the other family only (it carries one family): the pool's pods
+		// are reachable from other clusters only through an address of that family, as a dual-stack
+		// network gives them.
+		fam := iprange.FamilyOf(f.subnet.Addr())
+		c.add(Violation{Rule: RulePoolInLocalClusterCIDR, Field: subnetPath, Value: pool.Spec.Subnet, Cluster: local.id, Severity: Warn,
+			Message: fmt.Sprintf("Submariner routes no IPv%d pod CIDR of the local cluster %s (its cluster_cidr is %s), so other clusters cannot reach these pods over IPv%d; within the cluster they can",
+				fam, local.id, prefixList(local.pods), fam),
+			Fix: fmt.Sprintf("pair the pool with an IPv%d pool inside %s in each network that uses it (dual stack), so other clusters reach its pods over IPv%d", 10-fam, prefixList(local.pods), 10-fam)})
+	} else if len(local.pods) > 0 && !coveredByAny(family, f.subnet) {
 		sev, why := Warn, "; no underlay SpiderMultusConfig uses the pool yet"
 		if used {
 			sev, why = Deny, "; "+by+" uses it"

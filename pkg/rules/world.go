@@ -367,6 +367,17 @@ func coveredByAny(outer []netip.Prefix, inner netip.Prefix) bool {
 	return false
 }
 
+// ofFamily returns the prefixes of ps in the address family of a.
+func ofFamily(ps []netip.Prefix, a netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() == a.Is4() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // configPoolNames lists the pools a config names, IPv4 first.
 func configPoolNames(c *spiderv2beta1.SpiderMultusConfig) []string {
 	m := c.Spec.MacvlanConfig
