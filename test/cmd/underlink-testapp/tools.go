@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,12 +43,20 @@ func runTool() (code int, ok bool) {
 	return 0, true
 }
 
-// ipTool supports `ip route` (alias `ip r`, `ip route show`): the main table, iproute2's format.
+// ipTool supports `ip route` and `ip -6 route` (alias `ip r`, `ip route show`): the main table,
+// iproute2's format.
 func ipTool(args []string, out io.Writer) error {
-	if len(args) == 0 || !strings.HasPrefix("route", args[0]) || (len(args) > 1 && args[1] != "show" && args[1] != "list") {
-		return fmt.Errorf("only `ip route` is supported, got %q", strings.Join(args, " "))
+	family := netlink.FAMILY_V4
+	if len(args) > 0 && (args[0] == "-6" || args[0] == "-4") {
+		if args[0] == "-6" {
+			family = netlink.FAMILY_V6
+		}
+		args = args[1:]
 	}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if len(args) == 0 || !strings.HasPrefix("route", args[0]) || (len(args) > 1 && args[1] != "show" && args[1] != "list") {
+		return fmt.Errorf("only `ip [-6] route` is supported, got %q", strings.Join(args, " "))
+	}
+	routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}
@@ -61,6 +70,9 @@ func ipTool(args []string, out io.Writer) error {
 	}
 	lines := make([]routeLine, 0, len(routes))
 	for _, r := range routes {
+		if r.Type != unix.RTN_UNICAST {
+			continue // IPv6's multicast and anycast entries, which `ip -6 route` does not show
+		}
 		lines = append(lines, routeLine{dst: r.Dst, gw: r.Gw, dev: names[r.LinkIndex], src: r.Src, scopeLink: r.Scope == netlink.SCOPE_LINK, kernel: r.Protocol == unix.RTPROT_KERNEL})
 	}
 	_, err = io.WriteString(out, formatRoutes(lines))
@@ -82,9 +94,12 @@ func formatRoutes(rs []routeLine) string {
 		if r.dst == nil {
 			return ""
 		}
-		ip := r.dst.IP.To4()
+		ip := r.dst.IP
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
 		ones, _ := r.dst.Mask.Size()
-		return fmt.Sprintf("%03d.%03d.%03d.%03d/%02d", ip[0], ip[1], ip[2], ip[3], ones)
+		return fmt.Sprintf("%x/%03d", []byte(ip), ones)
 	}
 	sort.SliceStable(rs, func(i, j int) bool { return key(rs[i]) < key(rs[j]) })
 	var b strings.Builder
@@ -136,18 +151,61 @@ func pingTool(args []string, out io.Writer) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: ping [-c N] [-W SECONDS] HOST")
 	}
-	dst := net.ParseIP(fs.Arg(0)).To4()
+	dst := net.ParseIP(fs.Arg(0))
 	if dst == nil {
-		return fmt.Errorf("%q is not an IPv4 address", fs.Arg(0))
+		return fmt.Errorf("%q is not an IP address", fs.Arg(0))
 	}
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	// One echo loop for both families: the socket, the message types and the protocol number differ.
+	network, listen, proto := "ip4:icmp", "0.0.0.0", 1
+	var echo, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+	if dst.To4() == nil {
+		network, listen, proto = "ip6:ipv6-icmp", "::", 58
+		echo, reply = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
+	} else {
+		dst = dst.To4()
+	}
+	c, err := icmp.ListenPacket(network, listen)
 	if err != nil {
 		return fmt.Errorf("open an ICMP socket (needs CAP_NET_RAW): %w", err)
 	}
 	defer c.Close()
-	pc := c.IPv4PacketConn()
-	if err := pc.SetControlMessage(ipv4.FlagTTL, true); err != nil {
-		return err
+	// The reply's TTL (hop limit), as busybox prints it.
+	hops := func() int { return 0 }
+	var read func([]byte) (int, net.Addr, error)
+	if proto == 1 {
+		pc := c.IPv4PacketConn()
+		if err := pc.SetControlMessage(ipv4.FlagTTL, true); err != nil {
+			return err
+		}
+		var last *ipv4.ControlMessage
+		read = func(b []byte) (int, net.Addr, error) {
+			n, cm, peer, err := pc.ReadFrom(b)
+			last = cm
+			return n, peer, err
+		}
+		hops = func() int {
+			if last == nil {
+				return 0
+			}
+			return last.TTL
+		}
+	} else {
+		pc := c.IPv6PacketConn()
+		if err := pc.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
+			return err
+		}
+		var last *ipv6.ControlMessage
+		read = func(b []byte) (int, net.Addr, error) {
+			n, cm, peer, err := pc.ReadFrom(b)
+			last = cm
+			return n, peer, err
+		}
+		hops = func() int {
+			if last == nil {
+				return 0
+			}
+			return last.HopLimit
+		}
 	}
 	fmt.Fprintf(out, "PING %s (%s): 56 data bytes\n", dst, dst)
 	id := os.Getpid() & 0xffff
@@ -158,21 +216,20 @@ func pingTool(args []string, out io.Writer) error {
 		if seq > 0 {
 			time.Sleep(time.Second)
 		}
-		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
+		msg := icmp.Message{Type: echo, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
 		wb, err := msg.Marshal(nil)
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		if _, err := pc.WriteTo(wb, nil, &net.IPAddr{IP: dst}); err != nil {
+		if _, err := c.WriteTo(wb, &net.IPAddr{IP: dst}); err != nil {
 			return fmt.Errorf("send echo %d: %w", seq, err)
 		}
-		deadline := start.Add(time.Duration(*wait) * time.Second)
-		if err := pc.SetReadDeadline(deadline); err != nil {
+		if err := c.SetReadDeadline(start.Add(time.Duration(*wait) * time.Second)); err != nil {
 			return err
 		}
 		for {
-			n, cm, peer, err := pc.ReadFrom(buf)
+			n, peer, err := read(buf)
 			if err != nil {
 				break // timed out: this echo is lost
 			}
@@ -180,8 +237,8 @@ func pingTool(args []string, out io.Writer) error {
 			if !ok || !ip.IP.Equal(dst) {
 				continue
 			}
-			rm, err := icmp.ParseMessage(1, buf[:n])
-			if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
+			rm, err := icmp.ParseMessage(proto, buf[:n])
+			if err != nil || rm.Type != reply {
 				continue
 			}
 			if e, ok := rm.Body.(*icmp.Echo); !ok || e.ID != id || e.Seq != seq {
@@ -189,11 +246,7 @@ func pingTool(args []string, out io.Writer) error {
 			}
 			rtt := time.Since(start)
 			rtts = append(rtts, rtt)
-			ttl := 0
-			if cm != nil {
-				ttl = cm.TTL
-			}
-			fmt.Fprintf(out, "64 bytes from %s: seq=%d ttl=%d time=%.3f ms\n", dst, seq, ttl, ms(rtt))
+			fmt.Fprintf(out, "64 bytes from %s: seq=%d ttl=%d time=%.3f ms\n", dst, seq, hops(), ms(rtt))
 			break
 		}
 	}

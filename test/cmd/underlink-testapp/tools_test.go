@@ -28,6 +28,26 @@ func TestFormatRoutesLikeIPRoute(t *testing.T) {
 	}
 }
 
+// TestFormatRoutesIPv6 prints `ip -6 route` as iproute2 does: default first, host routes without /128.
+func TestFormatRoutesIPv6(t *testing.T) {
+	cidr := func(s string) *net.IPNet { _, n, _ := net.ParseCIDR(s); return n }
+	src := net.ParseIP("fd00:172:110::10")
+	got := formatRoutes([]routeLine{
+		{dst: cidr("fd00:10:96::/112"), gw: net.ParseIP("fd00:7:168::11"), dev: "veth0", src: src},
+		{dst: cidr("fd00:172:110::/64"), dev: "eth0", kernel: true},
+		{dst: cidr("fd00:7:168::11/128"), dev: "veth0", src: src, scopeLink: true},
+		{dst: cidr("::/0"), gw: net.ParseIP("fd00:172:110::1"), dev: "eth0"},
+	})
+	want := `default via fd00:172:110::1 dev eth0
+fd00:7:168::11 dev veth0 scope link src fd00:172:110::10
+fd00:10:96::/112 via fd00:7:168::11 dev veth0 src fd00:172:110::10
+fd00:172:110::/64 dev eth0 proto kernel
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestPingSummaryAndArgs(t *testing.T) {
 	s := pingSummary("172.111.1.3", 2, []time.Duration{900 * time.Microsecond, 796 * time.Microsecond})
 	for _, want := range []string{"--- 172.111.1.3 ping statistics ---", "2 packets transmitted, 2 packets received, 0% packet loss", "round-trip min/avg/max = 0.796/0.848/0.900 ms"} {
@@ -44,10 +64,10 @@ func TestPingSummaryAndArgs(t *testing.T) {
 }
 
 func TestToolsRejectWhatTheyDoNotDo(t *testing.T) {
-	if err := ipTool([]string{"addr"}, nil); err == nil || !strings.Contains(err.Error(), "only `ip route`") {
+	if err := ipTool([]string{"addr"}, nil); err == nil || !strings.Contains(err.Error(), "only `ip [-6] route`") {
 		t.Errorf("ip addr: %v", err)
 	}
-	if err := pingTool([]string{"-c", "1", "not-an-ip"}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "not an IPv4 address") {
+	if err := pingTool([]string{"-c", "1", "not-an-ip"}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "not an IP address") {
 		t.Errorf("ping name: %v", err)
 	}
 	if err := curlTool(nil, nil); err == nil || !strings.Contains(err.Error(), "usage") {
