@@ -38,6 +38,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/metrics"
 	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/agent/prealloc"
+	"github.com/underlink/underlink/cni/agent/reserved"
 	"github.com/underlink/underlink/cni/agent/service"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/cniinstall"
@@ -112,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("set up the agent's client and cache: %w", err)
 	}
 	// Pools are watched by their metadata only (cni/agent/pools says why).
-	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &corev1.Namespace{}, pools.Metadata(), &spv2.SpiderMultusConfig{}} {
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &corev1.Namespace{}, pools.Metadata(), &spv2.SpiderMultusConfig{}, &spv2.SpiderReservedIP{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("watch %T: %w", obj, err)
 		}
@@ -136,7 +137,8 @@ func Run(ctx context.Context, o Options) error {
 	poolMetrics := store.NewPoolCollector(view)
 	poolMetrics.Node = o.NodeName
 	ctrlmetrics.Registry.MustRegister(poolMetrics)
-	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{})
+	resv := &reserved.Source{Reader: mgr.GetCache(), Log: log.WithName("reserved")}
+	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{Reserved: resv.Set})
 
 	// Listen before the caches sync: a plugin that calls meanwhile waits in the backlog instead of
 	// failing with "no such file".

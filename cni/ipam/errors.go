@@ -10,11 +10,17 @@ type ExhaustedError struct {
 	Pool      string
 	Total     int64
 	Allocated int64
+	// Reserved are the pool's addresses SpiderReservedIPs reserve that no pod holds.
+	Reserved int64
 }
 
 func (e *ExhaustedError) Error() string {
-	return fmt.Sprintf("SpiderIPPool %q is exhausted: %d of %d allocatable addresses are allocated (spec.ips less spec.excludeIPs and spec.gateway); add addresses to spec.ips or delete pods that hold them",
-		e.Pool, e.Allocated, e.Total)
+	reserved, fix := "", ""
+	if e.Reserved > 0 {
+		reserved, fix = fmt.Sprintf(" and %d reserved by SpiderReservedIPs", e.Reserved), ", or delete the SpiderReservedIPs that reserve its addresses"
+	}
+	return fmt.Sprintf("SpiderIPPool %q is exhausted: %d of %d allocatable addresses are allocated%s (spec.ips less spec.excludeIPs and spec.gateway); add addresses to spec.ips or delete pods that hold them%s",
+		e.Pool, e.Allocated, e.Total, reserved, fix)
 }
 
 // StatusError says a pool's status is not in the shape Spiderpool writes. The agent refuses to allocate

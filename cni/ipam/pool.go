@@ -44,8 +44,14 @@ type Pool struct {
 	Routes  []spv2.Route
 
 	usable iprange.Set
-	total  int64
-	allocs spv2.PoolIPAllocations
+	// avail is usable less the addresses a SpiderReservedIP reserves: what a new holder may get.
+	avail iprange.Set
+	// reserved are the usable addresses a SpiderReservedIP reserves (SetReserved), and reservedFree
+	// how many of them no allocation holds.
+	reserved     iprange.Set
+	reservedFree int64
+	total        int64
+	allocs       spv2.PoolIPAllocations
 	// held counts allocations of allocatable addresses, so Free is O(1).
 	held int64
 	// cursor is where the search for a free address resumes, so a batch of allocations scans the
@@ -94,7 +100,7 @@ func Load(p *spv2.SpiderIPPool) (*Pool, error) {
 		sub := iprange.FromPrefix(pool.Subnet)
 		usable = usable.Minus(iprange.NewSet(iprange.Range{First: sub.First, Last: sub.First}, iprange.Range{First: sub.Last, Last: sub.Last}))
 	}
-	pool.usable = usable
+	pool.usable, pool.avail = usable, usable
 	if n := usable.Size(); n.IsInt64() {
 		pool.total = n.Int64()
 	} else {
@@ -165,13 +171,41 @@ func (p *Pool) Clone() *Pool {
 // allocatable addresses after the pool was shrunk.
 func (p *Pool) Allocated() int64 { return int64(len(p.allocs)) }
 
-// Free is the number of allocatable addresses nobody holds.
-func (p *Pool) Free() int64 { return p.total - p.held }
+// Free is the number of allocatable addresses nobody holds and no SpiderReservedIP reserves.
+func (p *Pool) Free() int64 { return p.total - p.held - p.reservedFree }
+
+// SetReserved sets the addresses SpiderReservedIPs reserve (of any pool, any family: only the pool's
+// own allocatable ones count). No new holder gets one; an allocation already on one stays its holder's
+// until released. totalIPCount still counts them, as Spiderpool's does; Free does not.
+func (p *Pool) SetReserved(r iprange.Set) {
+	p.reserved = p.usable.Minus(p.usable.Minus(r))
+	p.avail = p.usable.Minus(p.reserved)
+	p.reservedFree = 0
+	if p.reserved.Empty() {
+		return
+	}
+	n := p.reserved.Size()
+	if !n.IsInt64() {
+		n.SetInt64(math.MaxInt64)
+	}
+	p.reservedFree = n.Int64()
+	for key := range p.allocs {
+		if p.reserved.Contains(netip.MustParseAddr(key)) {
+			p.reservedFree--
+		}
+	}
+}
+
+// Reserved reports whether a is reserved by a SpiderReservedIP (SetReserved).
+func (p *Pool) Reserved(a netip.Addr) bool { return p.reserved.Contains(a) }
 
 func (p *Pool) put(a netip.Addr, v spv2.PoolIPAllocation) {
 	key := a.String()
 	if _, ok := p.allocs[key]; !ok && p.usable.Contains(a) {
 		p.held++
+		if p.reserved.Contains(a) {
+			p.reservedFree--
+		}
 	}
 	p.allocs[key] = v
 }
@@ -180,6 +214,9 @@ func (p *Pool) drop(a netip.Addr) {
 	key := a.String()
 	if _, ok := p.allocs[key]; ok && p.usable.Contains(a) {
 		p.held--
+		if p.reserved.Contains(a) {
+			p.reservedFree++
+		}
 	}
 	delete(p.allocs, key)
 }
@@ -271,7 +308,7 @@ func (p *Pool) Allocate(h Holder) (addr netip.Addr, changed bool, err error) {
 	}
 	a, ok := p.nextFree()
 	if !ok {
-		return netip.Addr{}, false, &ExhaustedError{Pool: p.Name, Total: p.total, Allocated: int64(len(p.allocs))}
+		return netip.Addr{}, false, &ExhaustedError{Pool: p.Name, Total: p.total, Allocated: int64(len(p.allocs)), Reserved: p.reservedFree}
 	}
 	p.put(a, h.allocation())
 	return a, true, nil
@@ -282,7 +319,7 @@ func (p *Pool) nextFree() (netip.Addr, bool) {
 	if p.Free() == 0 {
 		return netip.Addr{}, false
 	}
-	ranges := p.usable.Ranges()
+	ranges := p.avail.Ranges()
 	scan := func(from netip.Addr) (netip.Addr, bool) {
 		for _, r := range ranges {
 			if from.IsValid() && r.Last.Less(from) {

@@ -57,6 +57,9 @@ func (p *Pool) Reclaim(h Holder, a netip.Addr) (changed bool, err error) {
 	if !p.usable.Contains(a) {
 		return false, &KeptError{Pool: p.Name, IP: a, Why: "it is no longer among the pool's allocatable addresses (spec.ips less spec.excludeIPs and the gateway)"}
 	}
+	if p.reserved.Contains(a) {
+		return false, &KeptError{Pool: p.Name, IP: a, Why: "a SpiderReservedIP reserves it"}
+	}
 	want := h.allocation()
 	rec, held := p.allocs[a.String()]
 	switch {

@@ -23,6 +23,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/metrics"
 	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/ipam"
+	"github.com/underlink/underlink/pkg/iprange"
 )
 
 // Kind is what an Op does.
@@ -97,6 +98,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// BackoffBase and BackoffMax shape the jittered exponential backoff between retries; defaults 5ms, 1s.
 	BackoffBase, BackoffMax time.Duration
+	// Reserved returns the addresses of a family (4 or 6) SpiderReservedIPs reserve, which no allocation
+	// gives; nil reserves none.
+	Reserved func(family int) iprange.Set
 }
 
 // Store owns the pool writers of one agent.
@@ -286,6 +290,9 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 			w.log.Error(lerr, "refusing the pool")
 			replyAll(batch, Result{Err: lerr})
 			return
+		}
+		if w.s.opts.Reserved != nil {
+			pool.SetReserved(w.s.opts.Reserved(pool.Family))
 		}
 		results, changed, hits := apply(pool, batch)
 		if !changed {

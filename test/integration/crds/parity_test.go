@@ -38,14 +38,14 @@ func (f field) String() string {
 	return fmt.Sprintf("type %q enum %v default %s", f.Type, f.Enum, f.Default)
 }
 
-// TestCRDsMirrorSpiderpool compares underlink's SpiderIPPool, SpiderMultusConfig and SpiderEndpoint CRDs (deploy/crds)
+// TestCRDsMirrorSpiderpool compares underlink's SpiderIPPool, SpiderMultusConfig, SpiderEndpoint and SpiderReservedIP CRDs (deploy/crds)
 // with Spiderpool v1.2.2's own, field by field: every field of Spiderpool's v2beta1 schema exists in
 // underlink's, with the same type, enum and default, except allowedDifferences. underlink's own
 // additions (status conditions, validation rules) are not differences: a Spiderpool manifest applies.
 func TestCRDsMirrorSpiderpool(t *testing.T) {
 	const dir = "spiderpool-v1.2.2/charts/spiderpool/crds/"
-	kinds := []string{"spiderippools", "spidermultusconfigs", "spiderendpoints"}
-	minFields := map[string]int{"spiderippools": 50, "spidermultusconfigs": 50, "spiderendpoints": 15}
+	kinds := []string{"spiderippools", "spidermultusconfigs", "spiderendpoints", "spiderreservedips"}
+	minFields := map[string]int{"spiderippools": 50, "spidermultusconfigs": 50, "spiderendpoints": 15, "spiderreservedips": 3}
 	var names []string
 	for _, k := range kinds {
 		names = append(names, dir+"spiderpool.spidernet.io_"+k+".yaml")

@@ -1,0 +1,47 @@
+// Package reservedip reads SpiderReservedIPs: the addresses no SpiderIPPool gives to a pod. The agent's
+// allocations, the scheduler's capacity count and admission's warnings read them the same way.
+package reservedip
+
+import (
+	"errors"
+	"fmt"
+
+	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/iprange"
+)
+
+// Set is the union of the addresses of family (4 or 6) that the SpiderReservedIPs items
+// reserve, for Pool.SetReserved. A SpiderReservedIP's family is spec.ipVersion, else its first entry's.
+// One that cannot be read (an entry that is not an address or range, or of the other family) reserves
+// nothing and is returned in errs: the CRD's validation and admission refuse such objects, so one can
+// only exist from before them.
+func Set(items []spv2.SpiderReservedIP, family int) (set iprange.Set, errs []error) {
+	var rs []iprange.Range
+	for i := range items {
+		r := &items[i]
+		if r.DeletionTimestamp != nil || len(r.Spec.IPs) == 0 {
+			continue
+		}
+		fam := 0
+		if r.Spec.IPVersion != nil {
+			fam = int(*r.Spec.IPVersion)
+		}
+		s, err := iprange.ParseSet(r.Spec.IPs, fam)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SpiderReservedIP %s: %s: %w", r.Name, field(err), err))
+			continue
+		}
+		if first := s.Ranges(); len(first) > 0 && iprange.FamilyOf(first[0].First) == family {
+			rs = append(rs, first...)
+		}
+	}
+	return iprange.NewSet(rs...), errs
+}
+
+func field(err error) string {
+	var ee *iprange.EntryError
+	if errors.As(err, &ee) {
+		return fmt.Sprintf("spec.ips[%d]", ee.Index)
+	}
+	return "spec.ips"
+}
