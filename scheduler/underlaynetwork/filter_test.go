@@ -258,3 +258,28 @@ func TestFilterCountsAStatefulSetPodsKeptAddressAsItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterCountsReservedAddressesAsTaken: addresses a SpiderReservedIP reserves are taken for
+// placement, and the reason says so; deleting the SpiderReservedIP frees them again.
+func TestFilterCountsReservedAddressesAsTaken(t *testing.T) {
+	w := newWorld(t, nil)
+	p, _ := w.seed()
+	p.Spec.IPs = []string{"172.110.1.1-172.110.1.3"}
+	p.Status.AllocatedIPs = allocations(t, "x") // 172.110.1.1
+	w.pool(p)
+	w.node("n", nic(up))
+	r := &spv2.SpiderReservedIP{ObjectMeta: metav1.ObjectMeta{Name: "routers", ResourceVersion: w.rv()}, Spec: spv2.ReservedIPSpec{IPs: []string{"172.110.1.1-172.110.1.3"}}}
+	w.p.reservedHandlers(w.p.store).OnAdd(toUnstructured(t, r), false)
+	c := w.cycle(seedPod())
+	if !c.resolved() {
+		t.Fatalf("PreFilter: %v", c.pre)
+	}
+	want := "node(s) had no free IP in pool cluster-a (3/3 taken: 1 allocated, 2 reserved by SpiderReservedIPs)"
+	if st := c.filter("n"); st.IsSuccess() || st.Message() != want {
+		t.Fatalf("filter = %v; want %q", st, want)
+	}
+	w.p.reservedHandlers(w.p.store).OnDelete(toUnstructured(t, r))
+	if st := w.cycle(seedPod()).filter("n"); !st.IsSuccess() {
+		t.Fatalf("after the SpiderReservedIP is deleted: %v", st)
+	}
+}

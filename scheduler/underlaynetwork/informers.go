@@ -30,6 +30,8 @@ var (
 	poolsGVR   = spv2.GroupVersion.WithResource("spiderippools")
 	configsGVR = spv2.GroupVersion.WithResource("spidermultusconfigs")
 	nadsGVR    = nadv1.GroupVersion.WithResource("network-attachment-definitions")
+	// reservedGVR are the addresses no pool gives out: counted as taken.
+	reservedGVR = spv2.GroupVersion.WithResource("spiderreservedips")
 )
 
 // eventResource names a custom resource in cluster events the way kube-scheduler's event handlers parse
@@ -39,7 +41,7 @@ func eventResource(gvr schema.GroupVersionResource) fwk.EventResource {
 }
 
 // served records which of the plugin's resources the apiserver serves.
-type served struct{ pools, configs, nads bool }
+type served struct{ pools, configs, nads, reserved bool }
 
 // shared is what the profiles of one scheduler share: one cache, fed by one set of informers.
 type shared struct {
@@ -88,6 +90,9 @@ func sharedFor(ctx context.Context, h fwk.Handle, p *Plugin) (*shared, error) {
 	if sh.served.nads, err = isServed(disc, nadsGVR); err != nil {
 		return nil, err
 	}
+	if sh.served.reserved, err = isServed(disc, reservedGVR); err != nil {
+		return nil, err
+	}
 	if !sh.served.pools {
 		p.logger.Info("SpiderIPPool is not served by the apiserver: pods of underlay networks with IPAM stay Pending until it is installed and the scheduler restarted", "resource", poolsGVR.String())
 	}
@@ -118,6 +123,11 @@ func sharedFor(ctx context.Context, h fwk.Handle, p *Plugin) (*shared, error) {
 	}
 	if sh.served.nads {
 		if err := add(nadsGVR, p.networkHandlers(sh.store, podnet.KindNAD)); err != nil {
+			return nil, err
+		}
+	}
+	if sh.served.reserved {
+		if err := add(reservedGVR, p.reservedHandlers(sh.store)); err != nil {
 			return nil, err
 		}
 	}
@@ -214,6 +224,29 @@ func (p *Plugin) poolHandlers(store *cache.Store) toolscache.ResourceEventHandle
 				return
 			}
 			store.DeletePool(pool.Name, pool.ResourceVersion)
+		},
+	}
+}
+
+func (p *Plugin) reservedHandlers(store *cache.Store) toolscache.ResourceEventHandlerFuncs {
+	set := func(obj any) {
+		r, err := fromUnstructured[spv2.SpiderReservedIP](obj)
+		if err != nil {
+			p.logger.Error(err, "Ignoring SpiderReservedIP event")
+			return
+		}
+		store.SetReservedIP(r.Name, r)
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    set,
+		UpdateFunc: func(_, obj any) { set(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if u, ok := obj.(interface{ GetName() string }); ok {
+				store.SetReservedIP(u.GetName(), nil)
+			}
 		},
 	}
 }

@@ -199,9 +199,16 @@ func fullPhrase(a cache.Availability) string {
 	if a.Free() > 0 {
 		return ""
 	}
-	taken := a.Pool.Allocated + a.Reserved
-	if a.Reserved == 0 {
+	taken := a.Pool.Allocated + a.Reserved + a.Pool.ReservedFree
+	if a.Reserved == 0 && a.Pool.ReservedFree == 0 {
 		return fmt.Sprintf("%s (%d/%d allocated)", a.Pool.Name, taken, a.Pool.Total)
 	}
-	return fmt.Sprintf("%s (%d/%d taken: %d allocated, %d reserved for scheduled pods)", a.Pool.Name, taken, a.Pool.Total, a.Pool.Allocated, a.Reserved)
+	parts := []string{fmt.Sprintf("%d allocated", a.Pool.Allocated)}
+	if a.Reserved > 0 {
+		parts = append(parts, fmt.Sprintf("%d reserved for scheduled pods", a.Reserved))
+	}
+	if a.Pool.ReservedFree > 0 {
+		parts = append(parts, fmt.Sprintf("%d reserved by SpiderReservedIPs", a.Pool.ReservedFree))
+	}
+	return fmt.Sprintf("%s (%d/%d taken: %s)", a.Pool.Name, taken, a.Pool.Total, strings.Join(parts, ", "))
 }

@@ -9,6 +9,7 @@ package cache
 import (
 	"fmt"
 	"math"
+	"net/netip"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
@@ -36,8 +37,36 @@ type Pool struct {
 	// Notes are fields that could not be read but were worked around, for logs.
 	Notes []string
 
+	// ReservedFree is the number of the pool's addresses SpiderReservedIPs reserve that no pod holds:
+	// taken, for placement, though no pod holds them (Store.SetReservedIPs).
+	ReservedFree int64
+
 	holders map[string]int      // pod UID → addresses it holds in the pool
 	named   map[string][]string // "namespace/name" → the pod UID of each of its records
+	usable  iprange.Set         // spec.ips less spec.excludeIPs and the gateway
+	held    []netip.Addr        // the addresses in status.allocatedIPs
+}
+
+// withReserved returns a copy of pl whose ReservedFree counts the addresses of set (of the pool's
+// family) that are usable and not held.
+func (pl *Pool) withReserved(set iprange.Set) *Pool {
+	c := *pl
+	c.ReservedFree = 0
+	r := pl.usable.Minus(pl.usable.Minus(set))
+	if r.Empty() {
+		return &c
+	}
+	n := r.Size()
+	if !n.IsInt64() {
+		n.SetInt64(math.MaxInt64)
+	}
+	c.ReservedFree = n.Int64()
+	for _, a := range pl.held {
+		if r.Contains(a) {
+			c.ReservedFree--
+		}
+	}
+	return &c
 }
 
 // NewPool computes the Pool of a SpiderIPPool. It never fails: what cannot be read is recorded in
@@ -73,6 +102,7 @@ func (pl *Pool) countTotal(p *spv2.SpiderIPPool) {
 				usable = usable.Minus(iprange.NewSet(gw))
 			}
 		}
+		pl.usable = usable
 		n := usable.Size()
 		if n.IsInt64() {
 			pl.Total = n.Int64()
@@ -100,9 +130,13 @@ func (pl *Pool) countAllocated(p *spv2.SpiderIPPool) {
 		if len(allocs) > 0 {
 			pl.holders = make(map[string]int, len(allocs))
 			pl.named = make(map[string][]string, len(allocs))
-			for _, a := range allocs {
+			pl.held = make([]netip.Addr, 0, len(allocs))
+			for key, a := range allocs {
 				pl.holders[a.PodUID]++
 				pl.named[a.NamespacedName] = append(pl.named[a.NamespacedName], a.PodUID)
+				if ip, err := netip.ParseAddr(key); err == nil {
+					pl.held = append(pl.held, ip)
+				}
 			}
 		}
 		return
@@ -131,8 +165,9 @@ func (pl *Pool) KeptFor(name, uid string) int {
 	return n
 }
 
-// Capacity is Total − Allocated: the addresses no pod holds, before counting pods still starting.
-func (pl *Pool) Capacity() int64 { return pl.Total - pl.Allocated }
+// Capacity is Total − Allocated − ReservedFree: the addresses no pod holds and no SpiderReservedIP
+// reserves, before counting pods still starting.
+func (pl *Pool) Capacity() int64 { return pl.Total - pl.Allocated - pl.ReservedFree }
 
 // MayHelp reports whether the change from old to new can make a pod that could not get an address from
 // the pool get one: the pool appeared, gained free addresses (ips grew, allocatedIPCount dropped) or

@@ -8,8 +8,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/iprange"
 	"github.com/underlink/underlink/pkg/podnet"
 	"github.com/underlink/underlink/pkg/poolchoice"
+	"github.com/underlink/underlink/pkg/reservedip"
 )
 
 // Store is the plugin's memory between cycles. It is safe for concurrent use: informer handlers and
@@ -26,6 +28,9 @@ type Store struct {
 	gone     map[string]string  // key → resourceVersion at deletion, so a late copy does not resurrect it
 	placed   map[types.UID]*placement
 	usage    map[string]*usage // pool name → pods placed on it
+	// reservedIPs are the SpiderReservedIPs by name, and reservedSets their addresses by family.
+	reservedIPs  map[string]spv2.SpiderReservedIP
+	reservedSets map[int]iprange.Set
 }
 
 type network struct {
@@ -53,6 +58,31 @@ func NewStore() *Store {
 		gone:     map[string]string{},
 		placed:   map[types.UID]*placement{},
 		usage:    map[string]*usage{},
+
+		reservedIPs:  map[string]spv2.SpiderReservedIP{},
+		reservedSets: map[int]iprange.Set{},
+	}
+}
+
+// SetReservedIP records a SpiderReservedIP (nil deletes the one named name) and recounts every pool's
+// reserved addresses.
+func (s *Store) SetReservedIP(name string, r *spv2.SpiderReservedIP) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r == nil {
+		delete(s.reservedIPs, name)
+	} else {
+		s.reservedIPs[name] = *r
+	}
+	items := make([]spv2.SpiderReservedIP, 0, len(s.reservedIPs))
+	for _, x := range s.reservedIPs {
+		items = append(items, x)
+	}
+	for _, fam := range []int{4, 6} {
+		s.reservedSets[fam], _ = reservedip.Set(items, fam)
+	}
+	for name, p := range s.pools {
+		s.pools[name] = p.withReserved(s.reservedSets[p.Family])
 	}
 }
 
@@ -85,6 +115,7 @@ func (s *Store) SetPool(p *spv2.SpiderIPPool) (old, cur *Pool, applied bool) {
 		delete(s.gone, poolKey(p.Name))
 	}
 	cur = NewPool(p)
+	cur = cur.withReserved(s.reservedSets[cur.Family])
 	s.pools[p.Name] = cur
 	if u := s.usage[p.Name]; u != nil {
 		u.reserved = 0
@@ -174,8 +205,10 @@ type Availability struct {
 	Reserved int64
 }
 
-// Free is Total − Allocated − Reserved: the addresses a newly placed pod can still get.
-func (a Availability) Free() int64 { return a.Pool.Total - a.Pool.Allocated - a.Reserved }
+// Free is Total − Allocated − ReservedFree − Reserved: the addresses a newly placed pod can still get.
+func (a Availability) Free() int64 {
+	return a.Pool.Total - a.Pool.Allocated - a.Pool.ReservedFree - a.Reserved
+}
 
 // Availability returns the pool named name with its reservations.
 func (s *Store) Availability(name string) (Availability, bool) {
