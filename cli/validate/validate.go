@@ -407,7 +407,8 @@ func (e *evaluation) inOrder() ([]Result, []*store, *store) {
 		before[i] = admitted
 		k := keyOf(obj)
 		results[i] = e.judge(obj, admitted.world(e.base), admitted.get(k))
-		if results[i].Checked && !rules.Denied(results[i].Violations) && stored(obj) {
+		// An object no rule reads (a SpiderReservedIP) is admitted as it is.
+		if stored(obj) && (!results[i].Checked || !rules.Denied(results[i].Violations)) {
 			admitted = admitted.with(k, obj.Object) // before[i] keeps what object i saw
 		}
 	}
@@ -525,7 +526,7 @@ func stored(obj manifest.Object) bool {
 		return obj.Kind != "Pod"
 	}
 	switch obj.Object.(type) {
-	case *spiderv2beta1.SpiderIPPool, *spiderv2beta1.SpiderMultusConfig:
+	case *spiderv2beta1.SpiderIPPool, *spiderv2beta1.SpiderMultusConfig, *spiderv2beta1.SpiderReservedIP:
 		return true
 	}
 	return false
@@ -574,6 +575,8 @@ func (s *store) world(base rules.Input) *rules.World {
 			base.Pools = append(base.Pools, *x)
 		case *spiderv2beta1.SpiderMultusConfig:
 			base.MultusConfigs = append(base.MultusConfigs, *x)
+		case *spiderv2beta1.SpiderReservedIP:
+			base.ReservedIPs = append(base.ReservedIPs, *x)
 		}
 	}
 	s.built = rules.NewWorld(base)

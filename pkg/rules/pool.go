@@ -15,6 +15,7 @@ import (
 	spiderv2beta1 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
 	"github.com/underlink/underlink/pkg/podnet"
+	"github.com/underlink/underlink/pkg/reservedip"
 )
 
 // MaxListEntries bounds spec.ips, spec.excludeIPs, spec.routes and hijackCIDR as the CRD does, so an
@@ -59,11 +60,33 @@ func CheckPool(w *World, pool, old *spiderv2beta1.SpiderIPPool) []Violation {
 	}
 	checkPoolCapacity(c, pool, old, f)
 	checkPoolNetworks(c, w, &pool.Spec)
+	checkPoolReservedIPs(c, w, f)
 	if f.subnet.IsValid() {
 		checkPoolOverlaps(c, w, pool, f)
 		checkPoolAlignment(c, w, pool, f)
 	}
 	return c.vs
+}
+
+// checkPoolReservedIPs names, per SpiderReservedIP, the pool's allocatable addresses it reserves: no pod
+// is given them (a pod that holds one keeps it until released), and totalIPCount still counts them, as
+// Spiderpool's does.
+func checkPoolReservedIPs(c *collector, w *World, f poolFacts) {
+	if w == nil || !f.ipsOK || f.allocable.Empty() {
+		return
+	}
+	for i := range w.ReservedIPs {
+		r := w.ReservedIPs[i]
+		set, _ := reservedip.Set([]spiderv2beta1.SpiderReservedIP{r}, f.family)
+		common := commonRanges(f.allocable, set)
+		if common == "" {
+			continue
+		}
+		n := f.allocable.Minus(f.allocable.Minus(set)).Size()
+		c.add(Violation{Rule: RulePoolReservedIPs, Field: ipsPath, Value: common, Object: ObjectRef("SpiderReservedIP", "", r.Name), Severity: Warn,
+			Message: fmt.Sprintf("%s (%s address(es)) reserved by SpiderReservedIP %s: no pod is given them, and status.totalIPCount still counts them, as Spiderpool's does", common, n, r.Name),
+			Fix:     "list them in spec.excludeIPs so the counts match, or delete the SpiderReservedIP to give them out"})
+	}
 }
 
 // checkPoolSpec applies the rules that read one pool alone and returns what parsed.

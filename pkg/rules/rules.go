@@ -31,6 +31,9 @@ const (
 	RulePoolKeepsAllocated = "pool-keeps-allocated-ips"
 	// RulePoolCapacity: the pool has addresses to give and is at most 90% allocated (warning).
 	RulePoolCapacity = "pool-capacity"
+	// RulePoolReservedIPs: addresses of spec.ips that a SpiderReservedIP reserves are named (warning): no
+	// pod gets them, though totalIPCount counts them.
+	RulePoolReservedIPs = "pool-reserved-ips"
 	// RulePoolInUse: a pool is not deleted while pods hold its addresses.
 	RulePoolInUse = "pool-not-deleted-in-use"
 	// RulePoolInLocalClusterCIDR (design rule 1): a pool used by an underlay config lies inside the local
@@ -89,6 +92,7 @@ var Rules = []RuleInfo{
 	{RulePoolImmutable, "SpiderIPPool", "spec.subnet and spec.ipVersion never change"},
 	{RulePoolKeepsAllocated, "SpiderIPPool", "an update keeps every address a pod holds"},
 	{RulePoolCapacity, "SpiderIPPool", "the pool has addresses and is at most 90% allocated"},
+	{RulePoolReservedIPs, "SpiderIPPool", "addresses a SpiderReservedIP reserves are named: no pod gets them"},
 	{RulePoolInUse, "SpiderIPPool", "a pool is deleted only once no pod holds its addresses"},
 	{RulePoolInLocalClusterCIDR, "SpiderIPPool", "pools of underlay configs lie inside the local cluster_cidr (design rule 1)"},
 	{RulePoolClearOfRemoteCIDRs, "SpiderIPPool", "no pool overlaps a remote cluster_cidr or service_cidr unless globalnet is on (design rule 2)"},

@@ -38,6 +38,8 @@ type Input struct {
 	APIServerServiceIP string
 	// Pools are every SpiderIPPool.
 	Pools []spiderv2beta1.SpiderIPPool
+	// ReservedIPs are every SpiderReservedIP.
+	ReservedIPs []spiderv2beta1.SpiderReservedIP
 	// MultusConfigs are every SpiderMultusConfig.
 	MultusConfigs []spiderv2beta1.SpiderMultusConfig
 	// NADs are every NetworkAttachmentDefinition.
@@ -64,6 +66,8 @@ type World struct {
 	Remotes []submarinerv1.Cluster
 	// Pools are every SpiderIPPool.
 	Pools []spiderv2beta1.SpiderIPPool
+	// ReservedIPs are every SpiderReservedIP.
+	ReservedIPs []spiderv2beta1.SpiderReservedIP
 	// MultusConfigs are every SpiderMultusConfig.
 	MultusConfigs []spiderv2beta1.SpiderMultusConfig
 	// NADs are every NetworkAttachmentDefinition.
@@ -166,6 +170,7 @@ func (c LocalChoice) Inferred() bool { return c == LocalByPools || c == LocalOnl
 func NewWorld(in Input) *World {
 	w := &World{
 		Pools:           in.Pools,
+		ReservedIPs:     in.ReservedIPs,
 		MultusConfigs:   in.MultusConfigs,
 		NADs:            in.NADs,
 		Namespaces:      map[string]map[string]string{},

@@ -80,6 +80,11 @@ func readInput(ctx context.Context, r client.Reader, o Options, scope Scope) (ru
 		return in, fmt.Errorf("list SpiderIPPools: %w", err)
 	}
 	in.Pools = pools.Items
+	var reserved spv2.SpiderReservedIPList
+	if err := r.List(ctx, &reserved); err != nil && !noKind(err) {
+		return in, fmt.Errorf("list SpiderReservedIPs: %w", err)
+	}
+	in.ReservedIPs = reserved.Items
 	var configs spv2.SpiderMultusConfigList
 	if err := r.List(ctx, &configs); err != nil {
 		return in, fmt.Errorf("list SpiderMultusConfigs: %w", err)
