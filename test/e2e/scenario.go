@@ -157,6 +157,7 @@ func Run(ctx context.Context, t Target) *Report {
 		{"An address moves to a pod on another node: the foreign host's ARP cache follows within a second", r.addressMove},
 		{"Day 2: a pool in use, a cluster joining, a network deleted under a running Deployment", r.day2},
 		{"Day 2: a node fails under a running pod (kubelet and agent stopped, the pod force-deleted); no process but root reaches the agent", r.nodeFailure},
+		{"Dual stack: IPv4 and IPv6 pools on one network; pods on two nodes ping each other and their node over both families", r.dualStack},
 		{"StatefulSet fixed IPs: rolled twice and a pod force-deleted, every pod keeps its addresses; scaled down and deleted, they are released", r.statefulSet},
 		{"Upgrade: helm upgrade from the previous release while pods are created at 20/s", r.upgradeUnderLoad},
 	}
@@ -248,6 +249,9 @@ func (r *runner) clean() error {
 		return err
 	}
 	if err := r.cleanDay2(r.a); err != nil {
+		return err
+	}
+	if err := r.cleanDualStack(r.a); err != nil {
 		return err
 	}
 	if err := r.cleanStatefulSet(r.a); err != nil {
