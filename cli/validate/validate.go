@@ -526,7 +526,7 @@ func stored(obj manifest.Object) bool {
 		return obj.Kind != "Pod"
 	}
 	switch obj.Object.(type) {
-	case *spiderv2beta1.SpiderIPPool, *spiderv2beta1.SpiderMultusConfig, *spiderv2beta1.SpiderReservedIP:
+	case *spiderv2beta1.SpiderIPPool, *spiderv2beta1.SpiderMultusConfig, *spiderv2beta1.SpiderReservedIP, *spiderv2beta1.SpiderCoordinator:
 		return true
 	}
 	return false
@@ -577,6 +577,10 @@ func (s *store) world(base rules.Input) *rules.World {
 			base.MultusConfigs = append(base.MultusConfigs, *x)
 		case *spiderv2beta1.SpiderReservedIP:
 			base.ReservedIPs = append(base.ReservedIPs, *x)
+		case *spiderv2beta1.SpiderCoordinator:
+			if x.Name == spiderv2beta1.CoordinatorDefaultName {
+				base.CoordinatorDefaults = &x.Spec
+			}
 		}
 	}
 	s.built = rules.NewWorld(base)

@@ -31,6 +31,14 @@ func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violat
 	checkConfigSpec(c, w, smc)
 	pools := checkConfigPools(c, w, smc)
 	hijack := checkHijackEntries(c, w, smc)
+	if own := smc.Spec.CoordinatorConfig; (own == nil || len(own.HijackCIDR) == 0) && w != nil && w.CoordinatorDefaults != nil {
+		// The config takes the SpiderCoordinator's hijack CIDRs, as its NAD does.
+		for _, e := range w.CoordinatorDefaults.HijackCIDR {
+			if p, err := iprange.ParsePrefix(e); err == nil {
+				hijack = append(hijack, p)
+			}
+		}
+	}
 	// A cniType underlink makes no network for is denied above; alignment would only add noise to it.
 	if IsUnderlay(smc) && !notGenerated[cniType(smc)] && w.clustersKnown(c) {
 		checkConfigPoolsInLocal(c, w, smc, pools)
@@ -333,10 +341,7 @@ func (w *World) remoteCIDRs() string {
 // CIDR under globalnet) is routed via the node.
 func checkHijackCoversRemotes(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig, hijack []netip.Prefix) {
 	local := w.clusters[0]
-	var list []string
-	if co := smc.Spec.CoordinatorConfig; co != nil {
-		list = co.HijackCIDR
-	}
+	list := w.hijackOf(smc)
 	coordinatorOff := (smc.Spec.EnableCoordinator != nil && !*smc.Spec.EnableCoordinator)
 	have := prefixSet(hijack)
 	for _, r := range w.clusters[1:] {

@@ -40,6 +40,9 @@ type Input struct {
 	Pools []spiderv2beta1.SpiderIPPool
 	// ReservedIPs are every SpiderReservedIP.
 	ReservedIPs []spiderv2beta1.SpiderReservedIP
+	// CoordinatorDefaults is the spec of the SpiderCoordinator "default" (nil: none): the coordinator
+	// fields a config leaves unset take its values.
+	CoordinatorDefaults *spiderv2beta1.CoordinatorSpec
 	// MultusConfigs are every SpiderMultusConfig.
 	MultusConfigs []spiderv2beta1.SpiderMultusConfig
 	// NADs are every NetworkAttachmentDefinition.
@@ -68,6 +71,8 @@ type World struct {
 	Pools []spiderv2beta1.SpiderIPPool
 	// ReservedIPs are every SpiderReservedIP.
 	ReservedIPs []spiderv2beta1.SpiderReservedIP
+	// CoordinatorDefaults is Input.CoordinatorDefaults.
+	CoordinatorDefaults *spiderv2beta1.CoordinatorSpec
 	// MultusConfigs are every SpiderMultusConfig.
 	MultusConfigs []spiderv2beta1.SpiderMultusConfig
 	// NADs are every NetworkAttachmentDefinition.
@@ -169,15 +174,16 @@ func (c LocalChoice) Inferred() bool { return c == LocalByPools || c == LocalOnl
 // unchecked instead of guessing.
 func NewWorld(in Input) *World {
 	w := &World{
-		Pools:           in.Pools,
-		ReservedIPs:     in.ReservedIPs,
-		MultusConfigs:   in.MultusConfigs,
-		NADs:            in.NADs,
-		Namespaces:      map[string]map[string]string{},
-		DefaultNetwork:  in.DefaultNetwork,
-		MultusNamespace: in.MultusNamespace,
-		noClusters:      len(in.Clusters) == 0,
-		noInference:     in.NoLocalInference,
+		Pools:               in.Pools,
+		ReservedIPs:         in.ReservedIPs,
+		CoordinatorDefaults: in.CoordinatorDefaults,
+		MultusConfigs:       in.MultusConfigs,
+		NADs:                in.NADs,
+		Namespaces:          map[string]map[string]string{},
+		DefaultNetwork:      in.DefaultNetwork,
+		MultusNamespace:     in.MultusNamespace,
+		noClusters:          len(in.Clusters) == 0,
+		noInference:         in.NoLocalInference,
 	}
 	if w.MultusNamespace == "" {
 		w.MultusNamespace = DefaultMultusNamespace
@@ -370,6 +376,18 @@ func coveredByAny(outer []netip.Prefix, inner netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// hijackOf is a config's coordinator hijack CIDRs with the cluster defaults merged: its own list, else
+// the SpiderCoordinator's.
+func (w *World) hijackOf(smc *spiderv2beta1.SpiderMultusConfig) []string {
+	if smc.Spec.CoordinatorConfig != nil && len(smc.Spec.CoordinatorConfig.HijackCIDR) > 0 {
+		return smc.Spec.CoordinatorConfig.HijackCIDR
+	}
+	if w != nil && w.CoordinatorDefaults != nil {
+		return w.CoordinatorDefaults.HijackCIDR
+	}
+	return nil
 }
 
 // ofFamily returns the prefixes of ps in the address family of a.

@@ -252,7 +252,7 @@ func DisableHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 func warmCache(mgr manager.Manager, o Options) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	objs := []client.Object{ns, &spv2.SpiderIPPool{}, &spv2.SpiderMultusConfig{}, &spv2.SpiderReservedIP{}, &submarinerv1.Cluster{}, &nadv1.NetworkAttachmentDefinition{}}
+	objs := []client.Object{ns, &spv2.SpiderIPPool{}, &spv2.SpiderMultusConfig{}, &spv2.SpiderReservedIP{}, &spv2.SpiderCoordinator{}, &submarinerv1.Cluster{}, &nadv1.NetworkAttachmentDefinition{}}
 	if o.Snapshot.StaticClustersConfigMap != nil {
 		objs = append(objs, &corev1.ConfigMap{})
 	}

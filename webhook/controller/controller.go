@@ -74,6 +74,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&spv2.SpiderMultusConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&nadv1.NetworkAttachmentDefinition{}).
 		Watches(&submarinerv1.Cluster{}, all).
+		// The cluster's coordinator defaults are merged into every config's NAD.
+		Watches(&spv2.SpiderCoordinator{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Allocation changes only the pool's status; alignment reads its spec.
 		Watches(&spv2.SpiderIPPool{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	if key := r.Snapshot.StaticClustersConfigMap; key != nil {
@@ -167,7 +169,7 @@ func AlignedCondition(st rules.AlignmentStatus, generation int64) metav1.Conditi
 // in the condition rather than retried: they change only when someone edits the config.
 func (r *Reconciler) syncNAD(ctx context.Context, smc *spv2.SpiderMultusConfig, w *rules.World) (metav1.Condition, error) {
 	cc, sc := snapshot.LocalCIDRs(w)
-	config, err := netconf.Build(smc, netconf.Local{ClusterCIDR: cc, ServiceCIDR: sc})
+	config, err := netconf.Build(smc, netconf.Local{ClusterCIDR: cc, ServiceCIDR: sc, Defaults: w.CoordinatorDefaults})
 	if err != nil {
 		reason := ReasonInvalidSpec
 		if errors.Is(err, netconf.ErrUnsupported) {

@@ -22,6 +22,9 @@ import (
 type Local struct {
 	ServiceCIDR []string
 	ClusterCIDR []string
+	// Defaults is the spec of the SpiderCoordinator "default": each coordinator field a config leaves
+	// unset takes its value (spv2.CoordinatorSpec.WithDefaults). nil: none.
+	Defaults *spv2.CoordinatorSpec
 }
 
 // Macvlan is the reference macvlan plugin's configuration (containernetworking/plugins, plugins/main/macvlan).
@@ -61,6 +64,11 @@ func Build(smc *spv2.SpiderMultusConfig, local Local) (string, error) {
 	case "macvlan":
 	default:
 		return "", fmt.Errorf("SpiderMultusConfig %s/%s: spec.cniType %q is %w: use macvlan, or custom with spec.customCNI", smc.Namespace, smc.Name, cniType, ErrUnsupported)
+	}
+	if local.Defaults != nil {
+		merged := *smc
+		merged.Spec.CoordinatorConfig = smc.Spec.CoordinatorConfig.WithDefaults(local.Defaults)
+		smc = &merged
 	}
 
 	mv, err := macvlan(smc)

@@ -236,3 +236,49 @@ func equalJSON(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
+
+// TestBuildMergesTheClusterCoordinatorDefaults: a config's coordinator fields win; what it leaves unset
+// comes from the SpiderCoordinator "default", hijack CIDRs and the IPAM's probes included.
+func TestBuildMergesTheClusterCoordinatorDefaults(t *testing.T) {
+	defaults := &spv2.CoordinatorSpec{HijackCIDR: []string{"10.243.0.0/18", "172.111.0.0/16"}, PodMACPrefix: ptr("0a:1b"),
+		TxQueueLen: ptr(int32(1000)), DetectGateway: ptr(true), TunePodRoutes: ptr(false)}
+	local := clusterA
+	local.Defaults = defaults
+	// The seed's config sets hijackCIDR; one without a coordinator block sets nothing.
+	seed, err := Build(seedConfig(t), local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := seedConfig(t)
+	bare.Spec.CoordinatorConfig = nil
+	got, err := Build(bare, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		conf, want string
+	}{
+		{seed, `"hijackCIDR":["10.243.0.0/18","172.111.0.0/16"]`},
+		{seed, `"podMACPrefix":"0a:1b"`},
+		{seed, `"txQueueLen":1000`},
+		{seed, `"detectGateway":true`},
+		{got, `"hijackCIDR":["10.243.0.0/18","172.111.0.0/16"]`},
+		{got, `"tunePodRoutes":false`},
+	} {
+		if !strings.Contains(c.conf, c.want) {
+			t.Errorf("config lacks %s:\n%s", c.want, c.conf)
+		}
+	}
+	// The config's own value wins over the default.
+	own := seedConfig(t)
+	own.Spec.CoordinatorConfig.PodMACPrefix = ptr("0e:0f")
+	conf, err := Build(own, local)
+	if err != nil || !strings.Contains(conf, `"podMACPrefix":"0e:0f"`) {
+		t.Errorf("the config's own podMACPrefix must win: %v\n%s", err, conf)
+	}
+	// No defaults: exactly the config.
+	plain, _ := Build(seedConfig(t), clusterA)
+	if strings.Contains(plain, "0a:1b") {
+		t.Errorf("defaults leaked into a build without them: %s", plain)
+	}
+}

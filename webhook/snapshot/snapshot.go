@@ -85,6 +85,13 @@ func readInput(ctx context.Context, r client.Reader, o Options, scope Scope) (ru
 		return in, fmt.Errorf("list SpiderReservedIPs: %w", err)
 	}
 	in.ReservedIPs = reserved.Items
+	var coord spv2.SpiderCoordinator
+	switch err := r.Get(ctx, client.ObjectKey{Name: spv2.CoordinatorDefaultName}, &coord); {
+	case err == nil:
+		in.CoordinatorDefaults = &coord.Spec
+	case !noKind(err):
+		return in, fmt.Errorf("read SpiderCoordinator %s: %w", spv2.CoordinatorDefaultName, err)
+	}
 	var configs spv2.SpiderMultusConfigList
 	if err := r.List(ctx, &configs); err != nil {
 		return in, fmt.Errorf("list SpiderMultusConfigs: %w", err)

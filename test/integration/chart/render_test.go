@@ -54,7 +54,7 @@ func TestChartLintsAndRendersInBothCertModes(t *testing.T) {
 				kinds[o.GetKind()]++
 			}
 			want := map[string]int{
-				"CustomResourceDefinition": 7, "Deployment": 2, "DaemonSet": 1, "Service": 1, "PodDisruptionBudget": 1,
+				"CustomResourceDefinition": 8, "Deployment": 2, "DaemonSet": 1, "Service": 1, "PodDisruptionBudget": 1,
 				"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1, "ValidatingWebhookConfiguration": 1,
 				// The scheduler's configuration and the Grafana dashboard.
 				"ServiceAccount": 3, "ConfigMap": 2,

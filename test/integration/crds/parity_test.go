@@ -22,6 +22,8 @@ const spiderpoolTarball = "spiderpool-v1.2.2.tar.gz"
 // allowedDifferences are the fields of Spiderpool's schema whose type, enum or default underlink's
 // differs from, each with the reason. A field Spiderpool has and underlink lacks is never allowed.
 var allowedDifferences = map[string]string{
+	"spidercoordinators .spec.hostRuleTable": "default: as for spidermultusconfigs' coordinator.hostRuleTable; the cluster default would " +
+		"move every config's pod routes into table 500",
 	"spidermultusconfigs .spec.coordinator.hostRuleTable": "default: Spiderpool defaults to table 500; underlink's coordinator " +
 		"routes pods in the host's main table unless a table is set, and a schema default would move every existing node's pod routes " +
 		"into table 500 on the next write of each config",
@@ -38,14 +40,14 @@ func (f field) String() string {
 	return fmt.Sprintf("type %q enum %v default %s", f.Type, f.Enum, f.Default)
 }
 
-// TestCRDsMirrorSpiderpool compares underlink's SpiderIPPool, SpiderMultusConfig, SpiderEndpoint and SpiderReservedIP CRDs (deploy/crds)
+// TestCRDsMirrorSpiderpool compares underlink's SpiderIPPool, SpiderMultusConfig, SpiderEndpoint, SpiderReservedIP and SpiderCoordinator CRDs (deploy/crds)
 // with Spiderpool v1.2.2's own, field by field: every field of Spiderpool's v2beta1 schema exists in
 // underlink's, with the same type, enum and default, except allowedDifferences. underlink's own
 // additions (status conditions, validation rules) are not differences: a Spiderpool manifest applies.
 func TestCRDsMirrorSpiderpool(t *testing.T) {
 	const dir = "spiderpool-v1.2.2/charts/spiderpool/crds/"
-	kinds := []string{"spiderippools", "spidermultusconfigs", "spiderendpoints", "spiderreservedips"}
-	minFields := map[string]int{"spiderippools": 50, "spidermultusconfigs": 50, "spiderendpoints": 15, "spiderreservedips": 3}
+	kinds := []string{"spiderippools", "spidermultusconfigs", "spiderendpoints", "spiderreservedips", "spidercoordinators"}
+	minFields := map[string]int{"spiderippools": 50, "spidermultusconfigs": 50, "spiderendpoints": 15, "spiderreservedips": 3, "spidercoordinators": 15}
 	var names []string
 	for _, k := range kinds {
 		names = append(names, dir+"spiderpool.spidernet.io_"+k+".yaml")
