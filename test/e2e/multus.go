@@ -313,10 +313,17 @@ func (r *runner) severalNetworks() error {
 
 // waitRunning waits until a pod is Running.
 func (r *runner) waitRunning(c TargetCluster, name string, timeout time.Duration) error {
-	return poll.Wait(r.ctx, timeout, pollInterval, name+" Running", func() (bool, string, error) {
+	err := poll.Wait(r.ctx, timeout, pollInterval, name+" Running", func() (bool, string, error) {
 		out, _ := r.kubectlQuiet(c, nil, "get", "pod", name, "-o", "jsonpath={.status.phase}")
 		return out == "Running", "phase " + out, nil
 	})
+	if err != nil {
+		// The pod's own Events say why (FailedScheduling, FailedCreatePodSandBox, …).
+		evs, _ := r.kubectlQuiet(c, nil, "get", "events", "--field-selector", "involvedObject.name="+name,
+			"-o", `jsonpath={range .items[*]}{.reason}: {.message}{"\n"}{end}`)
+		return fmt.Errorf("%w; its Events: %s", err, lastLines(evs, 3))
+	}
+	return nil
 }
 
 // noAllocations waits until the cluster's pool holds no address for the pods, and records the check.
