@@ -122,6 +122,8 @@ func (a *adder) run() error {
 	if len(a.c.PodMACPrefix) == 2 {
 		steps = append(steps, step{"pod-mac", a.podMACAddress})
 	}
+	// Before any route with a pod address as its source.
+	steps = append(steps, step{"pod-ipv6-settled " + a.args.IfName, a.settleIPv6})
 	for _, s := range steps {
 		if err := a.tx.do(s.name, s.f); err != nil {
 			return err

@@ -250,7 +250,12 @@ func Build(c *Config, in Input) (*Plan, error) {
 		// The pod interface keeps its subnet (the kernel's route of its address) and the previous
 		// plugin's routes, in the main table; an interface of its own table gets copies there, before
 		// the routes via a gateway of the subnet.
-		p.PodRoutes = append(p.PodRoutes, Route{Dst: subnet, Dev: ifName, Src: podIP, Scope: ScopeLink, Owner: ByPrevious})
+		// The kernel's IPv4 route of an address carries it as source; its IPv6 prefix route carries none.
+		kernelSrc := podIP
+		if !v4 {
+			kernelSrc = netip.Addr{}
+		}
+		p.PodRoutes = append(p.PodRoutes, Route{Dst: subnet, Dev: ifName, Src: kernelSrc, Scope: ScopeLink, Owner: ByPrevious})
 		if tuned {
 			p.PodRoutes = append(p.PodRoutes, Route{Dst: subnet, Dev: ifName, Src: podIP, Scope: ScopeLink, Table: table, Owner: ByCoordinator})
 		}

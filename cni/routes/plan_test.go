@@ -187,7 +187,7 @@ func TestBuildSeedRouteShape(t *testing.T) {
 				"::/0 via fd10::1 dev eth0",
 				"default via 172.110.0.1 dev eth0 onlink",
 				"fd07::73/128 dev veth0 scope link src fd10::10",
-				"fd10::/64 dev eth0 scope link src fd10::10",
+				"fd10::/64 dev eth0 scope link",
 				"fd11::/64 via fd07::73 dev veth0 src fd10::10",
 			},
 			host:     []string{"172.110.1.10 dev ulff scope link", "fd10::10/128 dev ulff scope link"},
