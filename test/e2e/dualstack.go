@@ -195,7 +195,11 @@ func (r *runner) dualStack() error {
 			missing = append(missing, w)
 		}
 	}
-	if err := r.check(len(missing) == 0, "ip -6 route in ds-a: "+dsHijack6+" via the node over veth0", "missing: "+strings.Join(missing, "; ")); err != nil {
+	detail := strings.Join(want, "; ")
+	if len(missing) > 0 {
+		detail = "missing: " + strings.Join(missing, "; ") + "; got:\n" + out
+	}
+	if err := r.check(len(missing) == 0, "ip -6 route in ds-a: "+dsHijack6+" via the node over veth0", detail); err != nil {
 		return err
 	}
 	out, err = r.kubectl(c, nil, "exec", "ds-a", "--", "ip", "route")
