@@ -89,24 +89,7 @@ func (r *runner) cleanDualStack(c TargetCluster) error {
 }
 
 func (r *runner) dsPod(name, node string) []byte {
-	return fmt.Appendf(nil, `apiVersion: v1
-kind: Pod
-metadata:
-  name: %[1]s
-  namespace: %[2]s
-  labels:
-    underlink-e2e: %[3]s
-  annotations:
-    %[4]s: %[5]s/%[3]s
-spec:
-  terminationGracePeriodSeconds: 1
-  nodeSelector:
-    kubernetes.io/hostname: %[6]s
-  containers:
-  - name: test-app
-    image: %[7]s
-    imagePullPolicy: Never
-`, name, appNamespace, dsNet, nadv1.DefaultNetworkAnnotation, configNS, node, r.testApp)
+	return r.pinnedPod(name, node, dsNet, nadv1.DefaultNetworkAnnotation, configNS+"/"+dsNet)
 }
 
 // dualStack runs two pods on cluster-a's two nodes whose default network has an IPv4 and an IPv6 pool.

@@ -47,6 +47,12 @@ func (r *runner) cleanNodeFail(c TargetCluster) error {
 
 // nfPod is a pod of the test app with net1 on the node-failure network, placed on node.
 func (r *runner) nfPod(name, node string) []byte {
+	return r.pinnedPod(name, node, nfNet, nadv1.NetworksAnnotation, configNS+"/"+nfNet+"@net1")
+}
+
+// pinnedPod is a pod of the test app on node, labelled underlink-e2e=<label>, with one network
+// annotation.
+func (r *runner) pinnedPod(name, node, label, annotation, value string) []byte {
 	return fmt.Appendf(nil, `apiVersion: v1
 kind: Pod
 metadata:
@@ -55,7 +61,7 @@ metadata:
   labels:
     underlink-e2e: %[3]s
   annotations:
-    %[4]s: %[5]s/%[3]s@net1
+    %[4]s: %[5]s
 spec:
   terminationGracePeriodSeconds: 1
   nodeSelector:
@@ -64,7 +70,7 @@ spec:
   - name: test-app
     image: %[7]s
     imagePullPolicy: Never
-`, name, appNamespace, nfNet, nadv1.NetworksAnnotation, configNS, node, r.testApp)
+`, name, appNamespace, label, annotation, value, node, r.testApp)
 }
 
 // nodeFailure is a node that fails under a running pod, on cluster-a's real nodes. The pod's node stops
