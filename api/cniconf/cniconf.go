@@ -102,6 +102,16 @@ type Coordinator struct {
 	// the interface the request came in on. False leaves the pod's routing tables to the previous
 	// plugins for such an interface: it gets its veth and the node's route to it only.
 	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
+	// PolicyRoutes are static routes "dst via gw" the coordinator adds on the pod interface, in the
+	// table that interface's routes live in (the main table for PodDefaultRouteNIC), for the family of
+	// each of its addresses: Spiderpool's coordinator policyRoutes.
+	PolicyRoutes []PolicyRoute `json:"policyRoutes,omitempty"`
+}
+
+// PolicyRoute is one of Coordinator.PolicyRoutes: a CIDR (or an address) and a next hop of its family.
+type PolicyRoute struct {
+	Dst string `json:"dst"`
+	Gw  string `json:"gw"`
 }
 
 // pluginConfKeys are the JSON keys types.PluginConf owns.

@@ -166,6 +166,9 @@ const faultConf = `{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","type
  "hijackCIDR":["10.243.0.0/18","172.111.0.0/16"],"serviceCIDR":["10.233.0.0/18"],"clusterCIDR":["172.110.0.0/16"],
  "podRPFilter":0,"hostRuleTable":500,"vethLinkAddress":"169.254.100.1","podMACPrefix":"0a:1b","txQueueLen":1000,"vethMTU":1400}`
 
+// everyOptionConf is faultConf with a policy route on eth0's subnet too.
+var everyOptionConf = strings.Replace(faultConf, `"vethMTU":1400}`, `"vethMTU":1400,"policyRoutes":[{"dst":"192.168.9.0/24","gw":"172.110.1.254"}]}`, 1)
+
 func newFixture(t *testing.T, conf string) *fixture {
 	t.Helper()
 	b := netbed.New(t)
@@ -221,7 +224,7 @@ func (f *fixture) state(t *testing.T) []string {
 // Fault injection: ADD fails after each of its steps in turn; every time, the pod and the node are
 // exactly as before ADD (links, addresses, routes, neighbours, rules, sysctls, the pod NIC's MAC).
 func TestAddFailureAtEachStepLeavesNothing(t *testing.T) {
-	f := newFixture(t, faultConf)
+	f := newFixture(t, everyOptionConf)
 	before := f.state(t)
 
 	var steps []string
@@ -247,6 +250,7 @@ func TestAddFailureAtEachStepLeavesNothing(t *testing.T) {
 	for _, want := range []string{"veth", "host-veth-up", "pod-veth-up", "host-veth-address 169.254.100.1", "pod-mac",
 		"pod-sysctl net/ipv4/conf/all/rp_filter", "pod-neighbour 10.7.168.73",
 		"pod-route 172.111.0.0/16 via 10.7.168.73 dev veth0 src 172.110.1.10", "pod-route 0.0.0.0/0 via 172.110.0.1 dev eth0 onlink",
+		"pod-route 192.168.9.0/24 via 172.110.1.254 dev eth0",
 		"host-neighbour 172.110.1.10", "host-route 172.110.1.10/32 dev " + HostVethName("c0ffee01", "eth0") + " scope link table 500",
 		"host-rule 1000: to 172.110.1.10/32 lookup 500"} {
 		if !slices.Contains(steps, want) {
@@ -255,7 +259,7 @@ func TestAddFailureAtEachStepLeavesNothing(t *testing.T) {
 	}
 
 	// A fresh node and pod for the failures, so the baseline is the state macvlan left.
-	f = newFixture(t, faultConf)
+	f = newFixture(t, everyOptionConf)
 	failEachStep(t, f.plugin, f.args, steps, f.state)
 }
 

@@ -93,6 +93,14 @@ type Config struct {
 	// TunePodRoutes (tunePodRoutes, default true) routes an attached interface other than PodNIC by a
 	// table of its own, selected by its source addresses.
 	TunePodRoutes bool
+	// PolicyRoutes are the parsed policyRoutes: Dst via Via.
+	PolicyRoutes []PolicyRoute
+}
+
+// PolicyRoute is a static route the configuration asks for on the pod interface.
+type PolicyRoute struct {
+	Dst netip.Prefix
+	Via netip.Addr
 }
 
 // ConfigError is an invalid field of the coordinator's configuration.
@@ -185,6 +193,25 @@ func Validate(raw cniconf.Coordinator) (*Config, error) {
 			return nil, &ConfigError{Field: "vethLinkAddress", Value: raw.VethLinkAddress, Reason: "is not a link-local unicast address", Fix: "use an address such as 169.254.100.1, or omit it"}
 		}
 		c.VethLinkAddress = a
+	}
+	for i, r := range raw.PolicyRoutes {
+		field := fmt.Sprintf("policyRoutes[%d]", i)
+		dst, err := netip.ParsePrefix(strings.TrimSpace(r.Dst))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(r.Dst))
+			if aerr != nil {
+				return nil, &ConfigError{Field: field + ".dst", Value: r.Dst, Reason: "is not a CIDR or an IP address", Fix: "write it like 10.20.0.0/16"}
+			}
+			dst = netip.PrefixFrom(a, a.BitLen())
+		}
+		gw, err := netip.ParseAddr(strings.TrimSpace(r.Gw))
+		if err != nil || gw.Zone() != "" {
+			return nil, &ConfigError{Field: field + ".gw", Value: r.Gw, Reason: "is not an IP address", Fix: "write the next hop's address, inside the pod interface's subnet"}
+		}
+		if gw.Is4() != dst.Addr().Is4() {
+			return nil, &ConfigError{Field: field + ".gw", Value: r.Gw, Reason: fmt.Sprintf("is not of the family of dst %s", r.Dst), Fix: "use a next hop of the destination's family"}
+		}
+		c.PolicyRoutes = append(c.PolicyRoutes, PolicyRoute{Dst: dst.Masked(), Via: gw})
 	}
 	if raw.PodMACPrefix != "" {
 		hw, err := net.ParseMAC(raw.PodMACPrefix + ":00:00:00:00")

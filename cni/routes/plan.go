@@ -276,6 +276,19 @@ func Build(c *Config, in Input) (*Plan, error) {
 				p.PodRoutes = append(p.PodRoutes, r)
 			}
 		}
+		// The configuration's policy routes of this family, via next hops on the pod interface's own
+		// segment, where its other routes live.
+		if isDefault || tuned {
+			for _, pr := range c.PolicyRoutes {
+				if pr.Dst.Addr().Is4() != v4 {
+					continue
+				}
+				if !subnet.Contains(pr.Via) {
+					return nil, &PlanError{Msg: fmt.Sprintf("policyRoutes %s via %s: the next hop is outside %s's subnet %s, so %s cannot reach it on-link; use a router of that subnet", pr.Dst, pr.Via, ifName, subnet, ifName)}
+				}
+				p.PodRoutes = append(p.PodRoutes, Route{Dst: pr.Dst, Via: pr.Via, Dev: ifName, Table: table, Owner: ByCoordinator})
+			}
+		}
 		switch {
 		case tuned && gw.IsValid():
 			p.PodRoutes = append(p.PodRoutes, Route{Dst: def, Via: gw, Dev: ifName, OnLink: !subnet.Contains(gw), Table: table, Owner: ByCoordinator})

@@ -310,6 +310,12 @@ func TestBuildRefuses(t *testing.T) {
 			want: "the node has no IPv4 address on its default-route NIC",
 		},
 		{
+			name: "a policy route whose next hop is off the pod's subnet",
+			conf: `{"policyRoutes":[{"dst":"192.168.9.0/24","gw":"172.110.9.1"}]}`,
+			in:   Input{PodAddrs: prefixes("172.110.1.10/24"), Gateways: addrs("172.110.1.1"), NodeNextHops: addrs("10.7.168.73"), HostVeth: "ul1"},
+			want: "policyRoutes 192.168.9.0/24 via 172.110.9.1: the next hop is outside eth0's subnet 172.110.1.0/24",
+		},
+		{
 			name: "no pod address",
 			conf: clusterAConf,
 			in:   Input{HostVeth: "ul1"},
@@ -324,6 +330,47 @@ func TestBuildRefuses(t *testing.T) {
 				t.Fatalf("got %v, want a PlanError containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBuildPolicyRoutes: each policy route of a family the pod interface has goes on that interface, in
+// the table its routes live in (main for the default NIC, its own for a tuned one); the other family's
+// are skipped.
+func TestBuildPolicyRoutes(t *testing.T) {
+	conf := mustConfig(t, `{"policyRoutes":[{"dst":"192.168.9.0/24","gw":"172.110.1.254"},{"dst":"192.168.10.7","gw":"172.110.1.253"},{"dst":"fd99::/64","gw":"fd10::1"}]}`)
+	in := Input{PodAddrs: prefixes("172.110.1.10/24"), Gateways: addrs("172.110.1.1"), NodeNextHops: addrs("10.7.168.73"), HostVeth: "ul1"}
+	p, err := Build(conf, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range p.PodRoutes {
+		if r.Dst.Addr().Is4() && (r.Dst.Addr().As4()[0] == 192) {
+			got = append(got, r.String())
+		}
+	}
+	want := []string{"192.168.9.0/24 via 172.110.1.254 dev eth0", "192.168.10.7/32 via 172.110.1.253 dev eth0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("policy routes %v, want %v", got, want)
+	}
+	in.IfName, in.Table = "net1", 1001
+	p, err = Build(conf, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(p.PodRoutes, func(r Route) bool { return r.String() == "192.168.9.0/24 via 172.110.1.254 dev net1 table 1001" }) {
+		t.Errorf("a tuned interface's policy route is not in its table: %v", p.PodRoutes)
+	}
+	for _, bad := range []struct{ conf, field string }{
+		{`{"policyRoutes":[{"dst":"192.168.9","gw":"172.110.1.254"}]}`, "policyRoutes[0].dst"},
+		{`{"policyRoutes":[{"dst":"192.168.9.0/24","gw":"fd10::1"}]}`, "policyRoutes[0].gw"},
+		{`{"policyRoutes":[{"dst":"192.168.9.0/24","gw":"x"}]}`, "policyRoutes[0].gw"},
+	} {
+		_, err := ParseConfig([]byte(bad.conf))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != bad.field {
+			t.Errorf("%s: %v; want a ConfigError for %s", bad.conf, err, bad.field)
+		}
 	}
 }
 

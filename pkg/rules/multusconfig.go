@@ -30,6 +30,7 @@ func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violat
 	c := &collector{subject: ObjectRef("SpiderMultusConfig", smc.Namespace, smc.Name)}
 	checkConfigSpec(c, w, smc)
 	pools := checkConfigPools(c, w, smc)
+	checkPolicyRoutes(c, smc, pools)
 	hijack := checkHijackEntries(c, w, smc)
 	if own := smc.Spec.CoordinatorConfig; (own == nil || len(own.HijackCIDR) == 0) && w != nil && w.CoordinatorDefaults != nil {
 		// The config takes the SpiderCoordinator's hijack CIDRs, as its NAD does.
@@ -95,10 +96,6 @@ func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 		}
 		if co.VethMTU != nil && (*co.VethMTU < 576 || *co.VethMTU > 65535) {
 			c.deny(RuleConfigSpecValid, coPath.Child("vethMTU"), *co.VethMTU, "the veth's MTU is 576 to 65535", "set the MTU of the pod's link to its node, e.g. 1500, or remove the field for the kernel's default")
-		}
-		if len(co.PolicyRoutes) > 0 {
-			c.warn(RuleConfigSpecValid, coPath.Child("policyRoutes"), len(co.PolicyRoutes), "underlink adds no policy routes to pods: the field is kept but not used",
-				"to send a destination through the node, add it to spec.coordinator.hijackCIDR; a route by another gateway on the underlay belongs in the pool's spec.routes")
 		}
 	}
 }
@@ -287,6 +284,47 @@ func checkConfigPoolsInLocal(c *collector, w *World, smc *spiderv2beta1.SpiderMu
 			Message: fmt.Sprintf("SpiderIPPool %s (subnet %s) lies outside %s, the pod CIDR of the local cluster %s, so remote clusters cannot reach its pods",
 				np.pool.Name, sub, prefixList(local.pods), local.id),
 			Fix: fmt.Sprintf("use a pool inside %s", prefixList(local.pods))})
+	}
+}
+
+// checkPolicyRoutes: each spec.coordinator.policyRoutes entry is a CIDR (or an address) via a next hop of
+// its family inside the subnet of the network's pool of that family, which the coordinator adds on the
+// pod interface; a next hop the interface cannot reach on-link would fail every ADD of the network.
+func checkPolicyRoutes(c *collector, smc *spiderv2beta1.SpiderMultusConfig, pools []namedPool) {
+	co := smc.Spec.CoordinatorConfig
+	if co == nil {
+		return
+	}
+	for i, r := range co.PolicyRoutes {
+		p := specPath.Child("coordinator", "policyRoutes").Index(i)
+		dst, err := netip.ParsePrefix(strings.TrimSpace(r.Dst))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(r.Dst))
+			if aerr != nil {
+				c.deny(RuleConfigSpecValid, p.Child("dst"), r.Dst, "is not a CIDR or an IP address", "write the destination like 192.168.9.0/24")
+				continue
+			}
+			dst = netip.PrefixFrom(a, a.BitLen())
+		}
+		gw, err := netip.ParseAddr(strings.TrimSpace(r.Gw))
+		if err != nil || gw.Is4() != dst.Addr().Is4() {
+			c.deny(RuleConfigSpecValid, p.Child("gw"), r.Gw, fmt.Sprintf("is not an IPv%d address like dst %s", iprange.FamilyOf(dst.Addr()), r.Dst), "write the next hop's address, inside the subnet of the network's pool of that family")
+			continue
+		}
+		var subnets []string
+		reachable := false
+		for _, np := range pools {
+			sub, err := iprange.ParsePrefix(np.pool.Spec.Subnet)
+			if err != nil || sub.Addr().Is4() != gw.Is4() {
+				continue
+			}
+			subnets = append(subnets, sub.String())
+			reachable = reachable || sub.Contains(gw)
+		}
+		if len(subnets) > 0 && !reachable {
+			c.deny(RuleConfigSpecValid, p.Child("gw"), r.Gw, fmt.Sprintf("lies outside %s, the subnet of this network's pools, so the pod interface cannot reach it on-link and every ADD of the network would fail", strings.Join(subnets, ", ")),
+				"use a router of the pools' subnet as the next hop")
+		}
 	}
 }
 

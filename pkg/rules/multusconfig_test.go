@@ -178,12 +178,22 @@ func TestCheckMultusConfig(t *testing.T) {
 			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
 				c.Spec.SriovConfig = &spiderv2beta1.SpiderSRIOVCniConfig{}
 				c.Spec.MacvlanConfig.RdmaResourceName = ptr("rdma/hca")
-				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(1400)) // implemented: no warning
-				c.Spec.CoordinatorConfig.PolicyRoutes = []spiderv2beta1.PolicyRoute{{Dst: "192.168.9.0/24", Gw: "172.110.0.254"}}
+				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(1400))                                                               // implemented: no warning
+				c.Spec.CoordinatorConfig.PolicyRoutes = []spiderv2beta1.PolicyRoute{{Dst: "192.168.9.0/24", Gw: "172.110.1.254"}} // implemented
 			}),
-			want: []string{"Warn config-spec-valid spec.sriov", "Warn config-spec-valid spec.macvlan.rdmaResourceName",
-				"Warn config-spec-valid spec.coordinator.policyRoutes"},
-			contains: []string{"kept but not used: underlink generates networks for cniType macvlan and custom only", "add it to spec.coordinator.hijackCIDR"},
+			want:     []string{"Warn config-spec-valid spec.sriov", "Warn config-spec-valid spec.macvlan.rdmaResourceName"},
+			contains: []string{"kept but not used: underlink generates networks for cniType macvlan and custom only"},
+		},
+		{
+			name: "policy routes: a destination that is not a CIDR, a next hop of the other family or off the pools' subnet", world: seedWorld(pools),
+			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
+				c.Spec.CoordinatorConfig.PolicyRoutes = []spiderv2beta1.PolicyRoute{
+					{Dst: "192.168.9", Gw: "172.110.1.254"}, {Dst: "192.168.9.0/24", Gw: "fd00::1"}, {Dst: "192.168.9.7", Gw: "172.110.0.254"},
+				}
+			}),
+			want: []string{"Deny config-spec-valid spec.coordinator.policyRoutes[0].dst", "Deny config-spec-valid spec.coordinator.policyRoutes[1].gw",
+				"Deny config-spec-valid spec.coordinator.policyRoutes[2].gw"},
+			contains: []string{"is not a CIDR or an IP address", "is not an IPv4 address like dst 192.168.9.0/24", "lies outside 172.110.1.0/24"},
 		},
 		{
 			name: "matchMasterSubnet and podCIDRType are named as not implemented; overlay mode is denied", world: seedWorld(pools),

@@ -225,5 +225,8 @@ func coordinator(smc *spv2.SpiderMultusConfig, local Local) (*cniconf.Coordinato
 		v := *cs.TunePodRoutes
 		c.TunePodRoutes = &v
 	}
+	for _, r := range cs.PolicyRoutes {
+		c.PolicyRoutes = append(c.PolicyRoutes, cniconf.PolicyRoute{Dst: r.Dst, Gw: r.Gw})
+	}
 	return c, nil
 }
