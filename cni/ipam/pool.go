@@ -126,7 +126,9 @@ func entryField(field string, err error) string {
 }
 
 // parseStatus decodes and checks status.allocatedIPs: every key a canonical address of the pool's family,
-// every value naming a pod as namespace/name and an interface.
+// every value naming a pod as namespace/name. A record without an interface is Spiderpool's (v1.2.2 writes
+// pod and podUid only): it is held like any other, no DEL matches it (none names an interface it could
+// be), and garbage collection frees it once its pod is gone.
 func parseStatus(p *spv2.SpiderIPPool, family int) (spv2.PoolIPAllocations, error) {
 	allocs, err := spv2.ParseAllocations(p.Status)
 	if err != nil {
@@ -146,9 +148,6 @@ func parseStatus(p *spv2.SpiderIPPool, family int) (spv2.PoolIPAllocations, erro
 		ns, name, ok := strings.Cut(a.NamespacedName, "/")
 		if !ok || ns == "" || name == "" {
 			return nil, fmt.Errorf("status.allocatedIPs[%q].pod: %q is not namespace/name", key, a.NamespacedName)
-		}
-		if a.NIC == "" {
-			return nil, fmt.Errorf("status.allocatedIPs[%q].interface is empty", key)
 		}
 	}
 	return allocs, nil

@@ -126,7 +126,6 @@ func TestLoadRefusesMalformedStatus(t *testing.T) {
 		{"key not canonical", `{"fd00::0001":{"interface":"eth0","pod":"default/a","podUid":"u"}}`, "canonical"},
 		{"key of the other family", `{"fd00::1":{"interface":"eth0","pod":"default/a","podUid":"u"}}`, "not IPv4"},
 		{"pod not namespace/name", `{"172.110.1.5":{"interface":"eth0","pod":"a","podUid":"u"}}`, "not namespace/name"},
-		{"no interface", `{"172.110.1.5":{"pod":"default/a","podUid":"u"}}`, "interface is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(pool("cluster-a", "172.110.1.0/24", []string{"172.110.1.1-172.110.1.200"}, withStatus(tc.status)))
@@ -154,6 +153,30 @@ func TestLoadAcceptsSpiderpoolStatus(t *testing.T) {
 		if p.Allocated() != 0 {
 			t.Errorf("status %q: Allocated %d, want 0", empty, p.Allocated())
 		}
+	}
+}
+
+// TestLoadHoldsSpiderpoolV122Records: Spiderpool v1.2.2 writes {"pod","podUid"} without an interface.
+// Such a record is held (never given to another pod), no DEL frees it, garbage collection frees it once
+// its pod is gone, and a StatefulSet pod of that name takes it back.
+func TestLoadHoldsSpiderpoolV122Records(t *testing.T) {
+	st := `{"172.110.1.1":{"pod":"db/web-0","podUid":"old"},"172.110.1.2":{"pod":"default/a","podUid":"ua"}}`
+	p := mustLoad(t, pool("sp", "172.110.1.0/24", []string{"172.110.1.1-172.110.1.3"}, withStatus(st)))
+	if p.Allocated() != 2 || p.Free() != 1 {
+		t.Fatalf("Allocated %d Free %d, want 2 and 1", p.Allocated(), p.Free())
+	}
+	if a, _, err := p.Allocate(holder("new", "un")); err != nil || a.String() != "172.110.1.3" {
+		t.Fatalf("a new pod got %v %v; want the one address Spiderpool's records leave", a, err)
+	}
+	if freed := p.Release(Holder{Namespace: "default", Name: "a", UID: "ua", NIC: "eth0", ContainerID: "c"}); len(freed) != 0 {
+		t.Fatalf("a DEL freed Spiderpool's record: %v", freed)
+	}
+	orphans, _ := Collectable("sp", p.Allocations(), Cluster{Pods: LivePods{"db/web-0": "old", "default/new": "un"}})
+	if len(orphans) != 1 || orphans[0].IP.String() != "172.110.1.2" {
+		t.Fatalf("orphans %v; want default/a's record, whose pod is gone", orphans)
+	}
+	if changed, err := p.Reclaim(Holder{Namespace: "db", Name: "web-0", UID: "new0", NIC: "eth0"}, netip.MustParseAddr("172.110.1.1")); err != nil || !changed {
+		t.Fatalf("the StatefulSet pod taking back its Spiderpool record: %v %v", changed, err)
 	}
 }
 

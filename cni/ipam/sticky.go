@@ -66,7 +66,8 @@ func (p *Pool) Reclaim(h Holder, a netip.Addr) (changed bool, err error) {
 	case !held:
 	case rec.IsConflict():
 		return false, &KeptError{Pool: p.Name, IP: a, Why: fmt.Sprintf("it is set aside as in use by another host (MAC %s)", rec.IPConflict.MAC)}
-	case rec.NamespacedName != h.NamespacedName() || rec.NIC != h.NIC:
+	case rec.NamespacedName != h.NamespacedName() || (rec.NIC != h.NIC && rec.NIC != ""):
+		// A record without an interface is Spiderpool's, of that pod name: the pod's to take back.
 		return false, &KeptError{Pool: p.Name, IP: a, Why: fmt.Sprintf("it is held by interface %s of pod %s", rec.NIC, rec.NamespacedName)}
 	case rec == want:
 		return false, nil
