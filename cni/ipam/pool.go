@@ -195,9 +195,6 @@ func (p *Pool) SetReserved(r iprange.Set) {
 	}
 }
 
-// Reserved reports whether a is reserved by a SpiderReservedIP (SetReserved).
-func (p *Pool) Reserved(a netip.Addr) bool { return p.reserved.Contains(a) }
-
 func (p *Pool) put(a netip.Addr, v spv2.PoolIPAllocation) {
 	key := a.String()
 	if _, ok := p.allocs[key]; !ok && p.usable.Contains(a) {

@@ -22,11 +22,9 @@ import (
 	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
-// Event reasons of StatefulSet fixed addresses.
-const (
-	ReasonFixedAddressKept    = "FixedAddressKept"
-	ReasonFixedAddressChanged = "FixedAddressChanged"
-)
+// ReasonFixedAddressChanged is the reason of the Event on a StatefulSet pod that cannot get back its kept
+// address.
+const ReasonFixedAddressChanged = "FixedAddressChanged"
 
 // fixed is what a StatefulSet pod's SpiderEndpoint keeps for one of its interfaces.
 type fixed struct {
