@@ -137,7 +137,7 @@ func (s *Service) recordFixed(ctx context.Context, pod *corev1.Pod, h ipam.Holde
 	key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
 	want := func(ep *spv2.SpiderEndpoint) bool {
 		st := &ep.Status
-		old := st.Current
+		old := *st.DeepCopy()
 		st.OwnerControllerType, st.OwnerControllerName = spv2.OwnerStatefulSet, f.set
 		// Another pod of that name may have written it: its other interfaces' entries stay, each taken
 		// back by that interface's own ADD (the pod's interfaces are set up one after the other).
@@ -148,7 +148,7 @@ func (s *Service) recordFixed(ctx context.Context, pod *corev1.Pod, h ipam.Holde
 		} else {
 			st.Current.IPs[i] = detail
 		}
-		return !reflect.DeepEqual(old, st.Current) || ep.Status.OwnerControllerType != spv2.OwnerStatefulSet
+		return !reflect.DeepEqual(old, *st)
 	}
 	ep := f.endpoint
 	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
