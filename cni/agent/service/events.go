@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // ReasonAllocationFailed is the reason of the Event an ADD that got no address leaves on its pod.
@@ -36,4 +37,14 @@ func (e *EventWriter) Event(ctx context.Context, ref corev1.ObjectReference, eve
 // podRef is the reference of pod for an Event.
 func podRef(pod *corev1.Pod) corev1.ObjectReference {
 	return corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
+}
+
+// podEvent leaves a Warning Event on the pod namespace/name (of uid) outlasting the request's context;
+// nothing without Events.
+func (s *Service) podEvent(ctx context.Context, namespace, name, uid, reason, message string) {
+	if s.Events == nil {
+		return
+	}
+	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: namespace, Name: name, UID: types.UID(uid)}
+	s.Events.Event(context.WithoutCancel(ctx), ref, corev1.EventTypeWarning, reason, message)
 }

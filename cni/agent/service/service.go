@@ -135,11 +135,10 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 // allocationFailed leaves an Event on the pod that names why its interface got no address, so `kubectl
 // describe pod` shows underlink's reason beside the runtime's.
 func (s *Service) allocationFailed(ctx context.Context, req protocol.Request, err error) {
-	if s.Events == nil || req.Pod.Namespace == "" || req.Pod.Name == "" {
+	if req.Pod.Namespace == "" || req.Pod.Name == "" {
 		return
 	}
-	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: req.Pod.Namespace, Name: req.Pod.Name, UID: types.UID(req.Pod.UID)}
-	s.Events.Event(context.WithoutCancel(ctx), ref, corev1.EventTypeWarning, ReasonAllocationFailed, fmt.Sprintf(
+	s.podEvent(ctx, req.Pod.Namespace, req.Pod.Name, req.Pod.UID, ReasonAllocationFailed, fmt.Sprintf(
 		"underlink-agent on %s gave interface %s no address: %v", s.NodeName, req.IfName, err))
 }
 

@@ -95,7 +95,7 @@ func (s *Service) reclaim(ctx context.Context, h ipam.Holder, fp poolchoice.Fami
 	} else {
 		why = fmt.Sprintf("SpiderIPPool %q is not among the pools this pod may use on node %s (%s)", k.Pool, s.NodeName, rejection(fp, k.Pool))
 	}
-	s.podEvent(ctx, h, corev1.EventTypeWarning, ReasonFixedAddressChanged, fmt.Sprintf(
+	s.podEvent(ctx, h.Namespace, h.Name, h.UID, ReasonFixedAddressChanged, fmt.Sprintf(
 		"StatefulSet %s's pod %s cannot get back its address %s on %s: %s; it gets a new address, and %s is freed",
 		f.set, h.Name, k.IP, h.NIC, why, k.IP))
 	return store.Result{}, false
@@ -228,14 +228,6 @@ func (s *Service) dropEndpoint(ctx context.Context, ep *spv2.SpiderEndpoint) {
 	if err := endpoint.Delete(ctx, s.Writer, ep); err != nil {
 		s.Log.Info("deleting a released StatefulSet pod's SpiderEndpoint failed; garbage collection deletes it", "endpoint", ep.Namespace+"/"+ep.Name, "err", err.Error())
 	}
-}
-
-func (s *Service) podEvent(ctx context.Context, h ipam.Holder, eventType, reason, msg string) {
-	if s.Events == nil {
-		return
-	}
-	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: h.Namespace, Name: h.Name, UID: types.UID(h.UID)}
-	s.Events.Event(context.WithoutCancel(ctx), ref, eventType, reason, msg)
 }
 
 func ptr[T any](v T) *T { return &v }
