@@ -56,18 +56,15 @@ func (s *Service) fixedFor(ctx context.Context, pod *corev1.Pod, nic string) (*f
 		return nil, nil
 	}
 	f := &fixed{set: set, kept: map[int]ipam.Kept{}}
-	var ep spv2.SpiderEndpoint
-	switch err := s.Live.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, &ep); {
-	case apierrors.IsNotFound(err):
-		return f, nil
-	case err != nil:
-		return nil, tryAgain(fmt.Sprintf("read SpiderEndpoint %s/%s", pod.Namespace, pod.Name), err)
+	ep, ours, err := s.statefulSetEndpoint(ctx, pod.Namespace, pod.Name, set)
+	if err != nil || ep == nil {
+		return f, err
 	}
-	f.endpoint = &ep
-	if ep.Status.OwnerControllerType != spv2.OwnerStatefulSet || ep.Status.OwnerControllerName != set {
+	f.endpoint = ep
+	if !ours {
 		return f, nil // an endpoint of an earlier pod of that name that no StatefulSet owned
 	}
-	for _, k := range ipam.EndpointKeeps(&ep, nic) {
+	for _, k := range ipam.EndpointKeeps(ep, nic) {
 		f.kept[iprange.FamilyOf(k.IP)] = k
 	}
 	return f, nil
@@ -198,15 +195,9 @@ func (s *Service) keepOnRelease(ctx context.Context, h ipam.Holder) (keep bool, 
 	if !ok {
 		return false, nil, nil
 	}
-	var ep spv2.SpiderEndpoint
-	switch err := s.Live.Get(ctx, types.NamespacedName{Namespace: h.Namespace, Name: h.Name}, &ep); {
-	case apierrors.IsNotFound(err):
-		return false, nil, nil
-	case err != nil:
-		return false, nil, tryAgain(fmt.Sprintf("read SpiderEndpoint %s", h.NamespacedName()), err)
-	}
-	if ep.Status.OwnerControllerType != spv2.OwnerStatefulSet || ep.Status.OwnerControllerName != setName {
-		return false, nil, nil
+	ep, ours, err := s.statefulSetEndpoint(ctx, h.Namespace, h.Name, setName)
+	if err != nil || !ours {
+		return false, nil, err
 	}
 	sets := map[string]ipam.Ordinals{}
 	var set appsv1.StatefulSet
@@ -216,10 +207,23 @@ func (s *Service) keepOnRelease(ctx context.Context, h ipam.Holder) (keep bool, 
 	case !apierrors.IsNotFound(err):
 		return false, nil, tryAgain(fmt.Sprintf("read StatefulSet %s/%s", h.Namespace, setName), err)
 	}
-	if ipam.EndpointKept(&ep, sets) {
+	if ipam.EndpointKept(ep, sets) {
 		return true, nil, nil
 	}
-	return false, &ep, nil
+	return false, ep, nil
+}
+
+// statefulSetEndpoint reads the SpiderEndpoint of pod namespace/name from the apiserver (nil when it has
+// none); ours says whether it records a pod of StatefulSet set.
+func (s *Service) statefulSetEndpoint(ctx context.Context, namespace, name, set string) (ep *spv2.SpiderEndpoint, ours bool, err error) {
+	ep = &spv2.SpiderEndpoint{}
+	switch err := s.Live.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, ep); {
+	case apierrors.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, tryAgain(fmt.Sprintf("read SpiderEndpoint %s/%s", namespace, name), err)
+	}
+	return ep, ep.Status.OwnerControllerType == spv2.OwnerStatefulSet && ep.Status.OwnerControllerName == set, nil
 }
 
 // dropEndpoint deletes a StatefulSet pod's SpiderEndpoint whose addresses were released, if it is still
