@@ -10,13 +10,13 @@ import (
 	"github.com/underlink/underlink/pkg/iprange"
 )
 
-// Set is the union of the addresses of family (4 or 6) that the SpiderReservedIPs items
-// reserve, for Pool.SetReserved. A SpiderReservedIP's family is spec.ipVersion, else its first entry's.
-// One that cannot be read (an entry that is not an address or range, or of the other family) reserves
-// nothing and is returned in errs: the CRD's validation and admission refuse such objects, so one can
-// only exist from before them.
-func Set(items []spv2.SpiderReservedIP, family int) (set iprange.Set, errs []error) {
-	var rs []iprange.Range
+// Sets are the unions of the addresses the SpiderReservedIPs items reserve, by family (4 and 6), for
+// Pool.SetReserved. A SpiderReservedIP's family is spec.ipVersion, else its first entry's. One that
+// cannot be read (an entry that is not an address or range, or of the other family) reserves nothing
+// and is returned in errs: the CRD's validation and admission refuse such objects, so one can only
+// exist from before them.
+func Sets(items []spv2.SpiderReservedIP) (sets map[int]iprange.Set, errs []error) {
+	rs := map[int][]iprange.Range{}
 	for i := range items {
 		r := &items[i]
 		if r.DeletionTimestamp != nil || len(r.Spec.IPs) == 0 {
@@ -31,11 +31,12 @@ func Set(items []spv2.SpiderReservedIP, family int) (set iprange.Set, errs []err
 			errs = append(errs, fmt.Errorf("SpiderReservedIP %s: %s: %w", r.Name, field(err), err))
 			continue
 		}
-		if first := s.Ranges(); len(first) > 0 && iprange.FamilyOf(first[0].First) == family {
-			rs = append(rs, first...)
+		if ranges := s.Ranges(); len(ranges) > 0 {
+			f := iprange.FamilyOf(ranges[0].First)
+			rs[f] = append(rs[f], ranges...)
 		}
 	}
-	return iprange.NewSet(rs...), errs
+	return map[int]iprange.Set{4: iprange.NewSet(rs[4]...), 6: iprange.NewSet(rs[6]...)}, errs
 }
 
 func field(err error) string {

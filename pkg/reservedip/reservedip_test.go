@@ -18,7 +18,8 @@ func TestSetUnionsOneFamily(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "v6"}, Spec: spv2.ReservedIPSpec{IPVersion: &v6, IPs: []string{"fd00::1"}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "broken"}, Spec: spv2.ReservedIPSpec{IPVersion: &v6, IPs: []string{"172.110.9.9"}}},
 	}
-	set, errs := Set(items, 4)
+	sets, errs := Sets(items)
+	set := sets[4]
 	var got []string
 	for _, r := range set.Ranges() {
 		got = append(got, r.String())
@@ -29,7 +30,7 @@ func TestSetUnionsOneFamily(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "SpiderReservedIP broken: spec.ips[0]") {
 		t.Errorf("errors %v; want the broken object named", errs)
 	}
-	if set, _ := Set(items, 6); !set.Contains(netip.MustParseAddr("fd00::1")) || set.Contains(netip.MustParseAddr("172.110.1.1")) {
+	if set := sets[6]; !set.Contains(netip.MustParseAddr("fd00::1")) || set.Contains(netip.MustParseAddr("172.110.1.1")) {
 		t.Errorf("IPv6 set %v", set.Ranges())
 	}
 }

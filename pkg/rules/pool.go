@@ -77,7 +77,8 @@ func checkPoolReservedIPs(c *collector, w *World, f poolFacts) {
 	}
 	for i := range w.ReservedIPs {
 		r := w.ReservedIPs[i]
-		set, _ := reservedip.Set([]spiderv2beta1.SpiderReservedIP{r}, f.family)
+		sets, _ := reservedip.Sets([]spiderv2beta1.SpiderReservedIP{r})
+		set := sets[f.family]
 		common := commonRanges(f.allocable, set)
 		if common == "" {
 			continue

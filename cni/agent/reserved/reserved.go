@@ -48,15 +48,10 @@ func (s *Source) Set(family int) iprange.Set {
 	if s.sets != nil && key == s.key {
 		return s.sets[family]
 	}
-	s.sets, s.key = map[int]iprange.Set{}, key
-	for _, fam := range []int{4, 6} {
-		set, errs := reservedip.Set(list.Items, fam)
-		for _, err := range errs {
-			if fam == 4 {
-				s.Log.Info("a SpiderReservedIP reserves nothing", "err", err.Error())
-			}
-		}
-		s.sets[fam] = set
+	sets, errs := reservedip.Sets(list.Items)
+	for _, err := range errs {
+		s.Log.Info("a SpiderReservedIP reserves nothing", "err", err.Error())
 	}
+	s.sets, s.key = sets, key
 	return s.sets[family]
 }

@@ -78,9 +78,7 @@ func (s *Store) SetReservedIP(name string, r *spv2.SpiderReservedIP) {
 	for _, x := range s.reservedIPs {
 		items = append(items, x)
 	}
-	for _, fam := range []int{4, 6} {
-		s.reservedSets[fam], _ = reservedip.Set(items, fam)
-	}
+	s.reservedSets, _ = reservedip.Sets(items)
 	for name, p := range s.pools {
 		s.pools[name] = p.withReserved(s.reservedSets[p.Family])
 	}
