@@ -9,6 +9,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/reservedip"
 )
 
 // Holder is a pod interface that asks for, holds or gives back an address.
@@ -177,22 +178,14 @@ func (p *Pool) Free() int64 { return p.total - p.held - p.reservedFree }
 // own allocatable ones count). No new holder gets one; an allocation already on one stays its holder's
 // until released. totalIPCount still counts them, as Spiderpool's does; Free does not.
 func (p *Pool) SetReserved(r iprange.Set) {
-	p.reserved = p.usable.Minus(p.usable.Minus(r))
-	p.avail = p.usable.Minus(p.reserved)
-	p.reservedFree = 0
-	if p.reserved.Empty() {
-		return
-	}
-	n := p.reserved.Size()
-	if !n.IsInt64() {
-		n.SetInt64(math.MaxInt64)
-	}
-	p.reservedFree = n.Int64()
-	for key := range p.allocs {
-		if p.reserved.Contains(netip.MustParseAddr(key)) {
-			p.reservedFree--
+	p.reserved, p.reservedFree = reservedip.InPool(p.usable, r, func(yield func(netip.Addr) bool) {
+		for key := range p.allocs {
+			if !yield(netip.MustParseAddr(key)) {
+				return
+			}
 		}
-	}
+	})
+	p.avail = p.usable.Minus(p.reserved)
 }
 
 func (p *Pool) put(a netip.Addr, v spv2.PoolIPAllocation) {

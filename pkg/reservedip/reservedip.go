@@ -5,6 +5,9 @@ package reservedip
 import (
 	"errors"
 	"fmt"
+	"iter"
+	"math"
+	"net/netip"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
@@ -37,6 +40,27 @@ func Sets(items []spv2.SpiderReservedIP) (sets map[int]iprange.Set, errs []error
 		}
 	}
 	return map[int]iprange.Set{4: iprange.NewSet(rs[4]...), 6: iprange.NewSet(rs[6]...)}, errs
+}
+
+// InPool returns the addresses of reserved that the pool may give out (usable), and how many of them no
+// allocation holds (held yields the pool's allocated addresses): what the pool's free count loses to
+// reservations.
+func InPool(usable, reserved iprange.Set, held iter.Seq[netip.Addr]) (inPool iprange.Set, unheld int64) {
+	inPool = usable.Minus(usable.Minus(reserved))
+	if inPool.Empty() {
+		return inPool, 0
+	}
+	n := inPool.Size()
+	if !n.IsInt64() {
+		n.SetInt64(math.MaxInt64)
+	}
+	unheld = n.Int64()
+	for a := range held {
+		if inPool.Contains(a) {
+			unheld--
+		}
+	}
+	return inPool, unheld
 }
 
 func field(err error) string {

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/pkg/iprange"
 	"github.com/underlink/underlink/pkg/poolchoice"
+	"github.com/underlink/underlink/pkg/reservedip"
 )
 
 // Pool is one SpiderIPPool as placement sees it: its eligibility as pkg/poolchoice reads it, and its
@@ -51,21 +53,7 @@ type Pool struct {
 // family) that are usable and not held.
 func (pl *Pool) withReserved(set iprange.Set) *Pool {
 	c := *pl
-	c.ReservedFree = 0
-	r := pl.usable.Minus(pl.usable.Minus(set))
-	if r.Empty() {
-		return &c
-	}
-	n := r.Size()
-	if !n.IsInt64() {
-		n.SetInt64(math.MaxInt64)
-	}
-	c.ReservedFree = n.Int64()
-	for _, a := range pl.held {
-		if r.Contains(a) {
-			c.ReservedFree--
-		}
-	}
+	_, c.ReservedFree = reservedip.InPool(pl.usable, set, slices.Values(pl.held))
 	return &c
 }
 
