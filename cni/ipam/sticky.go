@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/pkg/iprange"
 )
 
 // StatefulSet fixed addresses: a StatefulSet pod keeps its addresses for its ordinal. A pod deleted and
@@ -122,8 +123,9 @@ func EndpointKeeps(e *spv2.SpiderEndpoint, nic string) []Kept {
 			if pair[0] == nil || pair[1] == nil {
 				continue
 			}
-			if a, ok := parseAddrOrPrefix(*pair[1]); ok {
-				out = append(out, Kept{Pool: *pair[0], IP: a})
+			// Endpoints record "172.110.1.10/24"; an address alone is read too.
+			if p, ok := iprange.ParseDestination(*pair[1]); ok {
+				out = append(out, Kept{Pool: *pair[0], IP: p.Addr()})
 			}
 		}
 	}
@@ -142,13 +144,4 @@ func KeptAddresses(eps []spv2.SpiderEndpoint, sets map[string]Ordinals) map[stri
 		}
 	}
 	return kept
-}
-
-// parseAddrOrPrefix reads "172.110.1.10/24" (as endpoints record addresses) or "172.110.1.10".
-func parseAddrOrPrefix(s string) (netip.Addr, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Addr(), true
-	}
-	a, err := netip.ParseAddr(s)
-	return a, err == nil
 }

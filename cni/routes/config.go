@@ -196,13 +196,9 @@ func Validate(raw cniconf.Coordinator) (*Config, error) {
 	}
 	for i, r := range raw.PolicyRoutes {
 		field := fmt.Sprintf("policyRoutes[%d]", i)
-		dst, err := netip.ParsePrefix(strings.TrimSpace(r.Dst))
-		if err != nil {
-			a, aerr := netip.ParseAddr(strings.TrimSpace(r.Dst))
-			if aerr != nil {
-				return nil, &ConfigError{Field: field + ".dst", Value: r.Dst, Reason: "is not a CIDR or an IP address", Fix: "write it like 10.20.0.0/16"}
-			}
-			dst = netip.PrefixFrom(a, a.BitLen())
+		dst, ok := iprange.ParseDestination(r.Dst)
+		if !ok {
+			return nil, &ConfigError{Field: field + ".dst", Value: r.Dst, Reason: "is not a CIDR or an IP address", Fix: "write it like 10.20.0.0/16"}
 		}
 		gw, err := netip.ParseAddr(strings.TrimSpace(r.Gw))
 		if err != nil || gw.Zone() != "" {

@@ -69,6 +69,20 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// ParseDestination reads a route destination as Spiderpool's policyRoutes write it: a CIDR, or an address
+// (a host route, /32 or /128). Host bits are kept as written.
+func ParseDestination(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p, true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
 func lastOf(p netip.Prefix) netip.Addr {
 	b := p.Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {

@@ -297,14 +297,10 @@ func checkPolicyRoutes(c *collector, smc *spiderv2beta1.SpiderMultusConfig, pool
 	}
 	for i, r := range co.PolicyRoutes {
 		p := specPath.Child("coordinator", "policyRoutes").Index(i)
-		dst, err := netip.ParsePrefix(strings.TrimSpace(r.Dst))
-		if err != nil {
-			a, aerr := netip.ParseAddr(strings.TrimSpace(r.Dst))
-			if aerr != nil {
-				c.deny(RuleConfigSpecValid, p.Child("dst"), r.Dst, "is not a CIDR or an IP address", "write the destination like 192.168.9.0/24")
-				continue
-			}
-			dst = netip.PrefixFrom(a, a.BitLen())
+		dst, ok := iprange.ParseDestination(r.Dst)
+		if !ok {
+			c.deny(RuleConfigSpecValid, p.Child("dst"), r.Dst, "is not a CIDR or an IP address", "write the destination like 192.168.9.0/24")
+			continue
 		}
 		gw, err := netip.ParseAddr(strings.TrimSpace(r.Gw))
 		if err != nil || gw.Is4() != dst.Addr().Is4() {
