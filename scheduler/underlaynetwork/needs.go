@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -75,7 +73,7 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 	r.pools.Insert(ann.Mentioned()...)
 	nsLabels, nsErr := p.nsLabels(pod.Namespace)
 	n := &needs{}
-	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" {
+	if podnet.StatefulSetOf(pod) != "" {
 		n.kept, n.uid = pod.Namespace+"/"+pod.Name, string(pod.UID)
 	}
 	nics := sets.New[string]()

@@ -353,7 +353,7 @@ func (s *Service) Forget(pod *corev1.Pod) {
 		if !ok {
 			return true
 		}
-		if s.StatefulSets && statefulSetOf(pod) != "" {
+		if s.StatefulSets && podnet.StatefulSetOf(pod) != "" {
 			// Kept for the ordinal while the StatefulSet wants it: garbage collection decides.
 			return true
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
 	"github.com/underlink/underlink/pkg/iprange"
+	"github.com/underlink/underlink/pkg/podnet"
 	"github.com/underlink/underlink/pkg/poolchoice"
 )
 
@@ -36,14 +37,6 @@ type fixed struct {
 	kept map[int]ipam.Kept
 }
 
-// statefulSetOf is the name of the StatefulSet that controls pod, or "".
-func statefulSetOf(pod *corev1.Pod) string {
-	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" && ref.APIVersion == appsv1.SchemeGroupVersion.String() {
-		return ref.Name
-	}
-	return ""
-}
-
 // fixedFor reads what pod's SpiderEndpoint keeps for interface nic, when StatefulSet fixed addresses
 // are on and a StatefulSet controls pod (nil otherwise). It reads the apiserver, not the cache: the
 // endpoint was written by whichever node's agent ran the pod before.
@@ -51,7 +44,7 @@ func (s *Service) fixedFor(ctx context.Context, pod *corev1.Pod, nic string) (*f
 	if !s.StatefulSets {
 		return nil, nil
 	}
-	set := statefulSetOf(pod)
+	set := podnet.StatefulSetOf(pod)
 	if set == "" {
 		return nil, nil
 	}
