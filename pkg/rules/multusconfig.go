@@ -32,9 +32,9 @@ func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violat
 	pools := checkConfigPools(c, w, smc)
 	checkPolicyRoutes(c, smc, pools)
 	hijack := checkHijackEntries(c, w, smc)
-	if own := smc.Spec.CoordinatorConfig; (own == nil || len(own.HijackCIDR) == 0) && w != nil && w.CoordinatorDefaults != nil {
+	if own := smc.Spec.CoordinatorConfig; own == nil || len(own.HijackCIDR) == 0 {
 		// The config takes the SpiderCoordinator's hijack CIDRs, as its NAD does.
-		for _, e := range w.CoordinatorDefaults.HijackCIDR {
+		for _, e := range w.hijackOf(smc) {
 			if p, err := iprange.ParsePrefix(e); err == nil {
 				hijack = append(hijack, p)
 			}

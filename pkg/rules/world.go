@@ -378,14 +378,15 @@ func coveredByAny(outer []netip.Prefix, inner netip.Prefix) bool {
 	return false
 }
 
-// hijackOf is a config's coordinator hijack CIDRs with the cluster defaults merged: its own list, else
-// the SpiderCoordinator's.
+// hijackOf is a config's coordinator hijack CIDRs with the cluster defaults merged as its NAD merges them
+// (spiderv2beta1.CoordinatorSpec.WithDefaults): its own list, else the SpiderCoordinator's.
 func (w *World) hijackOf(smc *spiderv2beta1.SpiderMultusConfig) []string {
-	if smc.Spec.CoordinatorConfig != nil && len(smc.Spec.CoordinatorConfig.HijackCIDR) > 0 {
-		return smc.Spec.CoordinatorConfig.HijackCIDR
+	var defaults *spiderv2beta1.CoordinatorSpec
+	if w != nil {
+		defaults = w.CoordinatorDefaults
 	}
-	if w != nil && w.CoordinatorDefaults != nil {
-		return w.CoordinatorDefaults.HijackCIDR
+	if merged := smc.Spec.CoordinatorConfig.WithDefaults(defaults); merged != nil {
+		return merged.HijackCIDR
 	}
 	return nil
 }
