@@ -138,6 +138,13 @@ func Run(ctx context.Context, o Options) error {
 	poolMetrics.Node = o.NodeName
 	ctrlmetrics.Registry.MustRegister(poolMetrics)
 	resv := &reserved.Source{Reader: mgr.GetCache(), Log: log.WithName("reserved")}
+	resvInf, err := mgr.GetCache().GetInformer(ctx, &spv2.SpiderReservedIP{})
+	if err != nil {
+		return fmt.Errorf("watch SpiderReservedIPs: %w", err)
+	}
+	if err := resv.Watch(resvInf); err != nil {
+		return fmt.Errorf("watch SpiderReservedIPs: %w", err)
+	}
 	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{Reserved: resv.Set})
 
 	// Listen before the caches sync: a plugin that calls meanwhile waits in the backlog instead of

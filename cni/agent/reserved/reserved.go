@@ -1,14 +1,14 @@
-// Package reserved gives the agent's pool writers the addresses SpiderReservedIPs reserve, from the
-// agent's informer, parsed once per set of object versions.
+// Package reserved gives the agent's pool writers the addresses SpiderReservedIPs reserve: parsed from
+// the agent's cache whenever a SpiderReservedIP changes, so a pool write only reads the sets.
 package reserved
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/go-logr/logr"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
@@ -16,42 +16,44 @@ import (
 	"github.com/underlink/underlink/pkg/reservedip"
 )
 
-// Source reads SpiderReservedIPs from Reader (the agent's cache).
+// Source holds the reserved sets, refreshed from Reader (the agent's cache) on every SpiderReservedIP
+// event of the informer it watches.
 type Source struct {
 	Reader client.Reader
 	Log    logr.Logger
 
-	mu   sync.Mutex
-	key  string
+	mu   sync.RWMutex
 	sets map[int]iprange.Set
 }
 
-// Set is the union of the addresses of family the SpiderReservedIPs reserve now. A list that fails
-// (the cache not synced yet) returns the last set read: the agent serves only once its caches are
-// synced, so that is at worst the set of a moment ago.
-func (s *Source) Set(family int) iprange.Set {
+// Watch refreshes the sets on every add, update and delete the informer reports, the initial list
+// included: the agent serves only once its caches are synced, so its first allocation sees them.
+func (s *Source) Watch(inf cache.Informer) error {
+	refresh := func(any) { s.refresh() }
+	_, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: refresh, UpdateFunc: func(_, obj any) { refresh(obj) }, DeleteFunc: refresh,
+	})
+	return err
+}
+
+func (s *Source) refresh() {
 	var list spv2.SpiderReservedIPList
 	if err := s.Reader.List(context.Background(), &list); err != nil {
-		s.Log.Info("listing SpiderReservedIPs failed; using the last set read", "err", err.Error())
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.sets[family]
-	}
-	parts := make([]string, 0, len(list.Items))
-	for _, r := range list.Items {
-		parts = append(parts, r.Name+"@"+r.ResourceVersion)
-	}
-	slices.Sort(parts)
-	key := strings.Join(parts, ",")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sets != nil && key == s.key {
-		return s.sets[family]
+		s.Log.Info("listing SpiderReservedIPs failed; keeping the last sets read", "err", err.Error())
+		return
 	}
 	sets, errs := reservedip.Sets(list.Items)
 	for _, err := range errs {
 		s.Log.Info("a SpiderReservedIP reserves nothing", "err", err.Error())
 	}
-	s.sets, s.key = sets, key
+	s.mu.Lock()
+	s.sets = sets
+	s.mu.Unlock()
+}
+
+// Set is the union of the addresses of family the SpiderReservedIPs reserve.
+func (s *Source) Set(family int) iprange.Set {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.sets[family]
 }
