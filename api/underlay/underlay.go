@@ -11,6 +11,7 @@ package underlay
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/validate/content"
@@ -51,4 +52,42 @@ func ValidateLabelKey(prefix, nic string) error {
 		return fmt.Errorf("NIC %q cannot be named in node label %q: %s", nic, key, strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// AddressesSuffix ends the node annotation that lists an underlay NIC's addresses:
+//
+//	underlay.underlink.io/ens224.addresses: 172.110.215.10/24,fd00:172:110::10/64
+//
+// underlink-agent writes it beside the NIC's label; the scheduler reads it for networks with
+// matchMasterSubnet, whose pools must hold an address of the master NIC's subnet on the node.
+const AddressesSuffix = ".addresses"
+
+// AddressesKey is the node annotation of nic's addresses under prefix.
+func AddressesKey(prefix, nic string) string { return prefix + nic + AddressesSuffix }
+
+// FormatAddresses is the annotation's value: the addresses in CIDR form, comma-separated, in the order
+// given.
+func FormatAddresses(addrs []netip.Prefix) string {
+	parts := make([]string, len(addrs))
+	for i, a := range addrs {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseAddresses reads an annotation FormatAddresses wrote; "" is a NIC without addresses.
+func ParseAddresses(v string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(v) == "" {
+		return []netip.Prefix{}, nil
+	}
+	parts := strings.Split(v, ",")
+	out := make([]netip.Prefix, 0, len(parts))
+	for _, p := range parts {
+		a, err := netip.ParsePrefix(strings.TrimSpace(p))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address in CIDR form, e.g. 172.110.215.10/24", p)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }

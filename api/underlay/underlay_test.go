@@ -1,6 +1,8 @@
 package underlay
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,5 +40,26 @@ func TestLabelKey(t *testing.T) {
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("ValidateLabelKey(%q, %q) = %v, want %q", tc.prefix, tc.nic, err, tc.err)
 		}
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	if k := AddressesKey(LabelPrefix, "ens224"); k != "underlay.underlink.io/ens224.addresses" {
+		t.Errorf("AddressesKey = %q", k)
+	}
+	in := []netip.Prefix{netip.MustParsePrefix("172.110.215.10/24"), netip.MustParsePrefix("fd00:172:110::10/64")}
+	v := FormatAddresses(in)
+	if v != "172.110.215.10/24,fd00:172:110::10/64" {
+		t.Fatalf("FormatAddresses = %q", v)
+	}
+	out, err := ParseAddresses(v)
+	if err != nil || !slices.Equal(out, in) {
+		t.Errorf("ParseAddresses(%q) = %v, %v; want %v", v, out, err, in)
+	}
+	if out, err := ParseAddresses(""); err != nil || out == nil || len(out) != 0 {
+		t.Errorf(`ParseAddresses("") = %#v, %v; want an empty, non-nil list`, out, err)
+	}
+	if _, err := ParseAddresses("172.110.215.10"); err == nil || !strings.Contains(err.Error(), "CIDR form") {
+		t.Errorf("an address without prefix length: %v", err)
 	}
 }

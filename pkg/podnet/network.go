@@ -1,6 +1,7 @@
 package podnet
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 
@@ -68,6 +69,9 @@ func FromMultusConfig(smc *spv2.SpiderMultusConfig) Network {
 				IPv6:   mv.SpiderpoolConfigPools.IPv6IPPool,
 				Source: src, IPv4Field: src + ".ipv4", IPv6Field: src + ".ipv6",
 			}
+			if m := mv.SpiderpoolConfigPools.MatchMasterSubnet; m != nil && *m {
+				n.Pools.MatchMaster = parent
+			}
 		}
 	case "custom":
 		if smc.Spec.CustomCNIConfig == nil || *smc.Spec.CustomCNIConfig == "" {
@@ -113,6 +117,10 @@ type cniIPAM struct {
 	IPv6Pools  []string `json:"ipv6Pools,omitempty"`
 	SpiderIPv4 []string `json:"default_ipv4_ippool,omitempty"`
 	SpiderIPv6 []string `json:"default_ipv6_ippool,omitempty"`
+	// MatchMasterSubnet is underlink-ipam's (with Master, the NIC), SpiderMatch Spiderpool's.
+	MatchMasterSubnet bool   `json:"matchMasterSubnet,omitempty"`
+	Master            string `json:"master,omitempty"`
+	SpiderMatch       bool   `json:"match_master_subnet,omitempty"`
 }
 
 func fromCNIConfig(config, source string) (Network, error) {
@@ -144,10 +152,16 @@ func fromCNIConfig(config, source string) (Network, error) {
 			n.IPAM = true
 			n.Pools = PoolChoice{IPv4: ipam.IPv4Pools, IPv6: ipam.IPv6Pools, Source: source + " ipam",
 				IPv4Field: source + " ipam.ipv4Pools", IPv6Field: source + " ipam.ipv6Pools"}
+			if ipam.MatchMasterSubnet {
+				n.Pools.MatchMaster = cmp.Or(ipam.Master, p.Master)
+			}
 		case spiderpoolIPAMType:
 			n.IPAM = true
 			n.Pools = PoolChoice{IPv4: ipam.SpiderIPv4, IPv6: ipam.SpiderIPv6, Source: source + " ipam",
 				IPv4Field: source + " ipam.default_ipv4_ippool", IPv6Field: source + " ipam.default_ipv6_ippool"}
+			if ipam.SpiderMatch {
+				n.Pools.MatchMaster = p.Master
+			}
 		}
 	}
 	return n, nil

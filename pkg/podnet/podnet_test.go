@@ -123,6 +123,9 @@ func TestFromMultusConfig(t *testing.T) {
 	badCustom := custom.DeepCopy()
 	badCustom.Spec.CustomCNIConfig = ptr(`{"type":`)
 	ipvlan := &spv2.SpiderMultusConfig{Spec: spv2.MultusCNIConfigSpec{CniType: ptr("ipvlan")}}
+	match := seed.DeepCopy()
+	match.Spec.MacvlanConfig.VlanID = ptr(int32(100))
+	match.Spec.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true)
 	for _, tc := range []struct {
 		name string
 		in   *spv2.SpiderMultusConfig
@@ -142,6 +145,9 @@ func TestFromMultusConfig(t *testing.T) {
 		{name: "unreadable custom CNI", in: badCustom, want: Network{Kind: KindMultusConfig,
 			Problem: "SpiderMultusConfig ns/c spec.customCNI: not a CNI configuration (JSON): unexpected end of JSON input"}},
 		{name: "other CNI types need nothing", in: ipvlan, want: Network{Kind: KindMultusConfig}},
+		{name: "matchMasterSubnet matches the link the pods are made on: the VLAN sub-interface", in: match, want: Network{Kind: KindMultusConfig, Masters: []string{"ens224.100"}, IPAM: true,
+			Pools: PoolChoice{IPv4: []string{"cluster-a"}, Source: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools", MatchMaster: "ens224.100",
+				IPv4Field: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools.ipv4", IPv6Field: "SpiderMultusConfig kube-system/macvlan-conf spec.macvlan.ippools.ipv6"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := FromMultusConfig(tc.in)
@@ -178,6 +184,20 @@ func TestFromNAD(t *testing.T) {
 			cfg:  `{"cniVersion":"0.3.1","type":"macvlan","master":"ens224","ipam":{"type":"spiderpool","default_ipv6_ippool":["v6"]}}`,
 			want: Network{Kind: KindNAD, Masters: []string{"ens224"}, IPAM: true,
 				Pools: PoolChoice{IPv6: []string{"v6"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam",
+					IPv4Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.default_ipv4_ippool", IPv6Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.default_ipv6_ippool"}},
+		},
+		{
+			name: "matchMasterSubnet in underlink-ipam and in Spiderpool's IPAM",
+			cfg:  `{"cniVersion":"1.1.0","plugins":[{"type":"macvlan","master":"ens224","ipam":{"type":"underlink-ipam","ipv4Pools":["a"],"matchMasterSubnet":true,"master":"ens224"}}]}`,
+			want: Network{Kind: KindNAD, Masters: []string{"ens224"}, IPAM: true,
+				Pools: PoolChoice{IPv4: []string{"a"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam", MatchMaster: "ens224",
+					IPv4Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.ipv4Pools", IPv6Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.ipv6Pools"}},
+		},
+		{
+			name: "Spiderpool's match_master_subnet takes the plugin's master",
+			cfg:  `{"cniVersion":"0.3.1","type":"sriov","master":"ens5f0","ipam":{"type":"spiderpool","default_ipv4_ippool":["a"],"match_master_subnet":true}}`,
+			want: Network{Kind: KindNAD, Masters: []string{"ens5f0"}, IPAM: true,
+				Pools: PoolChoice{IPv4: []string{"a"}, Source: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam", MatchMaster: "ens5f0",
 					IPv4Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.default_ipv4_ippool", IPv6Field: "NetworkAttachmentDefinition kube-system/macvlan-conf spec.config ipam.default_ipv6_ippool"}},
 		},
 		{name: "a bridge with host-local needs nothing", cfg: `{"type":"bridge","ipam":{"type":"host-local"}}`, want: Network{Kind: KindNAD}},

@@ -8,6 +8,9 @@ type PoolChoice struct {
 	Source string
 	// IPv4Field and IPv6Field name the two lists in messages, e.g. "... spec.macvlan.ippools.ipv4".
 	IPv4Field, IPv6Field string
+	// MatchMaster, when not empty, is the host NIC of a network with matchMasterSubnet: on a node, only
+	// pools whose subnet holds an address of that NIC serve (poolchoice.NetworkPools.MatchMaster).
+	MatchMaster string
 }
 
 // Empty reports whether the choice names no pool.

@@ -2,6 +2,7 @@ package poolchoice
 
 import (
 	"fmt"
+	"net/netip"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 )
@@ -28,6 +29,10 @@ type Subject struct {
 type Node struct {
 	Name   string
 	Labels map[string]string
+	// Addrs are the addresses of the node's NICs, by NIC name, for networks with matchMasterSubnet. A
+	// NIC that is not in the map is not known (the scheduler reads what underlink-agent published), and
+	// pools are then not checked against it; a NIC in the map with no address is known to have none.
+	Addrs map[string][]netip.Prefix
 }
 
 // Pools is what choice reads of the cluster's pools.
@@ -82,6 +87,10 @@ type NetworkPools struct {
 	// IPv4Field and IPv6Field name the two lists in messages; empty means the CNI configuration's
 	// "ipam.ipv4Pools" and "ipam.ipv6Pools".
 	IPv4Field, IPv6Field string
+	// MatchMaster, when not empty, is the host NIC the network's interfaces are made on, and asks for
+	// Spiderpool's matchMasterSubnet: on a node, a pool serves only when its spec.subnet holds an
+	// address of that NIC.
+	MatchMaster string
 }
 
 func (n NetworkPools) field(family int) string {
@@ -102,7 +111,10 @@ type Plan struct {
 	Source string
 	// CleanGateway asks for no default route (an ipam.spidernet.io/ippools item's cleangateway).
 	CleanGateway bool
-	Families     []FamilyPlan
+	// MatchMaster is the network's NetworkPools.MatchMaster: OnNode keeps only the pools whose subnet
+	// holds an address of that NIC on the node.
+	MatchMaster string
+	Families    []FamilyPlan
 }
 
 // FamilyPlan is the ordered list of eligible pools for one address family.
@@ -144,7 +156,7 @@ func (a Annotations) Candidates(s Subject, network NetworkPools, pools Pools) (P
 	if err != nil {
 		return Plan{}, err
 	}
-	plan := Plan{Interface: s.Interface}
+	plan := Plan{Interface: s.Interface, MatchMaster: network.MatchMaster}
 	var v4, v6 []*Pool
 	switch {
 	case chosen:
@@ -235,15 +247,16 @@ func named(pools Pools, name string, family int, e *ConfigError) error {
 	return e
 }
 
-// OnNode narrows p to the pools that serve pods on node. A family left without a pool is a
-// *NoPoolError listing every rejection.
+// OnNode narrows p to the pools that serve pods on node (Pool.OnNode, and Pool.OnMaster when the
+// network matches the master's subnet). A family left without a pool is a *NoPoolError listing every
+// rejection.
 func (p Plan) OnNode(node Node) (Plan, error) {
 	out := p
 	out.Families = make([]FamilyPlan, 0, len(p.Families))
 	for _, fp := range p.Families {
 		nf := FamilyPlan{Family: fp.Family, Rejected: append([]Rejection(nil), fp.Rejected...)}
 		for _, pl := range fp.Pools {
-			if r := pl.OnNode(node); r != nil {
+			if r := pl.Serves(node, p.MatchMaster); r != nil {
 				nf.Rejected = append(nf.Rejected, *r)
 				continue
 			}

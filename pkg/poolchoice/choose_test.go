@@ -3,6 +3,7 @@ package poolchoice
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -319,5 +320,47 @@ func TestAnnotationsMentionedAndInterfaces(t *testing.T) {
 	// Under ippools the single annotation is never read, not even to be refused.
 	if _, err := ParseAnnotations(map[string]string{spv2.AnnoPodIPPools: `[{"interface":"eth0","ipv4":["a"]}]`, spv2.AnnoPodIPPool: `not json`}); err != nil {
 		t.Errorf("ippool under ippools: %v", err)
+	}
+}
+
+// matchMasterSubnet: of the network's pools, those whose subnet holds an address of the master NIC on
+// the node serve, in the network's order; a node whose NIC's addresses are not known is not checked.
+func TestChooseMatchMasterSubnet(t *testing.T) {
+	ix := IndexOf([]*spv2.SpiderIPPool{
+		pool("dc1", "172.110.1.0/24"), pool("dc2", "172.110.2.0/24"), pool("dc2-v6", "fd00:2::/64"),
+	})
+	network := NetworkPools{Names: Names{IPv4: []string{"dc1", "dc2"}, IPv6: []string{"dc2-v6"}}, MatchMaster: "ens224"}
+	onDC2 := Node{Name: "node7", Addrs: map[string][]netip.Prefix{
+		"ens224": {netip.MustParsePrefix("172.110.2.17/24"), netip.MustParsePrefix("fd00:2::17/64")},
+		"ens192": {netip.MustParsePrefix("172.110.1.17/24")}, // another NIC's subnet does not count
+	}}
+	plan, err := Choose(subject(nil), onDC2, network, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Families) != 2 || fmt.Sprint(plan.Families[0].Names()) != "[dc2]" || fmt.Sprint(plan.Families[1].Names()) != "[dc2-v6]" {
+		t.Fatalf("plan on a dc2 node = %+v, want dc2 and dc2-v6", plan.Families)
+	}
+	if r := plan.Families[0].Rejected; len(r) != 1 || r[0].Pool != "dc1" || r[0].Field != "spec.subnet" || !r[0].Node ||
+		!strings.Contains(r[0].Reason, `spec.subnet 172.110.1.0/24 holds no address of master NIC ens224 on node "node7" (ens224 has 172.110.2.17/24, fd00:2::17/64)`) {
+		t.Errorf("dc1's rejection = %+v", r)
+	}
+
+	// Without matchMasterSubnet, the first listed pool serves.
+	off := network
+	off.MatchMaster = ""
+	if plan, err := Choose(subject(nil), onDC2, off, ix); err != nil || plan.Families[0].Names()[0] != "dc1" {
+		t.Errorf("without matchMasterSubnet: %v, %v; want dc1 first", plan.Families, err)
+	}
+	// A node whose NIC's addresses are unknown is not checked: the scheduler before the agent published them.
+	if plan, err := Choose(subject(nil), node1, network, ix); err != nil || len(plan.Families[0].Pools) != 2 {
+		t.Errorf("unknown addresses: %v, %v; want both pools", plan.Families, err)
+	}
+	// A NIC without an address of any listed pool's subnet: no pool, and the error says why for each.
+	bare := Node{Name: "node9", Addrs: map[string][]netip.Prefix{"ens224": {}}}
+	_, err = Choose(subject(nil), bare, network, ix)
+	var np *NoPoolError
+	if !errors.As(err, &np) || np.Family != 4 || len(np.Rejections) != 2 || !strings.Contains(err.Error(), "ens224 has no address") {
+		t.Errorf("a NIC without addresses: %v", err)
 	}
 }

@@ -29,6 +29,8 @@ type Pool struct {
 	Deleting bool
 	// Problem, when not empty, is a selector that does not parse: the pool serves nobody.
 	Problem string
+	// Subnet is spec.subnet; invalid when it does not parse.
+	Subnet netip.Prefix
 
 	nodeNames  sets.Set[string]
 	namespaces sets.Set[string]
@@ -49,6 +51,9 @@ func NewPool(p *spv2.SpiderIPPool) *Pool {
 		Disabled:    p.Spec.Disable != nil && *p.Spec.Disable,
 		Deleting:    p.DeletionTimestamp != nil,
 		multusNames: slices.Clone(p.Spec.MultusName),
+	}
+	if sub, err := netip.ParsePrefix(strings.TrimSpace(p.Spec.Subnet)); err == nil {
+		pl.Subnet = sub.Masked()
 	}
 	if len(p.Spec.NodeName) > 0 {
 		pl.nodeNames = sets.New(p.Spec.NodeName...)
@@ -161,6 +166,40 @@ func (pl *Pool) OnNode(node Node) *Rejection {
 	return nil
 }
 
+// OnMaster says why the pool cannot serve, on node, a network made on the host NIC master whose pools
+// must match its subnet (Spiderpool's matchMasterSubnet): spec.subnet holds none of the NIC's addresses.
+// nil when master is "", when the node's addresses of master are not known, or when the pool serves.
+func (pl *Pool) OnMaster(node Node, master string) *Rejection {
+	if master == "" {
+		return nil
+	}
+	addrs, known := node.Addrs[master]
+	if !known {
+		return nil
+	}
+	var have []string
+	for _, a := range addrs {
+		if pl.Subnet.IsValid() && pl.Subnet.Contains(a.Addr()) {
+			return nil
+		}
+		have = append(have, a.String())
+	}
+	has := "has no address"
+	if len(have) > 0 {
+		has = "has " + strings.Join(have, ", ")
+	}
+	return &Rejection{Pool: pl.Name, Field: "spec.subnet", Node: true,
+		Reason: fmt.Sprintf("spec.subnet %s holds no address of master NIC %s on node %q (%s %s), and the network sets matchMasterSubnet", pl.Subnet, master, node.Name, master, has)}
+}
+
+// Serves says why the pool cannot serve pods on node, or nil: OnNode, then OnMaster.
+func (pl *Pool) Serves(node Node, master string) *Rejection {
+	if r := pl.OnNode(node); r != nil {
+		return r
+	}
+	return pl.OnMaster(node, master)
+}
+
 // SameEligibility reports whether a and b serve the same pods on the same nodes.
 func (pl *Pool) SameEligibility(b *Pool) bool {
 	str := func(s labels.Selector) string {
@@ -171,7 +210,7 @@ func (pl *Pool) SameEligibility(b *Pool) bool {
 	}
 	eqSet := func(x, y sets.Set[string]) bool { return (x == nil) == (y == nil) && x.Equal(y) }
 	return pl.Default == b.Default && pl.Disabled == b.Disabled && pl.Deleting == b.Deleting && pl.Problem == b.Problem &&
-		pl.Family == b.Family && str(pl.nodeSel) == str(b.nodeSel) && str(pl.podSel) == str(b.podSel) &&
+		pl.Family == b.Family && pl.Subnet == b.Subnet && str(pl.nodeSel) == str(b.nodeSel) && str(pl.podSel) == str(b.podSel) &&
 		str(pl.nsSel) == str(b.nsSel) && eqSet(pl.nodeNames, b.nodeNames) && eqSet(pl.namespaces, b.namespaces) &&
 		eqSet(pl.multus, b.multus)
 }

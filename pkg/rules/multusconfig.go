@@ -80,10 +80,6 @@ func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 		c.warn(RuleConfigSpecValid, macvlanPath.Child("rdmaResourceName"), *m.RdmaResourceName, "underlink requests no RDMA device for pods of this network: the field is kept but not used",
 			"request the RDMA resource in the pods' containers (resources.limits), or remove the field")
 	}
-	if m := sp.MacvlanConfig; m != nil && m.SpiderpoolConfigPools != nil && m.SpiderpoolConfigPools.MatchMasterSubnet != nil && *m.SpiderpoolConfigPools.MatchMasterSubnet {
-		c.warn(RuleConfigSpecValid, ippoolsPath.Child("matchMasterSubnet"), true, "underlink does not choose pools by the master NIC's subnet: a pod takes its address from the listed pools in order",
-			"list only pools of the master's subnet, or set matchMasterSubnet: false")
-	}
 	if co := sp.CoordinatorConfig; co != nil {
 		coPath := specPath.Child("coordinator")
 		if co.PodCIDRType != nil && *co.PodCIDRType != "" {

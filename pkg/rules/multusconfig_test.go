@@ -196,14 +196,14 @@ func TestCheckMultusConfig(t *testing.T) {
 			contains: []string{"is not a CIDR or an IP address", "is not an IPv4 address like dst 192.168.9.0/24", "lies outside 172.110.1.0/24"},
 		},
 		{
-			name: "matchMasterSubnet and podCIDRType are named as not implemented; overlay mode is denied", world: seedWorld(pools),
+			name: "podCIDRType is named as not implemented, matchMasterSubnet is not (the IPAM and the scheduler implement it); overlay mode is denied", world: seedWorld(pools),
 			config: withCfg(func(c *spiderv2beta1.SpiderMultusConfig) {
 				c.Spec.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true)
 				c.Spec.CoordinatorConfig.PodCIDRType = ptr("calico")
 				c.Spec.CoordinatorConfig.Mode = ptr("overlay")
 				c.Spec.CoordinatorConfig.VethMTU = ptr(int64(100))
 			}),
-			want: []string{"Warn config-spec-valid spec.macvlan.ippools.matchMasterSubnet", "Warn config-spec-valid spec.coordinator.podCIDRType",
+			want: []string{"Warn config-spec-valid spec.coordinator.podCIDRType",
 				"Deny config-spec-valid spec.coordinator.mode", "Deny config-spec-valid spec.coordinator.vethMTU"},
 			contains: []string{"Submariner's Cluster objects", "use mode underlay (or auto)"},
 		},

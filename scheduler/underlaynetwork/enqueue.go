@@ -18,7 +18,8 @@ import (
 
 // EventsToRegister returns the events that can make a pod this plugin rejected schedulable, each with a
 // queueing hint that requeues the pod only when the event concerns it:
-//   - a node added, or its labels changed, so that it now has the pod's NICs up and an eligible pool;
+//   - a node added, or its labels or annotations changed, so that it now has the pod's NICs up and an
+//     eligible pool (a pool of the master NIC's subnet, for a network with matchMasterSubnet);
 //   - a SpiderIPPool the pod may use added, or changed so that it has more free addresses (ips grew,
 //     allocatedIPCount dropped) or admits more pods or nodes;
 //   - a SpiderMultusConfig or NetworkAttachmentDefinition the pod names added or changed;
@@ -29,7 +30,7 @@ import (
 // informer of each before it schedules.
 func (p *Plugin) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
 	events := []fwk.ClusterEventWithHint{
-		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel}, QueueingHintFn: p.isSchedulableAfterNodeChange},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel | fwk.UpdateNodeAnnotation}, QueueingHintFn: p.isSchedulableAfterNodeChange},
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: p.isSchedulableAfterPodDeleted},
 		{Event: fwk.ClusterEvent{Resource: fwk.TargetPod, ActionType: fwk.Update}, QueueingHintFn: p.isSchedulableAfterPodUpdated},
 	}
@@ -77,10 +78,14 @@ func (s *cycleState) mayFit(node *v1.Node) bool {
 		return false
 	}
 	on := nodeOf(node)
-	for _, r := range s.reqs {
+	for i := range s.reqs {
+		r := &s.reqs[i]
+		if r.master != "" {
+			on.Addrs = masterAddrs(node, r)
+		}
 		ok := false
 		for _, c := range r.cands {
-			if c.Pool.OnNode(on) == nil {
+			if c.Pool.Serves(on, r.master) == nil {
 				ok = true
 				break
 			}

@@ -27,7 +27,7 @@ func TestEventsToRegister(t *testing.T) {
 		got[e.Event.Resource] = e.Event.ActionType
 	}
 	want := map[fwk.EventResource]fwk.ActionType{
-		fwk.Node:        fwk.Add | fwk.UpdateNodeLabel,
+		fwk.Node:        fwk.Add | fwk.UpdateNodeLabel | fwk.UpdateNodeAnnotation,
 		fwk.AssignedPod: fwk.Delete,
 		fwk.TargetPod:   fwk.Update,
 		"spiderippools.v2beta1.spiderpool.spidernet.io":       fwk.Add | fwk.Update,

@@ -2,6 +2,7 @@ package underlaynetwork
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -63,12 +64,19 @@ func (s *cycleState) choose(node *v1.Node, picks []string) (headroom int64, reas
 	on := nodeOf(node)
 	for i := range s.reqs {
 		r := &s.reqs[i]
-		var full, ineligible []string
+		if r.master != "" {
+			on.Addrs = masterAddrs(node, r)
+		}
+		var full, ineligible, subnet []string
 		picked := false
 		for j := range r.cands {
 			c := &r.cands[j]
-			if rj := c.Pool.OnNode(on); rj != nil {
-				ineligible = append(ineligible, c.Pool.Name+" ("+rj.Field+")")
+			if rj := c.Pool.Serves(on, r.master); rj != nil {
+				if rj.Field == "spec.subnet" {
+					subnet = append(subnet, c.Pool.Name+" ("+c.Pool.Subnet.String()+")")
+				} else {
+					ineligible = append(ineligible, c.Pool.Name+" ("+rj.Field+")")
+				}
 				continue
 			}
 			free := c.free - used[c.Pool.Name]
@@ -98,7 +106,10 @@ func (s *cycleState) choose(node *v1.Node, picks []string) (headroom int64, reas
 		if len(full) > 0 {
 			return 0, "node(s) had no free IP in " + plural("pool", len(full)) + " " + strings.Join(full, ", ")
 		}
-		return 0, "node(s) didn't match the node affinity of " + plural("pool", len(ineligible)) + " " + strings.Join(ineligible, ", ")
+		if len(ineligible) > 0 {
+			return 0, "node(s) didn't match the node affinity of " + plural("pool", len(ineligible)) + " " + strings.Join(ineligible, ", ")
+		}
+		return 0, "node(s) had no address of master NIC " + r.master + " in the subnet of " + plural("pool", len(subnet)) + " " + strings.Join(subnet, ", ") + " (matchMasterSubnet)"
 	}
 	if headroom < 0 {
 		headroom = 0
@@ -117,6 +128,20 @@ func (s *cycleState) claimsOn(node *v1.Node) (map[string]int, string) {
 		claims[name]++
 	}
 	return claims, ""
+}
+
+// masterAddrs is the node's addresses of r's master NIC as underlink-agent published them, or nil (not
+// known, so not checked) when the annotation is missing or unreadable.
+func masterAddrs(node *v1.Node, r *reqState) map[string][]netip.Prefix {
+	v, ok := node.Annotations[r.addrKey]
+	if !ok {
+		return nil
+	}
+	addrs, err := underlay.ParseAddresses(v)
+	if err != nil {
+		return nil
+	}
+	return map[string][]netip.Prefix{r.master: addrs}
 }
 
 // nodeOf is the node as pool eligibility reads it.

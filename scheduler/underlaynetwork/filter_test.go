@@ -10,6 +10,7 @@ import (
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/api/underlay"
 )
 
 func TestFilterLinks(t *testing.T) {
@@ -281,5 +282,39 @@ func TestFilterCountsReservedAddressesAsTaken(t *testing.T) {
 	w.p.reservedHandlers(w.p.store).OnDelete(toUnstructured(t, r))
 	if st := w.cycle(seedPod()).filter("n"); !st.IsSuccess() {
 		t.Fatalf("after the SpiderReservedIP is deleted: %v", st)
+	}
+}
+
+// A network with matchMasterSubnet is placed only where a listed pool's subnet holds an address of the
+// master NIC, as underlink-agent publishes it in the node annotation; a node without the annotation is
+// not refused for it (its agent has not published yet, and the ADD checks the NIC itself).
+func TestFilterMatchMasterSubnet(t *testing.T) {
+	w := newWorld(t, nil)
+	p, smc := w.seed() // cluster-a: 172.110.1.0/24
+	other := p.DeepCopy()
+	other.Name, other.Spec.Subnet, other.Spec.IPs, other.Spec.Gateway = "dc2", "172.120.0.0/16", []string{"172.120.1.1-172.120.1.9"}, nil
+	w.pool(other)
+	match := smc.DeepCopy()
+	match.Spec.MacvlanConfig.SpiderpoolConfigPools.IPv4IPPool = []string{"cluster-a", "dc2"}
+	match.Spec.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true)
+	w.multusConfig(match)
+	key := underlay.AddressesKey(underlay.LabelPrefix, "ens224")
+	for name, addrs := range map[string]string{"in-dc1": "172.110.1.200/24", "in-dc2": "172.120.1.200/16,fd00::1/64", "elsewhere": "10.7.0.5/24"} {
+		n := w.node(name, nic(up))
+		n.Annotations = map[string]string{key: addrs}
+	}
+	w.node("unpublished", nic(up))
+	c := w.cycle(seedPod())
+	if !c.resolved() {
+		t.Fatalf("PreFilter: %v", c.pre)
+	}
+	for _, n := range []string{"in-dc1", "in-dc2", "unpublished"} {
+		if st := c.filter(n); !st.IsSuccess() {
+			t.Errorf("%s: %v", n, st)
+		}
+	}
+	want := "node(s) had no address of master NIC ens224 in the subnet of pools cluster-a (172.110.1.0/24), dc2 (172.120.0.0/16) (matchMasterSubnet)"
+	if st := c.filter("elsewhere"); st.Code() != fwk.UnschedulableAndUnresolvable || st.Message() != want {
+		t.Errorf("elsewhere: %v %q; want %q", st.Code(), st.Message(), want)
 	}
 }

@@ -35,6 +35,9 @@ type request struct {
 	family  int
 	// pools are the candidates that admit the pod, in order.
 	pools []*cache.Pool
+	// master, when not empty, is the NIC whose subnet the pools must match on the node (the network's
+	// matchMasterSubnet).
+	master string
 }
 
 // refs are the networks and pools a pod refers to, known even when they do not exist, so that a queueing
@@ -96,7 +99,7 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 		s := poolchoice.Subject{Namespace: pod.Namespace, Pod: pod.Name, Interface: att.Interface, Network: key,
 			PodLabels: pod.Labels, PodAnnotations: pod.Annotations, NamespaceLabels: nsLabels}
 		plan, err := ann.Candidates(s, poolchoice.NetworkPools{Names: poolchoice.Names{IPv4: net.Pools.IPv4, IPv6: net.Pools.IPv6},
-			IPv4Field: net.Pools.IPv4Field, IPv6Field: net.Pools.IPv6Field}, p.store.Choice())
+			IPv4Field: net.Pools.IPv4Field, IPv6Field: net.Pools.IPv6Field, MatchMaster: net.Pools.MatchMaster}, p.store.Choice())
 		if plan.Source == poolchoice.SourceDefault {
 			r.defaultFamilies.Insert(4, 6) // a new or changed default pool of either family may matter
 		}
@@ -104,7 +107,7 @@ func (p *Plugin) resolve(pod *v1.Pod) (*needs, refs, *fwk.Status) {
 			return nil, r, candidatesFailed(pod, att, err, nsErr)
 		}
 		for _, fp := range plan.Families {
-			req := request{iface: att.Interface, network: key, family: fp.Family}
+			req := request{iface: att.Interface, network: key, family: fp.Family, master: plan.MatchMaster}
 			var why []string
 			for _, name := range fp.Names() {
 				pl, ok := p.store.Pool(name)
@@ -163,7 +166,12 @@ func (p *Plugin) stateFor(n *needs) *cycleState {
 	st.linkKey = strings.Join(st.labelKeys, ",")
 	seen := sets.New[string]()
 	for _, r := range n.reqs {
-		rs := reqState{iface: r.iface, network: r.network, family: r.family}
+		rs := reqState{iface: r.iface, network: r.network, family: r.family, master: r.master}
+		if r.master != "" {
+			// Which pools serve depends on the subnet of the NIC on each node.
+			rs.addrKey = underlay.AddressesKey(p.args.LabelPrefix, r.master)
+			st.uniform, st.nodeScoped = false, true
+		}
 		for _, pl := range r.pools {
 			a, ok := p.store.Availability(pl.Name)
 			if !ok {

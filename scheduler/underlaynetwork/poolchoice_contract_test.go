@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -61,7 +62,10 @@ type contractCase struct {
 	configs    []*spv2.SpiderMultusConfig
 	namespaces map[string]map[string]string
 	nodes      []*v1.Node
-	pod        *v1.Pod
+	// hostAddrs are each node's NIC addresses as the kernel has them: the IPAM reads them, and the
+	// node's annotation is what underlink-agent published of them.
+	hostAddrs map[string]map[string][]netip.Prefix
+	pod       *v1.Pod
 }
 
 var (
@@ -143,14 +147,30 @@ func genContractCase(rng *rand.Rand) *contractCase {
 		if rng.IntN(2) == 0 {
 			smc.Spec.MacvlanConfig.SpiderpoolConfigPools = &spv2.SpiderpoolPools{IPv4IPPool: someOf(rng, poolNames)}
 		}
+		if rng.IntN(4) == 0 {
+			if smc.Spec.MacvlanConfig.SpiderpoolConfigPools == nil {
+				smc.Spec.MacvlanConfig.SpiderpoolConfigPools = &spv2.SpiderpoolPools{}
+			}
+			smc.Spec.MacvlanConfig.SpiderpoolConfigPools.MatchMasterSubnet = ptr(true)
+		}
 		c.configs = append(c.configs, smc)
 	}
-	for _, name := range contractNodes {
+	c.hostAddrs = map[string]map[string][]netip.Prefix{}
+	for j, name := range contractNodes {
 		labels := map[string]string{"zone": contractZones[name]}
+		annotations := map[string]string{}
+		c.hostAddrs[name] = map[string][]netip.Prefix{}
 		for _, nic := range contractMasters {
 			labels[underlay.LabelKey(underlay.LabelPrefix, nic)] = underlay.LinkUp
+			// The NIC is on some of the pools' subnets (none, one or several).
+			var addrs []netip.Prefix
+			for _, i := range someOf(rng, []int{0, 1, 2, 3, 4}) {
+				addrs = append(addrs, netip.MustParsePrefix(fmt.Sprintf("10.%d.0.%d/24", i, 250+j)))
+			}
+			c.hostAddrs[name][nic] = addrs
+			annotations[underlay.AddressesKey(underlay.LabelPrefix, nic)] = underlay.FormatAddresses(addrs)
 		}
-		c.nodes = append(c.nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})
+		c.nodes = append(c.nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations}})
 	}
 
 	ns := pick(rng, "default", "team")
@@ -227,6 +247,11 @@ func (c *contractCase) disagreement(t *testing.T) string {
 	nodeScoped := false
 	for _, p := range c.pools {
 		nodeScoped = nodeScoped || len(p.Spec.NodeName) > 0 || p.Spec.NodeAffinity != nil
+	}
+	for _, smc := range c.configs {
+		// Which pools match a master's subnet is known on the node only.
+		p := smc.Spec.MacvlanConfig.SpiderpoolConfigPools
+		nodeScoped = nodeScoped || p != nil && p.MatchMasterSubnet != nil && *p.MatchMasterSubnet
 	}
 	if !nodeScoped && admitted && !anywhere && !warned {
 		_, _, allocWhy := c.allocate(c.nodes[0])
@@ -349,6 +374,9 @@ func (c *contractCase) allocate(node *v1.Node) (bool, map[string]string, string)
 			NodeLabels:      node.Labels,
 			Network:         att.Key(),
 		}
+		if conf.MatchMaster != "" {
+			s.NodeAddrs = map[string][]netip.Prefix{conf.MatchMaster: c.hostAddrs[node.Name][conf.MatchMaster]}
+		}
 		plan, err := ipam.Choose(s, conf, pools)
 		if err != nil {
 			return false, nil, fmt.Sprintf("%s: %v", att.Interface, err)
@@ -371,19 +399,23 @@ func (c *contractCase) config(ns, name string) *spv2.SpiderMultusConfig {
 
 // ipamConf reads the pools the first plugin's ipam names in a NAD's configuration list, as the runtime
 // hands them to underlink-ipam.
-func ipamConf(raw string) (poolchoice.Names, error) {
+func ipamConf(raw string) (poolchoice.NetworkPools, error) {
 	var list struct {
 		Plugins []struct {
 			IPAM *cniconf.IPAM `json:"ipam"`
 		} `json:"plugins"`
 	}
 	if err := json.Unmarshal([]byte(raw), &list); err != nil {
-		return poolchoice.Names{}, err
+		return poolchoice.NetworkPools{}, err
 	}
 	for _, p := range list.Plugins {
 		if p.IPAM != nil {
-			return poolchoice.Names{IPv4: p.IPAM.IPv4Pools, IPv6: p.IPAM.IPv6Pools}, nil
+			out := poolchoice.NetworkPools{Names: poolchoice.Names{IPv4: p.IPAM.IPv4Pools, IPv6: p.IPAM.IPv6Pools}}
+			if p.IPAM.MatchMasterSubnet {
+				out.MatchMaster = p.IPAM.Master
+			}
+			return out, nil
 		}
 	}
-	return poolchoice.Names{}, nil
+	return poolchoice.NetworkPools{}, nil
 }

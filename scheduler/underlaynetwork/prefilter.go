@@ -31,6 +31,9 @@ type reqState struct {
 	network string
 	family  int
 	cands   []candidate
+	// master is the NIC of a network with matchMasterSubnet, and addrKey the node annotation with its
+	// addresses (api/underlay.AddressesKey); both empty otherwise.
+	master, addrKey string
 }
 
 type candidate struct {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -45,30 +46,48 @@ func dsNodeAddr(i int) netip.Prefix {
 
 // nodeIPv6 adds (or, with add false, removes) node i's IPv6 address and default route on its NIC.
 func nodeIPv6(n TargetNode, i int, add bool) error {
+	return onNodeLink(n, netbed.NodeNIC, func(h netlinksafe.Handle, l netlink.Link) error {
+		def := &netlink.Route{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V6, Gw: dsNodeRouter.AsSlice()}
+		if !add {
+			_ = h.RouteDel(def)
+			return nodeAddr(h, l, n.Name, dsNodeAddr(i), false)
+		}
+		if err := nodeAddr(h, l, n.Name, dsNodeAddr(i), true); err != nil {
+			return err
+		}
+		if err := h.RouteReplace(def); err != nil {
+			return fmt.Errorf("IPv6 default route via %s on %s: %w", dsNodeRouter, n.Name, err)
+		}
+		return nil
+	})
+}
+
+// onNodeLink runs do with a netlink handle in node n's namespace and its link nic.
+func onNodeLink(n TargetNode, nic string, do func(h netlinksafe.Handle, l netlink.Link) error) error {
 	h, err := n.Net.Netlink()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := h.LinkByName(netbed.NodeNIC)
+	l, err := h.LinkByName(nic)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s on %s: %w", nic, n.Name, err)
 	}
-	a := dsNodeAddr(i)
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
-	def := &netlink.Route{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V6, Gw: dsNodeRouter.AsSlice()}
+	return do(h, l)
+}
+
+// nodeAddr adds a (without duplicate address detection), or with add false removes it, on link l of
+// node.
+func nodeAddr(h netlinksafe.Handle, l netlink.Link, node string, a netip.Prefix, add bool) error {
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}, Flags: unix.IFA_F_NODAD}
 	if !add {
-		_ = h.RouteDel(def)
 		if err := h.AddrDel(l, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-			return fmt.Errorf("remove %s from %s on %s: %w", a, netbed.NodeNIC, n.Name, err)
+			return fmt.Errorf("remove %s from %s on %s: %w", a, l.Attrs().Name, node, err)
 		}
 		return nil
 	}
 	if err := h.AddrReplace(l, addr); err != nil {
-		return fmt.Errorf("add %s to %s on %s: %w", a, netbed.NodeNIC, n.Name, err)
-	}
-	if err := h.RouteReplace(def); err != nil {
-		return fmt.Errorf("IPv6 default route via %s on %s: %w", dsNodeRouter, n.Name, err)
+		return fmt.Errorf("add %s to %s on %s: %w", a, l.Attrs().Name, node, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/underlink/underlink/api/scheme"
 	submarinerv1 "github.com/underlink/underlink/api/submariner/v1"
 	"github.com/underlink/underlink/api/underlay"
@@ -24,6 +25,7 @@ import (
 	"github.com/underlink/underlink/test/nodes"
 	"github.com/underlink/underlink/test/poll"
 	"github.com/underlink/underlink/test/submariner"
+	"github.com/vishvananda/netlink"
 )
 
 // Target is what the scenario runs against.
@@ -158,6 +160,7 @@ func Run(ctx context.Context, t Target) *Report {
 		{"Day 2: a pool in use, a cluster joining, a network deleted under a running Deployment", r.day2},
 		{"Day 2: a node fails under a running pod (kubelet and agent stopped, the pod force-deleted); no process but root reaches the agent", r.nodeFailure},
 		{"Dual stack: IPv4 and IPv6 pools on one network; pods on two nodes ping each other and their node over both families", r.dualStack},
+		{"matchMasterSubnet: nodes on two subnets; each pod gets the pool of its node's subnet, and the scheduler places by it", r.matchMasterSubnet},
 		{"StatefulSet fixed IPs: rolled twice and a pod force-deleted, every pod keeps its addresses; scaled down and deleted, they are released", r.statefulSet},
 		{"Upgrade: helm upgrade from the previous release while pods are created at 20/s", r.upgradeUnderLoad},
 	}
@@ -807,19 +810,12 @@ func (r *runner) httpBothWays() error {
 
 // setLink sets a node's ens224 up or down, as `ip link set ens224 down` on the node would.
 func setLink(n TargetNode, up bool) error {
-	h, err := n.Net.Netlink()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	l, err := h.LinkByName(netbed.UnderlayNIC)
-	if err != nil {
-		return err
-	}
-	if up {
-		return h.LinkSetUp(l)
-	}
-	return h.LinkSetDown(l)
+	return onNodeLink(n, netbed.UnderlayNIC, func(h netlinksafe.Handle, l netlink.Link) error {
+		if up {
+			return h.LinkSetUp(l)
+		}
+		return h.LinkSetDown(l)
+	})
 }
 
 func (r *runner) nodeLabel(c TargetCluster, node string) string {

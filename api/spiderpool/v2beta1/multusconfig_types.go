@@ -254,7 +254,8 @@ type BondConfig struct {
 
 // SpiderpoolPools names the default IPv4 and IPv6 pools of a network.
 type SpiderpoolPools struct {
-	// MatchMasterSubnet picks, among the pools, one whose subnet matches the master NIC's subnet.
+	// MatchMasterSubnet: on a node, only the pools whose subnet holds an address of the master NIC there
+	// serve (in the IPAM and in the scheduler).
 	// +kubebuilder:validation:Enum=true;false
 	// +kubebuilder:default=false
 	// +optional

@@ -1,7 +1,8 @@
 // Package linkwatch keeps the node label <prefix><nic>=up|down (api/underlay, by default
-// underlay.underlink.io/<nic>) true for the underlay NICs of the agent's node. It learns link changes from
-// a netlink subscription (no polling) and patches only that label, within milliseconds of the kernel's
-// event; the scheduler's UnderlayNetwork filter reads it.
+// underlay.underlink.io/<nic>) true for the underlay NICs of the agent's node, and beside it the node
+// annotation <prefix><nic>.addresses with the NIC's addresses (for networks with matchMasterSubnet). It
+// learns link and address changes from netlink subscriptions (no polling) and patches only those keys,
+// within milliseconds of the kernel's event; the scheduler's UnderlayNetwork filter reads them.
 package linkwatch
 
 import (
@@ -27,6 +28,7 @@ import (
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/api/underlay"
+	"github.com/underlink/underlink/cni/agent/hostaddr"
 	"github.com/underlink/underlink/cni/agent/metrics"
 )
 
@@ -109,6 +111,12 @@ func (w *Watcher) Start(ctx context.Context) error {
 		if err := netlink.LinkSubscribeWithOptions(updates, done, opts); err != nil {
 			return fmt.Errorf("subscribe to netlink link updates: %w", err)
 		}
+		addrUpdates := make(chan netlink.AddrUpdate, 1024)
+		aopts := netlink.AddrSubscribeOptions{Namespace: opts.Namespace, ErrorCallback: opts.ErrorCallback}
+		if err := netlink.AddrSubscribeWithOptions(addrUpdates, done, aopts); err != nil {
+			close(done)
+			return fmt.Errorf("subscribe to netlink address updates: %w", err)
+		}
 		table, err := w.list()
 		if err != nil {
 			close(done)
@@ -116,13 +124,22 @@ func (w *Watcher) Start(ctx context.Context) error {
 		}
 		w.Log.Info("watching underlay NICs", "nics", w.nics(ctx), "links", len(table))
 		eventAt := time.Time{}
+		watched := map[string]bool{} // the NICs of the last evaluation
 		evaluate := func() {
 			nics := w.nics(ctx)
+			clear(watched)
+			for _, n := range nics {
+				watched[n] = true
+			}
 			byName := map[string]bool{}
 			for _, l := range table {
 				byName[l.name] = byName[l.name] || l.up
 			}
 			want := Desired(nics, byName)
+			addrs, err := hostaddr.Reader{Netns: w.Netns}.Each(nics)
+			if err != nil {
+				w.Log.Info("reading the underlay NICs' addresses failed; publishing link state only", "err", err.Error())
+			}
 			var node corev1.Node
 			haveNode := w.Reader.Get(ctx, types.NamespacedName{Name: w.NodeName}, &node) == nil
 			failed := false
@@ -134,21 +151,23 @@ func (w *Watcher) Start(ctx context.Context) error {
 					continue
 				}
 				w.Metrics.LinkUp.WithLabelValues(nic).Set(map[string]float64{underlay.LinkUp: 1, underlay.LinkDown: 0}[v])
-				if published[nic] == v && haveNode && node.Labels[key] == v {
+				akey, av := underlay.AddressesKey(prefix, nic), underlay.FormatAddresses(addrs[nic])
+				state := v + " " + av
+				if published[nic] == state && haveNode && node.Labels[key] == v && node.Annotations[akey] == av {
 					continue
 				}
-				if published[nic] == v && !haveNode {
+				if published[nic] == state && !haveNode {
 					continue
 				}
-				if err := w.patch(ctx, key, v); err != nil {
+				if err := w.patch(ctx, key, v, akey, av); err != nil {
 					w.Log.Info("patching node label failed; will retry", "label", key, "value", v, "err", err.Error())
 					failed = true
 					continue
 				}
-				if published[nic] != v {
-					w.Log.Info("underlay NIC changed", "nic", nic, "label", key, "value", v)
+				if published[nic] != state {
+					w.Log.Info("underlay NIC changed", "nic", nic, "label", key, "value", v, "addresses", av)
 				}
-				published[nic] = v
+				published[nic] = state
 				if !eventAt.IsZero() {
 					w.Metrics.LabelPatchSeconds.Observe(time.Since(eventAt).Seconds())
 				}
@@ -178,17 +197,23 @@ func (w *Watcher) Start(ctx context.Context) error {
 					eventAt = time.Now()
 				}
 				apply(table, u)
-				// Drain what is queued, so a burst of events costs one evaluation.
-				for more := true; more; {
-					select {
-					case u, ok := <-updates:
-						if !ok {
-							break loop
-						}
-						apply(table, u)
-					default:
-						more = false
-					}
+				if !drain(table, updates, addrUpdates) {
+					break loop
+				}
+				evaluate()
+			case u, ok := <-addrUpdates:
+				if !ok {
+					break loop
+				}
+				if !watched[table[u.LinkIndex].name] {
+					// Another link's address, e.g. the link-local address of a pod's host-side veth.
+					continue
+				}
+				if eventAt.IsZero() {
+					eventAt = time.Now()
+				}
+				if !drain(table, updates, addrUpdates) {
+					break loop
 				}
 				evaluate()
 			case <-kick:
@@ -200,6 +225,26 @@ func (w *Watcher) Start(ctx context.Context) error {
 		close(done)
 	}
 	return nil
+}
+
+// drain applies what is queued, so a burst of events costs one evaluation; false when a subscription
+// closed.
+func drain(table map[int]link, updates <-chan netlink.LinkUpdate, addrUpdates <-chan netlink.AddrUpdate) bool {
+	for {
+		select {
+		case u, ok := <-updates:
+			if !ok {
+				return false
+			}
+			apply(table, u)
+		case _, ok := <-addrUpdates:
+			if !ok {
+				return false
+			}
+		default:
+			return true
+		}
+	}
 }
 
 func apply(table map[int]link, u netlink.LinkUpdate) {
@@ -214,15 +259,9 @@ func apply(table map[int]link, u netlink.LinkUpdate) {
 }
 
 func (w *Watcher) list() (map[int]link, error) {
-	var h *netlink.Handle
-	var err error
-	if w.Netns != nil {
-		h, err = netlink.NewHandleAt(*w.Netns)
-	} else {
-		h, err = netlink.NewHandle()
-	}
+	h, err := hostaddr.Reader{Netns: w.Netns}.Handle()
 	if err != nil {
-		return nil, fmt.Errorf("netlink handle: %w", err)
+		return nil, err
 	}
 	defer h.Close()
 	links, err := h.LinkList()
@@ -254,9 +293,10 @@ func (w *Watcher) nics(ctx context.Context) []string {
 	return nics
 }
 
-// patch sets one label with a merge patch, which touches no other label and needs no resourceVersion.
-func (w *Watcher) patch(ctx context.Context, key, value string) error {
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{key: value}}})
+// patch sets one label and one annotation with a merge patch, which touches no other key and needs no
+// resourceVersion.
+func (w *Watcher) patch(ctx context.Context, key, value, akey, avalue string) error {
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{key: value}, "annotations": map[string]string{akey: avalue}}})
 	if err != nil {
 		return err
 	}

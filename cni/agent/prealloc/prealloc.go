@@ -44,8 +44,9 @@ type Lookup func(namespace, name string) (*spv2.SpiderMultusConfig, bool)
 type Attachment struct {
 	// Interface is the pod interface: eth0 for the default network, net1, ... (podnet.Attachments).
 	Interface string
-	// Pools are the network's spec.macvlan.ippools, as its NAD's ipam.ipv4Pools/ipv6Pools.
-	Pools poolchoice.Names
+	// Pools are the network's spec.macvlan.ippools, as its NAD's ipam.ipv4Pools/ipv6Pools, and the NIC
+	// whose subnet they must match with matchMasterSubnet.
+	Pools poolchoice.NetworkPools
 }
 
 // Conf returns the interfaces whose ADDs will ask underlink-ipam, with the pools each is configured with:
@@ -72,7 +73,8 @@ func Conf(pod *corev1.Pod, lookup Lookup) []Attachment {
 		if n.Problem != "" || !n.IPAM || len(n.Masters) == 0 {
 			continue
 		}
-		out = append(out, Attachment{Interface: a.Interface, Pools: poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}})
+		out = append(out, Attachment{Interface: a.Interface, Pools: poolchoice.NetworkPools{
+			Names: poolchoice.Names{IPv4: n.Pools.IPv4, IPv6: n.Pools.IPv6}, MatchMaster: n.Pools.MatchMaster}})
 	}
 	return out
 }

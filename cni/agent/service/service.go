@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
+	"github.com/underlink/underlink/cni/agent/hostaddr"
 	"github.com/underlink/underlink/cni/agent/metrics"
 	"github.com/underlink/underlink/cni/agent/pools"
 	"github.com/underlink/underlink/cni/agent/prealloc"
@@ -51,6 +52,8 @@ type Service struct {
 	// pods' SpiderEndpoints that record them.
 	StatefulSets bool
 	Writer       client.Client
+	// HostAddrs reads a host NIC's addresses, for networks with matchMasterSubnet (hostaddr.Reader.Of).
+	HostAddrs func(nic string) ([]netip.Prefix, error)
 
 	// inflight holds, per pod UID, a channel closed when that pod's pre-allocation has finished.
 	inflight sync.Map
@@ -95,7 +98,11 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)
 	}
-	plan, err := ipam.Choose(subject, poolchoice.Names{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, all)
+	network := poolchoice.NetworkPools{Names: poolchoice.Names{IPv4: req.IPv4Pools, IPv6: req.IPv6Pools}, MatchMaster: req.MatchMaster}
+	if err := s.masterAddrs(&subject, network.MatchMaster); err != nil {
+		return nil, err
+	}
+	plan, err := ipam.Choose(subject, network, all)
 	if err != nil {
 		return nil, toProtocol(err)
 	}
@@ -224,6 +231,9 @@ func (s *Service) preallocate(ctx context.Context, pod *corev1.Pod, att prealloc
 	all, err := s.Pools.List(ctx)
 	if err != nil {
 		return tryAgain("list SpiderIPPools", err)
+	}
+	if err := s.masterAddrs(&subject, att.Pools.MatchMaster); err != nil {
+		return err
 	}
 	plan, err := ipam.Choose(subject, att.Pools, all)
 	if err != nil {
@@ -562,6 +572,28 @@ func (s *Service) subject(ctx context.Context, req protocol.Request) (ipam.Subje
 }
 
 // subjectOf reads pod's namespace and this node for pool choice for the holder h.
+// masterAddrs reads the addresses of the host NIC master into subject, for a network with
+// matchMasterSubnet; nothing when master is "".
+func (s *Service) masterAddrs(subject *ipam.Subject, master string) error {
+	if master == "" {
+		return nil
+	}
+	read := s.HostAddrs
+	if read == nil {
+		read = hostaddr.Reader{}.Of
+	}
+	addrs, err := read(master)
+	if errors.Is(err, hostaddr.ErrNoLink) {
+		return &protocol.Error{Code: protocol.CodeInvalidConfig, Msg: fmt.Sprintf(
+			"ipam.matchMasterSubnet: host NIC %s does not exist on node %s, so no pool can match its subnet; create the NIC or fix the network's master", master, s.NodeName)}
+	}
+	if err != nil {
+		return tryAgain("read the addresses of host NIC "+master, err)
+	}
+	subject.NodeAddrs = map[string][]netip.Prefix{master: addrs}
+	return nil
+}
+
 func (s *Service) subjectOf(ctx context.Context, pod *corev1.Pod, h ipam.Holder) (ipam.Subject, error) {
 	if pod.Spec.NodeName != s.NodeName {
 		// A process on this node asking for another node's pod (or one not yet bound) would take an

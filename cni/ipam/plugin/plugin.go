@@ -73,6 +73,9 @@ func LoadConf(stdin []byte) (*Conf, error) {
 	if n := c.DefaultRouteNIC; n != "" && (len(n) > 15 || strings.ContainsAny(n, "/: \t\n")) {
 		return nil, invalid("ipam.defaultRouteNIC", fmt.Sprintf("%q is not an interface name (at most 15 characters, no '/', ':' or space)", n))
 	}
+	if c.MatchMasterSubnet && c.Master == "" {
+		return nil, invalid("ipam.master", "is empty and ipam.matchMasterSubnet is true: name the host NIC whose subnet the pools must match (the macvlan plugin's master)")
+	}
 	for field, pools := range map[string][]string{"ipam.ipv4Pools": c.IPv4Pools, "ipam.ipv6Pools": c.IPv6Pools} {
 		for i, p := range pools {
 			if msg := poolNameProblem(p); msg != "" {
@@ -133,7 +136,16 @@ func request(args *skel.CmdArgs, conf *Conf) (protocol.Request, error) {
 		Pod:         protocol.Pod{Namespace: string(ka.K8S_POD_NAMESPACE), Name: string(ka.K8S_POD_NAME), UID: string(ka.K8S_POD_UID)},
 		IPv4Pools:   conf.IPAM.IPv4Pools,
 		IPv6Pools:   conf.IPAM.IPv6Pools,
+		MatchMaster: matchMaster(conf),
 	}, nil
+}
+
+// matchMaster is the NIC whose subnet the pools must match, or "" without ipam.matchMasterSubnet.
+func matchMaster(conf *Conf) string {
+	if !conf.IPAM.MatchMasterSubnet {
+		return ""
+	}
+	return conf.IPAM.Master
 }
 
 func needPod(req protocol.Request) error {

@@ -44,6 +44,7 @@ func TestLoadConfNamesTheField(t *testing.T) {
 		{"bad pool name", `{"ipam":{"type":"underlink-ipam","ipv6Pools":["-v6"]}}`, types.ErrInvalidNetworkConfig, `ipam.ipv6Pools[0] "-v6" is not a SpiderIPPool name`},
 		{"upper case pool", `{"ipam":{"type":"underlink-ipam","ipv4Pools":["Cluster-A"]}}`, types.ErrInvalidNetworkConfig, `ipam.ipv4Pools[0] "Cluster-A" is not a SpiderIPPool name`},
 		{"detection flag of the wrong type", `{"ipam":{"type":"underlink-ipam","detectIPConflict":"yes"}}`, types.ErrDecodingFailure, `field "ipam.detectIPConflict"`},
+		{"matchMasterSubnet without master", `{"ipam":{"type":"underlink-ipam","matchMasterSubnet":true}}`, types.ErrInvalidNetworkConfig, "ipam.master is empty and ipam.matchMasterSubnet is true"},
 		{"bad default-route NIC", `{"ipam":{"type":"underlink-ipam","defaultRouteNIC":"eth0:1"}}`, types.ErrInvalidNetworkConfig, `ipam.defaultRouteNIC "eth0:1" is not an interface name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,6 +102,9 @@ type Request struct {
 	// IPv4Pools and IPv6Pools are the network config's ipam.ipv4Pools / ipam.ipv6Pools.
 	IPv4Pools []string `json:"ipv4Pools,omitempty"`
 	IPv6Pools []string `json:"ipv6Pools,omitempty"`
+	// MatchMaster is the network config's ipam.master when ipam.matchMasterSubnet is true: only pools
+	// whose subnet holds an address of that host NIC serve.
+	MatchMaster string `json:"matchMaster,omitempty"`
 }
 
 // CheckRequest is a CHECK: the addresses of prevResult must be held by the pod interface.

@@ -89,6 +89,11 @@ func TestChartAgentPolicyHoldsAgainstTheAgentsOwnToken(t *testing.T) {
 		if err := patchNode("node-a", fmt.Appendf(nil, `{"metadata":{"labels":{%q:null}}}`, underlayLabel)); err != nil {
 			t.Errorf("the agent on node-a may not remove %s from node-a: %v", underlayLabel, err)
 		}
+		// The NIC's addresses, for matchMasterSubnet: an annotation under the same prefix.
+		addrs := underlay.AddressesKey(underlay.LabelPrefix, "ens224")
+		if err := patchNode("node-a", fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"172.110.1.10/24"}}}`, addrs)); err != nil {
+			t.Errorf("the agent on node-a may not set %s on node-a: %v", addrs, err)
+		}
 	})
 	for _, tc := range []struct {
 		name, node string
@@ -99,7 +104,8 @@ func TestChartAgentPolicyHoldsAgainstTheAgentsOwnToken(t *testing.T) {
 		{"another label of its own node", "node-a", labelPatch("team", "blue"), "may change only the " + underlay.LabelPrefix + "* labels"},
 		{"a new label outside the prefix", "node-a", labelPatch("node-role.kubernetes.io/control-plane", ""), "may change only the " + underlay.LabelPrefix + "* labels"},
 		{"removing a label outside the prefix", "node-a", []byte(`{"metadata":{"labels":{"team":null}}}`), "may change only the " + underlay.LabelPrefix + "* labels"},
-		{"its own node's spec", "node-a", []byte(`{"spec":{"unschedulable":true}}`), "not its spec, annotations"},
+		{"its own node's spec", "node-a", []byte(`{"spec":{"unschedulable":true}}`), "not its spec, other annotations"},
+		{"an annotation outside the prefix", "node-a", []byte(`{"metadata":{"annotations":{"node.alpha.kubernetes.io/ttl":"0"}}}`), "not its spec, other annotations"},
 		// An owner that does not exist has the garbage collector delete the node.
 		{"an owner of its own node", "node-a", chartGoneOwner, "owner references or finalizers"},
 	} {

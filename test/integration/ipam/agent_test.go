@@ -15,6 +15,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -486,6 +487,69 @@ func TestIPAMPoolsByNetwork(t *testing.T) {
 	for pool, want := range map[string]int64{"ens224-pool": 1, "ens256-pool": 1} {
 		if _, p := c.PoolAllocations(t, pool); *p.Status.AllocatedIPCount != want {
 			t.Errorf("%s holds %d addresses, want %d", pool, *p.Status.AllocatedIPCount, want)
+		}
+	}
+}
+
+// TestIPAMMatchMasterSubnet: with ipam.matchMasterSubnet, the agent gives an address only from a listed
+// pool whose subnet holds an address of the master NIC in the node's namespace, read when the ADD runs;
+// a NIC without such an address, or one that does not exist, is an error that says so.
+func TestIPAMMatchMasterSubnet(t *testing.T) {
+	c := bed.NewCluster(t, controlplane.EnvOptions{})
+	node := c.AddNode(t, "a-node1", nil)
+	c.StartAgent(t, node)
+	ctx := context.Background()
+	c.CreatePool(t, "dc1", "172.110.1.0/24", "172.110.1.1", []string{"172.110.1.10-172.110.1.20"})
+	c.CreatePool(t, "dc2", "172.110.2.0/24", "172.110.2.1", []string{"172.110.2.10-172.110.2.20"})
+	conf := func(master string) []byte {
+		return []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"kube-system-macvlan-conf","type":"macvlan","master":%q,"mode":"bridge",
+		 "ipam":{"type":"underlink-ipam","socket":%q,"timeoutSeconds":10,"ipv4Pools":["dc1","dc2"],"matchMasterSubnet":true,"master":%q}}`, master, node.Socket, master))
+	}
+	add := func(name, master string) (*current.Result, *types.Error) {
+		t.Helper()
+		pod := c.CreatePod(t, "team-a", name, "a-node1", nil)
+		res, cniErr, err := pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), ContainerID: "cid-" + name, Pod: pod, Conf: conf(master)}.add(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, cniErr
+	}
+
+	// The bed's ens224 has no address: no pool matches, and the error names each and the NIC.
+	_, e := add("bare", netbed.UnderlayNIC)
+	if e == nil || e.Code != protocol.CodeNoEligiblePool || !strings.Contains(e.Msg, `"dc1": spec.subnet 172.110.1.0/24 holds no address of master NIC ens224 on node "a-node1" (ens224 has no address)`) {
+		t.Errorf("ens224 without an address: got %v, want code %d naming dc1 and the NIC", e, protocol.CodeNoEligiblePool)
+	}
+
+	h, err := node.NS.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ens224, err := h.LinkByName(netbed.UnderlayNIC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("172.110.2.5/24")
+	if err := h.AddrAdd(ens224, addr); err != nil {
+		t.Fatal(err)
+	}
+	// dc1 is listed first; the node's ens224 is on dc2's subnet, so dc2 gives the address.
+	res, e := add("in-dc2", netbed.UnderlayNIC)
+	if e != nil {
+		t.Fatalf("ADD with ens224 on 172.110.2.0/24: %v", e)
+	}
+	if len(res.IPs) != 1 || !netip.MustParsePrefix("172.110.2.0/24").Contains(netip.MustParseAddr(res.IPs[0].Address.IP.String())) {
+		t.Errorf("got %v, want an address of dc2 (172.110.2.0/24)", res.IPs)
+	}
+
+	_, e = add("no-nic", "ens999")
+	if e == nil || e.Code != protocol.CodeInvalidConfig || !strings.Contains(e.Msg, "host NIC ens999 does not exist on node a-node1") {
+		t.Errorf("a master that does not exist: got %v, want code %d naming it", e, protocol.CodeInvalidConfig)
+	}
+	for pool, want := range map[string]int64{"dc1": 0, "dc2": 1} {
+		if _, p := c.PoolAllocations(t, pool); p.Status.AllocatedIPCount != nil && *p.Status.AllocatedIPCount != want || p.Status.AllocatedIPCount == nil && want != 0 {
+			t.Errorf("%s holds %v addresses, want %d: failed ADDs must leave nothing allocated", pool, p.Status.AllocatedIPCount, want)
 		}
 	}
 }

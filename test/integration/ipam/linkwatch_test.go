@@ -30,6 +30,8 @@ import (
 // apiserver has it, not at its next poll.
 type nodeLabels struct {
 	w watch.Interface
+	// last is the node as last seen.
+	last *corev1.Node
 }
 
 func watchNode(t *testing.T, c *bed.Cluster, name string) *nodeLabels {
@@ -49,22 +51,44 @@ func watchNode(t *testing.T, c *bed.Cluster, name string) *nodeLabels {
 // await returns when the label has value, and when that was seen.
 func (n *nodeLabels) await(t *testing.T, key, value string, timeout time.Duration) (map[string]string, time.Time) {
 	t.Helper()
+	node, at := n.awaitNode(t, "label "+key+"="+value, func(node *corev1.Node) bool { return node.Labels[key] == value }, timeout)
+	return node.Labels, at
+}
+
+// awaitAnnotation returns when the annotation has value, and when that was seen.
+func (n *nodeLabels) awaitAnnotation(t *testing.T, key, value string, timeout time.Duration) time.Time {
+	t.Helper()
+	_, at := n.awaitNode(t, "annotation "+key+"="+value, func(node *corev1.Node) bool {
+		v, ok := node.Annotations[key]
+		return ok && v == value
+	}, timeout)
+	return at
+}
+
+func (n *nodeLabels) awaitNode(t *testing.T, what string, ok func(*corev1.Node) bool, timeout time.Duration) (*corev1.Node, time.Time) {
+	t.Helper()
+	if n.last != nil && ok(n.last) {
+		return n.last, time.Now()
+	}
 	deadline := time.After(timeout)
-	var last map[string]string
 	for {
 		select {
-		case ev, ok := <-n.w.ResultChan():
-			if !ok {
+		case ev, open := <-n.w.ResultChan():
+			if !open {
 				t.Fatal("node watch closed")
 			}
-			if node, ok := ev.Object.(*corev1.Node); ok {
-				last = node.Labels
-				if node.Labels[key] == value {
-					return node.Labels, time.Now()
+			if node, isNode := ev.Object.(*corev1.Node); isNode {
+				n.last = node
+				if ok(node) {
+					return node, time.Now()
 				}
 			}
 		case <-deadline:
-			t.Fatalf("label %s=%s not seen within %s; labels %v", key, value, timeout, last)
+			var labels, annotations map[string]string
+			if n.last != nil {
+				labels, annotations = n.last.Labels, n.last.Annotations
+			}
+			t.Fatalf("%s not seen within %s; labels %v, annotations %v", what, timeout, labels, annotations)
 		}
 	}
 }
@@ -91,6 +115,41 @@ func TestLinkWatcherLabelsNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		return l
+	}
+
+	// Beside the label, the NIC's addresses (for matchMasterSubnet): none in the bed, then each change
+	// within a second. The NIC's IPv6 link-local address is not published.
+	const addrKey = "underlay.underlink.io/ens224.addresses"
+	labels.awaitAnnotation(t, addrKey, "", 5*time.Second)
+	for _, step := range []struct {
+		add  bool
+		addr string
+		want string
+	}{
+		{true, "172.110.2.5/24", "172.110.2.5/24"},
+		{true, "fd00:172:110::5/64", "172.110.2.5/24,fd00:172:110::5/64"},
+		{false, "172.110.2.5/24", "fd00:172:110::5/64"},
+		{false, "fd00:172:110::5/64", ""},
+	} {
+		a, err := netlink.ParseAddr(step.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step.add {
+			a.Flags = unix.IFA_F_NODAD
+			err = h.AddrAdd(ens224(), a)
+		} else {
+			err = h.AddrDel(ens224(), a)
+		}
+		if err != nil {
+			t.Fatalf("address %s (add %v): %v", step.addr, step.add, err)
+		}
+		start := time.Now()
+		seen := labels.awaitAnnotation(t, addrKey, step.want, 5*time.Second)
+		t.Logf("address %s (add %v) → %s=%q after %s", step.addr, step.add, addrKey, step.want, seen.Sub(start).Round(100*time.Microsecond))
+		if seen.Sub(start) > time.Second {
+			t.Errorf("the annotation followed the address after %s, more than a second", seen.Sub(start))
+		}
 	}
 	steps := []struct {
 		name, want string
