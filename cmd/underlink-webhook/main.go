@@ -47,7 +47,7 @@ func main() {
 	flag.StringVar(&o.LeaderElectionID, "leader-election-id", app.DefaultLeaderElectionID, "name of the leader election Lease")
 	flag.BoolVar(&o.DisableController, "disable-controller", false, "serve only the webhooks")
 	var drainFor time.Duration
-	flag.DurationVar(&drainFor, "drain", 3*time.Second, "after SIGTERM, keep serving this long, closing each kept-alive connection after its answer and reporting not ready, before stopping")
+	flag.DurationVar(&drainFor, "drain", 100*time.Second, "after SIGTERM, keep serving, closing each kept-alive connection after its answer and reporting not ready, until the clients have closed every connection or this long; the apiserver closes an idle one after 90 s")
 	o.Drain = &app.Drain{}
 	flag.StringVar(&o.FastPathConfiguration, "fast-path-webhook-configuration", registration.ConfigurationName, "ValidatingWebhookConfiguration whose "+registration.FastPathConditionName+" condition the controller keeps, so the apiserver skips the webhook for pods naming an existing network; empty: always call")
 	var certOpts certs.Options
@@ -90,7 +90,7 @@ func main() {
 		fail(err)
 	}
 	log.Info("starting", "defaultNetwork", o.DefaultNetwork, "schedulerName", o.SchedulerName, "localCluster", o.Snapshot.LocalCluster, "staticClusters", len(o.Snapshot.StaticClusters))
-	if err := mgr.Start(app.SignalContext(o.Drain, drainFor)); err != nil {
+	if err := mgr.Start(app.SignalContext(o.Drain, drainFor, log.Info)); err != nil {
 		fail(err)
 	}
 }

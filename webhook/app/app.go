@@ -135,7 +135,12 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	if !o.EnableHTTP2 {
 		srvOpts.TLSOpts = append(srvOpts.TLSOpts, DisableHTTP2)
 	}
-	srv := webhook.NewServer(srvOpts)
+	var srv webhook.Server
+	if o.Drain != nil {
+		srv = newDrainingServer(srvOpts, o.Drain)
+	} else {
+		srv = webhook.NewServer(srvOpts)
+	}
 	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr}
 	if !o.InsecureMetrics {
 		metricsOpts.SecureServing = true
@@ -164,12 +169,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	srv = mgr.GetWebhookServer()
 	reader, live := mgr.GetCache(), &snapshot.Coalesced{Reader: mgr.GetAPIReader()}
 	rules := admit.Rules{Reader: reader, LiveReader: live, Snapshot: o.Snapshot}
-	register := func(path string, h http.Handler) {
-		if o.Drain != nil {
-			h = o.Drain.Wrap(h)
-		}
-		srv.Register(path, h)
-	}
+	register := srv.Register
 	register(registration.PathMutatePod, &admission.Webhook{Handler: &admit.Injector{
 		Rules: rules, DefaultNetwork: o.DefaultNetwork, SchedulerName: o.SchedulerName,
 	}})
