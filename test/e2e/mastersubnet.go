@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,72 +11,99 @@ import (
 	"github.com/vishvananda/netlink"
 
 	nadv1 "github.com/underlink/underlink/api/nad/v1"
-	spv2 "github.com/underlink/underlink/api/spiderpool/v2beta1"
 	"github.com/underlink/underlink/api/underlay"
+	"github.com/underlink/underlink/pkg/iprange"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/poll"
 )
 
-// The matchMasterSubnet step's objects on cluster-a: node i's ens224 is on subnet 172.110.(216+i).0/24
-// for the step, a pool per subnet, and a pool of a subnet no node is on. The network lists the pools
-// with matchMasterSubnet, the pool of the other node's subnet first.
+// The matchMasterSubnet step's objects on cluster-a. The nodes' ens224 are on the underlay's subnet
+// (the cluster pools' 172.110.0.0/16); for the step, the second node's ens224 moves to another subnet,
+// as a node in a rack of its own would be. The network's one pool is on the underlay's subnet, with
+// matchMasterSubnet.
 const (
-	mmNet = "mm-net"
+	mmNet  = "mm-net"
+	mmPool = "mm-pool"
 	// mmLabel labels the step's pods.
 	mmLabel = "mm"
+	// mmRange are mmPool's addresses, disjoint from the other pools of the subnet.
+	mmRange = "172.110.219.10-172.110.219.19"
 )
 
-// mmSubnet is the subnet of node i's ens224 (i 0 or 1), or of no node (i 2).
-func mmSubnet(i int) netip.Prefix {
-	return netip.MustParsePrefix(fmt.Sprintf("172.110.%d.0/24", 216+i))
+// mmElsewhere is the second node's address for the step, on a subnet no pool has.
+var mmElsewhere = netip.MustParsePrefix("172.120.7.5/24")
+
+// underlayAddrs are the IPv4 addresses of node n's underlay NIC.
+func underlayAddrs(n TargetNode) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	err := onNodeLink(n, netbed.UnderlayNIC, func(h netlinksafe.Handle, l netlink.Link) error {
+		list, err := h.AddrList(l, netlink.FAMILY_V4)
+		for _, a := range list {
+			if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+				ones, _ := a.Mask.Size()
+				out = append(out, netip.PrefixFrom(ip, ones))
+			}
+		}
+		return err
+	})
+	return out, err
 }
 
-func mmPool(i int) string { return fmt.Sprintf("mm-%d", 216+i) }
-
-// mmNodeAddr is node i's address on ens224 for the step.
-func mmNodeAddr(i int) netip.Prefix {
-	return netip.PrefixFrom(mmSubnet(i).Addr().Next().Next().Next().Next().Next(), 24)
-}
-
-// nodeUnderlayAddr adds (or, with add false, removes) node i's address on its underlay NIC.
-func nodeUnderlayAddr(n TargetNode, i int, add bool) error {
+// moveUnderlayAddrs replaces the addresses from on node n's underlay NIC with to.
+func moveUnderlayAddrs(n TargetNode, from, to []netip.Prefix) error {
 	return onNodeLink(n, netbed.UnderlayNIC, func(h netlinksafe.Handle, l netlink.Link) error {
-		return nodeAddr(h, l, n.Name, mmNodeAddr(i), add)
+		for _, a := range to {
+			if err := nodeAddr(h, l, n.Name, a, true); err != nil {
+				return err
+			}
+		}
+		for _, a := range from {
+			if slices.Contains(to, a) {
+				continue
+			}
+			if err := nodeAddr(h, l, n.Name, a, false); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
-// cleanMasterSubnet deletes what an earlier run's step left on c, and the nodes' addresses.
+// cleanMasterSubnet deletes what an earlier run's step left on c.
 func (r *runner) cleanMasterSubnet(c TargetCluster) error {
-	err := r.deleteLeftovers(c, [][]string{
+	return r.deleteLeftovers(c, [][]string{
 		{"delete", "pod", "-n", appNamespace, "-l", "underlink-e2e=" + mmLabel, "--ignore-not-found", "--wait=true", "--timeout=60s", "--grace-period=1"},
 		{"delete", "spidermultusconfig", mmNet, "-n", configNS, "--ignore-not-found"},
-		{"delete", "spiderippool", mmPool(0), mmPool(1), mmPool(2), "--ignore-not-found", "--timeout=60s"},
+		{"delete", "spiderippool", mmPool, "--ignore-not-found", "--timeout=60s"},
 	})
-	for i, n := range c.Nodes {
-		if n.Net != nil && i < 2 {
-			err = errors.Join(err, nodeUnderlayAddr(n, i, false))
-		}
-	}
-	return err
 }
 
-// mmPod is a pod of mmNet; node pins it ("" lets the scheduler choose) and pool, when not empty, is
-// its ipam.spidernet.io/ippool annotation's one IPv4 pool.
-func (r *runner) mmPod(name, node, pool string) []byte {
+// mmPod is a pod of mmNet pinned to node, or placed by the scheduler when node is "".
+func (r *runner) mmPod(name, node string) []byte {
 	m := string(r.pinnedPod(name, node, mmLabel, nadv1.DefaultNetworkAnnotation, configNS+"/"+mmNet))
-	if pool != "" {
-		m = strings.Replace(m, "  annotations:\n", fmt.Sprintf("  annotations:\n    %s: '{\"ipv4\":[%q]}'\n", spv2.AnnoPodIPPool, pool), 1)
-	}
 	if node == "" {
 		m = strings.Replace(m, "  nodeSelector:\n    kubernetes.io/hostname: \n", "", 1)
 	}
 	return []byte(m)
 }
 
-// matchMasterSubnet: the two nodes' ens224 are on two subnets; a network lists both subnets' pools
-// with matchMasterSubnet. The agents publish each NIC's addresses; a pod on each node gets the pool of
-// its node's subnet although the other is listed first; a pod limited to one pool is placed on the node
-// of that pool's subnet, and one limited to a pool of no node's subnet stays Pending with the reason.
+// awaitPublished waits until node's published addresses of the underlay NIC are want.
+func (r *runner) awaitPublished(c TargetCluster, node string, want []netip.Prefix) error {
+	key := underlay.AddressesKey(underlay.LabelPrefix, netbed.UnderlayNIC)
+	var got string
+	start := time.Now()
+	err := poll.Wait(r.ctx, 30*time.Second, pollInterval, "the agent publishes "+key, func() (bool, string, error) {
+		got, _ = r.kubectlQuiet(c, nil, "get", "node", node, "-o", "go-template={{index .metadata.annotations \""+key+"\"}}")
+		return got == underlay.FormatAddresses(want), got, nil
+	})
+	return r.check(err == nil, fmt.Sprintf("%s: underlink-agent publishes %s=%s (after %s)", node, key, underlay.FormatAddresses(want), time.Since(start).Round(10*time.Millisecond)), got)
+}
+
+// matchMasterSubnet: a network whose pool is on the underlay's subnet, with matchMasterSubnet. The
+// second node's ens224 moves to another subnet and the agent publishes it: a pod pinned there stays
+// Pending with the reason, a pod the scheduler places goes to the first node, and a pod on the first node
+// gets the pool's address. Moved back, the agent publishes the old address and the Pending pod is
+// placed and runs.
 func (r *runner) matchMasterSubnet() error {
 	c := r.a
 	if len(c.Nodes) < 2 {
@@ -85,87 +112,93 @@ func (r *runner) matchMasterSubnet() error {
 	if err := r.cleanMasterSubnet(c); err != nil {
 		return r.check(false, "leftovers of an earlier run removed", err.Error())
 	}
-	for i, n := range c.Nodes[:2] {
-		if err := nodeUnderlayAddr(n, i, true); err != nil {
-			return r.check(false, "an address on the nodes' "+netbed.UnderlayNIC, err.Error())
-		}
-		fmt.Fprintf(r.out, "[%s]# ip addr add %s dev %s nodad   # on %s\n", c.Name, mmNodeAddr(i), netbed.UnderlayNIC, n.Name)
-	}
 	defer func() { _ = r.cleanMasterSubnet(c) }()
-
-	key := underlay.AddressesKey(underlay.LabelPrefix, netbed.UnderlayNIC)
-	for i, n := range c.Nodes[:2] {
-		var got string
-		start := time.Now()
-		err := poll.Wait(r.ctx, 30*time.Second, pollInterval, "the agent publishes "+key, func() (bool, string, error) {
-			got, _ = r.kubectlQuiet(c, nil, "get", "node", n.Name, "-o", "go-template={{index .metadata.annotations \""+key+"\"}}")
-			return strings.Contains(got, mmNodeAddr(i).String()), got, nil
-		})
-		if err := r.check(err == nil, fmt.Sprintf("%s: underlink-agent publishes %s=%s (after %s)", n.Name, key, mmNodeAddr(i), time.Since(start).Round(10*time.Millisecond)), got); err != nil {
-			return err
-		}
+	// The node that moves is not the Submariner gateway, whose tunnel the other steps use.
+	on, off := c.Nodes[0], c.Nodes[1]
+	if off.Gateway {
+		on, off = off, on
 	}
-
-	var pools []string
-	for i := range 3 {
-		s := mmSubnet(i)
-		base := s.Addr().As4()
-		pools = append(pools, poolManifest(mmPool(i), s.String(), s.Addr().Next().String(), fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.19", base[0], base[1], base[2], base[0], base[1], base[2])))
+	original, err := underlayAddrs(off)
+	if err != nil || len(original) == 0 {
+		return r.check(false, "the IPv4 address of "+netbed.UnderlayNIC+" on "+off.Name, fmt.Sprint(original, err))
 	}
-	if out, err := r.showManifest(c, "apply", []byte(strings.Join(pools, "---\n"))); err != nil {
-		return r.check(false, "SpiderIPPools "+mmPool(0)+", "+mmPool(1)+", "+mmPool(2)+" admitted", out)
-	}
-	network := strings.Replace(r.coordinatedNetwork(mmNet, netbed.UnderlayNIC, mmPool(1), ""),
-		"    ippools:\n      ipv4:\n      - "+mmPool(1)+"\n",
-		"    ippools:\n      matchMasterSubnet: true\n      ipv4:\n      - "+mmPool(1)+"\n      - "+mmPool(0)+"\n", 1)
-	if err := r.applyNetwork(c, mmNet, network, "pools "+mmPool(1)+", "+mmPool(0)+" with matchMasterSubnet"); err != nil {
+	if err := r.awaitPublished(c, off.Name, original); err != nil {
 		return err
 	}
 
-	// One pod pinned to each node: each gets its node's subnet, whatever the order of the list.
-	for i, n := range c.Nodes[:2] {
-		name := fmt.Sprintf("mm-%c", 'a'+i)
-		if out, err := r.showManifest(c, "apply", r.mmPod(name, n.Name, "")); err != nil {
-			return r.check(false, name+" admitted", out)
+	if out, err := r.showManifest(c, "apply", []byte(poolManifest(mmPool, c.ClusterCIDR, netip.MustParsePrefix(c.ClusterCIDR).Addr().Next().String(), mmRange))); err != nil {
+		return r.check(false, "SpiderIPPool "+mmPool+" admitted", out)
+	}
+	network := strings.Replace(r.coordinatedNetwork(mmNet, netbed.UnderlayNIC, mmPool, ""),
+		"    ippools:\n", "    ippools:\n      matchMasterSubnet: true\n", 1)
+	if err := r.applyNetwork(c, mmNet, network, "pool "+mmPool+" with matchMasterSubnet"); err != nil {
+		return err
+	}
+
+	if err := moveUnderlayAddrs(off, original, []netip.Prefix{mmElsewhere}); err != nil {
+		return r.check(false, netbed.UnderlayNIC+" of "+off.Name+" moved to "+mmElsewhere.String(), err.Error())
+	}
+	fmt.Fprintf(r.out, "[%s]# ip addr add %s dev %s; ip addr del %s dev %s   # on %s\n", c.Name, mmElsewhere, netbed.UnderlayNIC, underlay.FormatAddresses(original), netbed.UnderlayNIC, off.Name)
+	restored := false
+	defer func() {
+		if !restored {
+			_ = moveUnderlayAddrs(off, []netip.Prefix{mmElsewhere}, original)
+		}
+	}()
+	if err := r.awaitPublished(c, off.Name, []netip.Prefix{mmElsewhere}); err != nil {
+		return err
+	}
+
+	// Pinned to the node off the pool's subnet: Pending, and the Event says why.
+	if out, err := r.showManifest(c, "apply", r.mmPod("mm-off", off.Name)); err != nil {
+		return r.check(false, "mm-off admitted", out)
+	}
+	ev, err := r.podFailure(c, "mm-off", schedulerEvents, "no address of master NIC "+netbed.UnderlayNIC+" in the subnet of pool "+mmPool)
+	node, _ := r.kubectlQuiet(c, nil, "get", "pod", "mm-off", "-o", "jsonpath={.spec.nodeName}")
+	if err := r.check(err == nil && node == "", "mm-off, pinned to "+off.Name+" ("+netbed.UnderlayNIC+" "+mmElsewhere.String()+"), stays Pending; its Event says why", ev.Message); err != nil {
+		return err
+	}
+	// Placed by the scheduler, and pinned to the node on the subnet: both run there with the pool's
+	// addresses.
+	for _, p := range []struct{ name, node string }{{"mm-placed", ""}, {"mm-on", on.Name}} {
+		if out, err := r.showManifest(c, "apply", r.mmPod(p.name, p.node)); err != nil {
+			return r.check(false, p.name+" admitted", out)
 		}
 	}
-	for i, n := range c.Nodes[:2] {
-		name := fmt.Sprintf("mm-%c", 'a'+i)
+	pool, err := iprange.Parse(mmRange)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"mm-placed", "mm-on"} {
 		if err := r.waitRunning(c, name, 2*time.Minute); err != nil {
-			return r.check(false, name+" Running on "+n.Name, err.Error())
+			return r.check(false, name+" Running", err.Error())
 		}
-		ip, _ := r.kubectlQuiet(c, nil, "get", "pod", name, "-o", "jsonpath={.status.podIP}")
-		a, err := netip.ParseAddr(strings.TrimSpace(ip))
-		if err := r.check(err == nil && mmSubnet(i).Contains(a), fmt.Sprintf("%s on %s (ens224 %s) got %s, of pool %s, not of %s listed first", name, n.Name, mmNodeAddr(i), ip, mmPool(i), mmPool(1)), ip); err != nil {
+		out, _ := r.kubectlQuiet(c, nil, "get", "pod", name, "-o", "jsonpath={.spec.nodeName} {.status.podIP}")
+		f := strings.Fields(out)
+		ok := len(f) == 2 && f[0] == on.Name
+		if ok {
+			a, err := netip.ParseAddr(f[1])
+			ok = err == nil && pool.Contains(a)
+		}
+		if err := r.check(ok, name+" runs on "+on.Name+" (the node on "+mmPool+"'s subnet) with an address of "+mmPool, out); err != nil {
 			return err
 		}
 	}
 
-	// Limited to the pool of node 0's subnet, the scheduler places the pod there.
-	if out, err := r.showManifest(c, "apply", r.mmPod("mm-c", "", mmPool(0))); err != nil {
-		return r.check(false, "mm-c admitted", out)
+	// Back on the subnet: the agent publishes it, the scheduler takes mm-off up again, and it runs.
+	if err := moveUnderlayAddrs(off, []netip.Prefix{mmElsewhere}, original); err != nil {
+		return r.check(false, netbed.UnderlayNIC+" of "+off.Name+" moved back", err.Error())
 	}
-	if err := r.waitRunning(c, "mm-c", 2*time.Minute); err != nil {
-		return r.check(false, "mm-c Running", err.Error())
-	}
-	out, _ := r.kubectlQuiet(c, nil, "get", "pod", "mm-c", "-o", "jsonpath={.spec.nodeName} {.status.podIP}")
-	f := strings.Fields(out)
-	ok := len(f) == 2 && f[0] == c.Nodes[0].Name
-	if ok {
-		a, err := netip.ParseAddr(f[1])
-		ok = err == nil && mmSubnet(0).Contains(a)
-	}
-	if err := r.check(ok, "mm-c, limited to "+mmPool(0)+", placed by the scheduler on "+c.Nodes[0].Name+" (the node on its subnet) with an address of it", out); err != nil {
+	restored = true
+	movedBack := time.Now()
+	if err := r.awaitPublished(c, off.Name, original); err != nil {
 		return err
 	}
-
-	// Limited to a pool of no node's subnet: Pending, and the Event says why.
-	if out, err := r.showManifest(c, "apply", r.mmPod("mm-d", "", mmPool(2))); err != nil {
-		return r.check(false, "mm-d admitted", out)
+	if err := r.waitRunning(c, "mm-off", 2*time.Minute); err != nil {
+		return r.check(false, "mm-off Running once "+off.Name+" is back on the subnet", err.Error())
 	}
-	ev, err := r.podFailure(c, "mm-d", schedulerEvents, "no address of master NIC "+netbed.UnderlayNIC+" in the subnet of pool "+mmPool(2))
-	node, _ := r.kubectlQuiet(c, nil, "get", "pod", "mm-d", "-o", "jsonpath={.spec.nodeName}")
-	if err := r.check(err == nil && node == "", "mm-d, limited to "+mmPool(2)+" ("+mmSubnet(2).String()+", no node's), stays Pending; its Event says why", ev.Message); err != nil {
+	out, _ := r.kubectlQuiet(c, nil, "get", "pod", "mm-off", "-o", "jsonpath={.spec.nodeName} {.status.podIP}")
+	if err := r.check(strings.HasPrefix(out, off.Name+" "), fmt.Sprintf("mm-off placed on %s and Running %s after its %s is back on the subnet", off.Name, time.Since(movedBack).Round(100*time.Millisecond), netbed.UnderlayNIC), out); err != nil {
 		return err
 	}
 
@@ -173,18 +206,16 @@ func (r *runner) matchMasterSubnet() error {
 		return r.check(false, "the step's pods deleted", out)
 	}
 	var held []string
-	err = poll.Wait(r.ctx, time.Minute, pollInterval, "the pools empty", func() (bool, string, error) {
+	err = poll.Wait(r.ctx, time.Minute, pollInterval, mmPool+" empty", func() (bool, string, error) {
+		allocs, err := r.poolAllocations(c, mmPool)
+		if err != nil {
+			return false, err.Error(), nil
+		}
 		held = held[:0]
-		for i := range 3 {
-			allocs, err := r.poolAllocations(c, mmPool(i))
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			for ip := range allocs {
-				held = append(held, mmPool(i)+"="+ip)
-			}
+		for ip := range allocs {
+			held = append(held, ip)
 		}
 		return len(held) == 0, strings.Join(held, ", "), nil
 	})
-	return r.check(err == nil, "the step's pods deleted: their pools' addresses released", strings.Join(held, ", "))
+	return r.check(err == nil, "the step's pods deleted: "+mmPool+"'s addresses released", strings.Join(held, ", "))
 }
