@@ -460,7 +460,7 @@ func defaultNamespace(o client.Object, kind string) {
 // ClusterScoped are the cluster-scoped kinds a manifest commonly holds. Without an apiserver to ask,
 // every other kind is taken as namespaced.
 var ClusterScoped = map[string]bool{
-	"SpiderIPPool": true, "SpiderSubnet": true, "Namespace": true, "Node": true, "PersistentVolume": true,
+	"SpiderIPPool": true, "SpiderSubnet": true, "SpiderReservedIP": true, "SpiderCoordinator": true, "Namespace": true, "Node": true, "PersistentVolume": true,
 	"ClusterRole": true, "ClusterRoleBinding": true, "StorageClass": true, "CustomResourceDefinition": true,
 	"PriorityClass": true, "ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true,
 	"APIService": true, "IngressClass": true, "RuntimeClass": true, "CSIDriver": true, "CSINode": true,

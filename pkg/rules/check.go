@@ -33,6 +33,8 @@ func check(w *World, obj, old runtime.Object) (vs []Violation, handled bool) {
 		return CheckPool(w, o, oldPool), true
 	case *spiderv2beta1.SpiderMultusConfig:
 		return CheckMultusConfig(w, o), true
+	case *spiderv2beta1.SpiderCoordinator:
+		return CheckCoordinator(w, o), true
 	}
 	t, ok := PodTemplateOf(obj)
 	if !ok {

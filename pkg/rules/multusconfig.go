@@ -81,18 +81,24 @@ func keptNotUsed(c *collector, smc *spiderv2beta1.SpiderMultusConfig) {
 			"request the RDMA resource in the pods' containers (resources.limits), or remove the field")
 	}
 	if co := sp.CoordinatorConfig; co != nil {
-		coPath := specPath.Child("coordinator")
-		if co.PodCIDRType != nil && *co.PodCIDRType != "" {
-			c.warn(RuleConfigSpecValid, coPath.Child("podCIDRType"), *co.PodCIDRType, "underlink does not read pod CIDRs from the cluster's CNI: it takes the local and remote pod and service CIDRs from Submariner's Cluster objects (or the chart's submariner.staticClusters); the field is kept but not used",
-				"remove spec.coordinator.podCIDRType; list any other destination to route through the node in spec.coordinator.hijackCIDR")
-		}
-		if co.Mode != nil && *co.Mode == "overlay" && cniType(smc) == "macvlan" {
-			c.deny(RuleConfigSpecValid, coPath.Child("mode"), *co.Mode, "underlink's macvlan network is the pod's default network (eth0), which overlay mode (a macvlan beside an overlay eth0) does not fit: the network would get no NetworkAttachmentDefinition",
-				"use mode underlay (or auto)")
-		}
-		if co.VethMTU != nil && (*co.VethMTU < 576 || *co.VethMTU > 65535) {
-			c.deny(RuleConfigSpecValid, coPath.Child("vethMTU"), *co.VethMTU, "the veth's MTU is 576 to 65535", "set the MTU of the pod's link to its node, e.g. 1500, or remove the field for the kernel's default")
-		}
+		coordinatorFields(c, RuleConfigSpecValid, co, specPath.Child("coordinator"), cniType(smc) == "macvlan")
+	}
+}
+
+// coordinatorFields checks the coordinator fields of a SpiderMultusConfig (at path spec.coordinator) or
+// of the SpiderCoordinator (at spec), under rule: podCIDRType is named as not used, overlay mode is denied
+// for macvlan networks, vethMTU must be an MTU.
+func coordinatorFields(c *collector, rule string, co *spiderv2beta1.CoordinatorSpec, path *field.Path, macvlan bool) {
+	if co.PodCIDRType != nil && *co.PodCIDRType != "" {
+		c.warn(rule, path.Child("podCIDRType"), *co.PodCIDRType, "underlink does not read pod CIDRs from the cluster's CNI: it takes the local and remote pod and service CIDRs from Submariner's Cluster objects (or the chart's submariner.staticClusters); the field is kept but not used",
+			"remove "+path.Child("podCIDRType").String()+"; list any other destination to route through the node in "+path.Child("hijackCIDR").String())
+	}
+	if co.Mode != nil && *co.Mode == "overlay" && macvlan {
+		c.deny(rule, path.Child("mode"), *co.Mode, "underlink's macvlan network is the pod's default network (eth0), which overlay mode (a macvlan beside an overlay eth0) does not fit: the network would get no NetworkAttachmentDefinition",
+			"use mode underlay (or auto)")
+	}
+	if co.VethMTU != nil && (*co.VethMTU < 576 || *co.VethMTU > 65535) {
+		c.deny(rule, path.Child("vethMTU"), *co.VethMTU, "the veth's MTU is 576 to 65535", "set the MTU of the pod's link to its node, e.g. 1500, or remove the field for the kernel's default")
 	}
 }
 
@@ -322,12 +328,16 @@ func checkPolicyRoutes(c *collector, smc *spiderv2beta1.SpiderMultusConfig, pool
 
 // checkHijackEntries parses spec.coordinator.hijackCIDR, returning the entries that parsed.
 func checkHijackEntries(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) []netip.Prefix {
-	co := smc.Spec.CoordinatorConfig
+	return hijackEntries(c, w, smc.Spec.CoordinatorConfig, hijackPath)
+}
+
+// hijackEntries checks co's hijackCIDR, at path, and returns the entries that parse.
+func hijackEntries(c *collector, w *World, co *spiderv2beta1.CoordinatorSpec, at *field.Path) []netip.Prefix {
 	if co == nil {
 		return nil
 	}
 	if len(co.HijackCIDR) > MaxListEntries {
-		c.add(Violation{Rule: RuleHijackCIDRValid, Field: hijackPath, Type: field.ErrorTypeTooMany, Value: len(co.HijackCIDR), Severity: Deny,
+		c.add(Violation{Rule: RuleHijackCIDRValid, Field: at, Type: field.ErrorTypeTooMany, Value: len(co.HijackCIDR), Severity: Deny,
 			Message: fmt.Sprintf("has %d entries, more than %d", len(co.HijackCIDR), MaxListEntries), Fix: "aggregate them into wider CIDRs"})
 		return nil
 	}
@@ -339,7 +349,7 @@ func checkHijackEntries(c *collector, w *World, smc *spiderv2beta1.SpiderMultusC
 			if remotes := w.remoteCIDRs(); remotes != "" && !strings.HasPrefix(msg, "has host bits set") {
 				fix = "list the remote clusters' pod and service CIDRs: " + remotes
 			}
-			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, msg, fix)
+			c.deny(RuleHijackCIDRValid, at.Index(i), s, msg, fix)
 			continue
 		}
 		if p.Bits() == 0 {
@@ -347,7 +357,7 @@ func checkHijackEntries(c *collector, w *World, smc *spiderv2beta1.SpiderMultusC
 			if remotes := w.remoteCIDRs(); remotes != "" {
 				fix += ": " + remotes
 			}
-			c.deny(RuleHijackCIDRValid, hijackPath.Index(i), s, "a /0 hijack route sends all traffic, the underlay segment's included, through the node", fix)
+			c.deny(RuleHijackCIDRValid, at.Index(i), s, "a /0 hijack route sends all traffic, the underlay segment's included, through the node", fix)
 			continue
 		}
 		out = append(out, p)

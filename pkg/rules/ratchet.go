@@ -92,6 +92,8 @@ func readsOf(rule string, obj runtime.Object) []any {
 			return []any{hijack, o.Spec.CniType, o.Spec.MacvlanConfig}
 		}
 		return []any{o.Spec}
+	case *spiderv2beta1.SpiderCoordinator:
+		return []any{o.Name, o.Spec}
 	}
 	t, ok := PodTemplateOf(obj)
 	if !ok {

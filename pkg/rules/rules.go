@@ -49,6 +49,9 @@ const (
 	RuleConfigSpecValid = "config-spec-valid"
 	// RuleConfigPoolsExist: pools named in spec.macvlan.ippools exist and are of the listed family.
 	RuleConfigPoolsExist = "config-pools-exist"
+	// RuleCoordinatorSpecValid: the SpiderCoordinator underlink reads ("default") holds cluster defaults it
+	// can apply; a field it keeps but does not act on is named.
+	RuleCoordinatorSpecValid = "coordinator-spec-valid"
 	// RuleHijackCIDRValid: spec.coordinator.hijackCIDR entries are CIDRs.
 	RuleHijackCIDRValid = "hijack-cidr-valid"
 	// RuleHijackCoversRemotes (design rule 3): hijackCIDR covers every remote cluster_cidr and service_cidr
@@ -99,6 +102,7 @@ var Rules = []RuleInfo{
 	{RulePoolClearOfLocalServiceCIDR, "SpiderIPPool", "no pool overlaps the local service_cidr"},
 	{RuleConfigSpecValid, "SpiderMultusConfig", "macvlan configs have a master NIC, valid names and vlanID"},
 	{RuleConfigPoolsExist, "SpiderMultusConfig", "pools in spec.macvlan.ippools exist and match their family"},
+	{RuleCoordinatorSpecValid, "SpiderCoordinator", "the cluster's coordinator defaults (SpiderCoordinator default) are ones underlink applies"},
 	{RuleHijackCIDRValid, "SpiderMultusConfig", "spec.coordinator.hijackCIDR entries are CIDRs"},
 	{RuleHijackCoversRemotes, "SpiderMultusConfig", "hijackCIDR covers every remote cluster_cidr and service_cidr (design rule 3)"},
 	{RuleHijackAvoidsLocalPools, "SpiderMultusConfig", "hijackCIDR covers no local pool (design rule 3)"},

@@ -51,7 +51,7 @@ func observe(webhook, kind string, start time.Time, verdict, rule string) {
 // knownKinds bounds the kind label of the metrics, so malformed requests cannot grow its cardinality.
 var knownKinds = map[string]bool{
 	"Pod": true, "Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true, "Job": true,
-	"CronJob": true, "SpiderIPPool": true, "SpiderMultusConfig": true,
+	"CronJob": true, "SpiderIPPool": true, "SpiderMultusConfig": true, "SpiderCoordinator": true,
 }
 
 func kindLabel(kind string) string {

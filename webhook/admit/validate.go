@@ -28,8 +28,9 @@ import (
 var (
 	// PoolKinds are served at registration.PathValidateSpiderIPPool.
 	PoolKinds = []schema.GroupKind{{Group: spv2.GroupVersion.Group, Kind: "SpiderIPPool"}}
-	// MultusConfigKinds are served at registration.PathValidateSpiderMultusConfig.
-	MultusConfigKinds = []schema.GroupKind{{Group: spv2.GroupVersion.Group, Kind: "SpiderMultusConfig"}}
+	// MultusConfigKinds are served at registration.PathValidateSpiderMultusConfig: the configs, and the
+	// SpiderCoordinator whose defaults every config takes.
+	MultusConfigKinds = []schema.GroupKind{{Group: spv2.GroupVersion.Group, Kind: "SpiderMultusConfig"}, {Group: spv2.GroupVersion.Group, Kind: "SpiderCoordinator"}}
 	// WorkloadKinds are served at registration.PathValidateWorkload.
 	WorkloadKinds = []schema.GroupKind{
 		{Kind: "Pod"},
@@ -46,6 +47,8 @@ func newObject(gk schema.GroupKind) (runtime.Object, bool) {
 		return &spv2.SpiderIPPool{}, true
 	case schema.GroupKind{Group: spv2.GroupVersion.Group, Kind: "SpiderMultusConfig"}:
 		return &spv2.SpiderMultusConfig{}, true
+	case schema.GroupKind{Group: spv2.GroupVersion.Group, Kind: "SpiderCoordinator"}:
+		return &spv2.SpiderCoordinator{}, true
 	case schema.GroupKind{Kind: "Pod"}:
 		return &corev1.Pod{}, true
 	case schema.GroupKind{Group: "apps", Kind: "Deployment"}:

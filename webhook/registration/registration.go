@@ -158,13 +158,13 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 			AdmissionReviewVersions: []string{"v1"},
 		}
 	}
-	resource := func(name, path, res string, ops []admissionregistrationv1.OperationType, conds ...admissionregistrationv1.MatchCondition) admissionregistrationv1.ValidatingWebhook {
+	resource := func(name, path string, res []string, ops []admissionregistrationv1.OperationType, conds ...admissionregistrationv1.MatchCondition) admissionregistrationv1.ValidatingWebhook {
 		return admissionregistrationv1.ValidatingWebhook{
 			Name:         name,
 			ClientConfig: o.clientConfig(path),
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: ops,
-				Rule:       rule("spiderpool.spidernet.io", "v2beta1", res),
+				Rule:       rule("spiderpool.spidernet.io", "v2beta1", res...),
 			}},
 			MatchConditions: append([]admissionregistrationv1.MatchCondition{updateReviewed("object.spec != oldObject.spec")}, conds...),
 			// Fail: a pool or config admitted unchecked is the silent misconfiguration underlink exists to stop.
@@ -180,9 +180,10 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			// DELETE: a pool whose addresses pods hold is not deleted (rules.CheckPoolDelete).
-			resource(WebhookSpiderIPPools, PathValidateSpiderIPPool, "spiderippools",
+			resource(WebhookSpiderIPPools, PathValidateSpiderIPPool, []string{"spiderippools"},
 				append(createUpdate, admissionregistrationv1.Delete), deleteOfPoolInUse()),
-			resource(WebhookSpiderMultusConfigs, PathValidateSpiderMultusConfig, "spidermultusconfigs", createUpdate),
+			// The SpiderCoordinator's fields are every config's defaults: judged with the configs.
+			resource(WebhookSpiderMultusConfigs, PathValidateSpiderMultusConfig, []string{"spidermultusconfigs", "spidercoordinators"}, createUpdate),
 			// Opted-in namespaces fail closed, like injection: their pods depend on the underlay.
 			workload(WebhookWorkloadsOptedIn, &fail, optedIn(), optedInConditions(o.Injection)...),
 			// Elsewhere a webhook outage must not stop unrelated rollouts; a typo is still denied when up.
