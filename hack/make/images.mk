@@ -28,11 +28,11 @@ images: ## OCI image tarballs (webhook, agent with its CNI plugins, scheduler, t
 images-import: images ## import the tarballs into a containerd: make images-import CONTAINERD_ADDRESS=/run/containerd/containerd.sock
 	@for t in $(IMAGES_DIR)/*.tar; do ctr --address $(or $(CONTAINERD_ADDRESS),/run/containerd/containerd.sock) -n k8s.io images import $$t || exit 1; done
 
-# The previous release (chart 0.3.0) for the upgrade step of the end-to-end scenario: its chart and its own
+# The previous release (chart 0.4.0) for the upgrade step of the end-to-end scenario: its chart and its own
 # images, built from its commit.
-PREVIOUS_RELEASE ?= b8ca11e9bc92a7dca35cb1ae71b48bc88b2ff6a8
+PREVIOUS_RELEASE ?= 68bc31c955a51c14cbb5c7a7e749323d2cf23cde
 PREVIOUS_DIR := _output/previous
 
 .PHONY: images-previous
-images-previous: ## the previous release's chart and images (PREVIOUS_RELEASE, chart 0.3.0) in _output/previous, for the e2e upgrade step
+images-previous: ## the previous release's chart and images (PREVIOUS_RELEASE, chart 0.4.0) in _output/previous, for the e2e upgrade step
 	@hack/previous-release.sh $(PREVIOUS_RELEASE) $(PREVIOUS_DIR)
