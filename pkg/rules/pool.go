@@ -59,6 +59,10 @@ func CheckPool(w *World, pool, old *spiderv2beta1.SpiderIPPool) []Violation {
 		checkPoolUpdate(c, pool, old, f)
 	}
 	checkPoolCapacity(c, pool, old, f)
+	if v := pool.Spec.Vlan; v != nil && *v != 0 {
+		c.warn(RulePoolFieldsUsed, specPath.Child("vlan"), *v, "kept but not used: a pool's VLAN is deprecated in Spiderpool, and underlink tags nothing by it; pods are on the VLAN of their network",
+			"set spec.macvlan.vlanID in the SpiderMultusConfig of the networks that use this pool, and remove spec.vlan")
+	}
 	checkPoolNetworks(c, w, &pool.Spec)
 	checkPoolReservedIPs(c, w, f)
 	if f.subnet.IsValid() {

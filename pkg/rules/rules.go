@@ -31,6 +31,8 @@ const (
 	RulePoolKeepsAllocated = "pool-keeps-allocated-ips"
 	// RulePoolCapacity: the pool has addresses to give and is at most 90% allocated (warning).
 	RulePoolCapacity = "pool-capacity"
+	// RulePoolFieldsUsed: a field of Spiderpool's schema that underlink keeps but does not act on is named.
+	RulePoolFieldsUsed = "pool-fields-used"
 	// RulePoolReservedIPs: addresses of spec.ips that a SpiderReservedIP reserves are named (warning): no
 	// pod gets them, though totalIPCount counts them.
 	RulePoolReservedIPs = "pool-reserved-ips"
@@ -95,6 +97,7 @@ var Rules = []RuleInfo{
 	{RulePoolImmutable, "SpiderIPPool", "spec.subnet and spec.ipVersion never change"},
 	{RulePoolKeepsAllocated, "SpiderIPPool", "an update keeps every address a pod holds"},
 	{RulePoolCapacity, "SpiderIPPool", "the pool has addresses and is at most 90% allocated"},
+	{RulePoolFieldsUsed, "SpiderIPPool", "every field set is one underlink acts on (spec.vlan, deprecated in Spiderpool, is named)"},
 	{RulePoolReservedIPs, "SpiderIPPool", "addresses a SpiderReservedIP reserves are named: no pod gets them"},
 	{RulePoolInUse, "SpiderIPPool", "a pool is deleted only once no pod holds its addresses"},
 	{RulePoolInLocalClusterCIDR, "SpiderIPPool", "pools of underlay configs lie inside the local cluster_cidr (design rule 1)"},
