@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the peer projects underlink runs beside (today: Multus) from their pinned upstream source trees into
+# Builds the peer projects underlink runs beside (Multus, Spiderpool) from their pinned upstream source trees into
 # $UNDERLINK_CACHE, once per machine. The Go module proxy does not serve them (`go list -m -versions
 # gopkg.in/k8snetworkplumbingwg/multus-cni.v4`: 403 Forbidden), so the source is a release tarball with its
 # vendor/ directory in $UNDERLINK_PEERS (default ../shared/peers from the repository root, or from the
@@ -7,14 +7,17 @@
 # the sha256 pinned here. Nothing falls back to anything else: without the tarball this fails and says what
 # to put where.
 #
-# usage: hack/build-peers.sh multus             build (or find cached) Multus v4.3.0's thin-mode binaries
-#        hack/build-peers.sh --tree multus      print the unpacked source tree (its deployments/ are applied at run time)
-#        hack/build-peers.sh --version multus   print the pinned version (the tag of the image `make images` builds)
-#        hack/build-peers.sh --binaries multus  print the names of the binaries it builds into $UNDERLINK_CACHE/bin
+# usage: hack/build-peers.sh PEER...           build (or find cached) the peer's binaries (multus, spiderpool)
+#        hack/build-peers.sh --tree PEER      print the unpacked source tree (e.g. Multus' deployments/)
+#        hack/build-peers.sh --version PEER   print the pinned version (the tag of the image `make images` builds)
+#        hack/build-peers.sh --binaries PEER  print the names of the binaries it builds into $UNDERLINK_CACHE/bin
 #
-# Multus: the binaries its thin DaemonSet runs (deployments/multus-daemonset.yml): multus and passthru (which
-# install_multus copies onto the node), install_multus and thin_entrypoint, into $UNDERLINK_CACHE/bin; the
-# tree stays unpacked in $UNDERLINK_CACHE/peers/multus-cni-v4.3.0.
+# Multus v4.3.0: the binaries its thin DaemonSet runs (deployments/multus-daemonset.yml): multus and passthru
+# (which install_multus copies onto the node), install_multus and thin_entrypoint.
+# Spiderpool v1.2.2: its agent and controller, its IPAM plugin (spiderpool), coordinator and ifacer, named
+# as in its images; the spiderpool-* daemons keep their names, the CNI plugins are prefixed
+# (spiderpool-ipam, spiderpool-coordinator, spiderpool-ifacer) so they never shadow another binary in
+# $UNDERLINK_CACHE/bin. The trees stay unpacked in $UNDERLINK_CACHE/peers.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,9 +50,17 @@ multus_module=gopkg.in/k8snetworkplumbingwg/multus-cni.v4
 multus_pkgs="./cmd/multus ./cmd/passthru-cni ./cmd/install_multus ./cmd/thin_entrypoint"
 multus_bins="multus passthru install_multus thin_entrypoint"
 
+spiderpool_version=v1.2.2
+spiderpool_tarball=spiderpool-$spiderpool_version.tar.gz
+spiderpool_sha256=a9202a72362e5ebd1fcf76e08183871a7e12f61e1262366b2169027cd7e10f37
+spiderpool_module=github.com/spidernet-io/spiderpool
+spiderpool_pkgs="./cmd/spiderpool-agent ./cmd/spiderpool-controller ./cmd/spiderpool ./cmd/coordinator ./cmd/ifacer"
+spiderpool_bins="spiderpool-agent spiderpool-controller spiderpool-ipam spiderpool-coordinator spiderpool-ifacer"
+
 tree_of() { echo "$cache/peers/${1%.tar.gz}"; }
 
-# unpack TARBALL SHA256: verify the tarball and unpack it into the cache (once; the tree's stamp is the sha).
+# unpack TARBALL SHA256 MODULE: verify the tarball and unpack it into the cache (once; the tree's stamp is
+# the sha).
 unpack() {
 	local name=$1 sum=$2 src=$peers/$1 dst got tmp
 	dst=$(tree_of "$name")
@@ -59,10 +70,9 @@ unpack() {
 	if [ ! -f "$src" ]; then
 		cat >&2 <<EOF
 build-peers: $name is not in \$UNDERLINK_PEERS ($peers).
-  The Go module proxy does not serve $multus_module, so the source comes from that folder only.
-  Put the upstream Multus $multus_version release tree (github.com/k8snetworkplumbingwg/multus-cni, tag
-  $multus_version, with its vendor/ directory, unpacking into ${name%.tar.gz}/) there as $name
-  (sha256 $sum), or set UNDERLINK_PEERS to the folder that holds it.
+  The Go module proxy does not serve $3, so the source comes from that folder only.
+  Put the upstream release tree ($3, with its vendor/ directory, unpacking into ${name%.tar.gz}/)
+  there as $name (sha256 $sum), or set UNDERLINK_PEERS to the folder that holds it.
 EOF
 		return 1
 	fi
@@ -95,7 +105,7 @@ build_multus() {
 			missing="$missing $b"
 		fi
 	done
-	unpack "$multus_tarball" "$multus_sha256"
+	unpack "$multus_tarball" "$multus_sha256" "$multus_module"
 	[ -z "$missing" ] && return 0
 	dir=$(tree_of "$multus_tarball")
 	mkdir -p "$bin"
@@ -116,8 +126,36 @@ build_multus() {
 	echo "build-peers: built Multus $multus_version in $(($(date +%s) - start))s" >&2
 }
 
+build_spiderpool() {
+	local stamp dir out start b missing=""
+	stamp=$(echo "$spiderpool_sha256 $spiderpool_pkgs" | sha256sum | cut -c1-16)
+	for b in $spiderpool_bins; do
+		if [ ! -x "$bin/$b" ] || [ "$(cat "$bin/.$b.stamp" 2>/dev/null)" != "$stamp" ]; then
+			missing="$missing $b"
+		fi
+	done
+	unpack "$spiderpool_tarball" "$spiderpool_sha256" "$spiderpool_module"
+	[ -z "$missing" ] && return 0
+	dir=$(tree_of "$spiderpool_tarball")
+	mkdir -p "$bin"
+	out=$(mktemp -d "$bin/.build-XXXXXX")
+	echo "build-peers: building Spiderpool $spiderpool_version ($spiderpool_bins) from $dir (cold: about 15 minutes)" >&2
+	start=$(date +%s)
+	# shellcheck disable=SC2086 # the package list is words
+	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=vendor GOTOOLCHAIN=local go build -trimpath -ldflags "-s -w" -o "$out/" $spiderpool_pkgs)
+	mv -f "$out/spiderpool" "$out/spiderpool-ipam"
+	mv -f "$out/coordinator" "$out/spiderpool-coordinator"
+	mv -f "$out/ifacer" "$out/spiderpool-ifacer"
+	for b in $spiderpool_bins; do
+		mv -f "$out/$b" "$bin/$b"
+		echo "$stamp" >"$bin/.$b.stamp"
+	done
+	rm -rf "$out"
+	echo "build-peers: built Spiderpool $spiderpool_version in $(($(date +%s) - start))s" >&2
+}
+
 if [ $# -eq 0 ]; then
-	echo "usage: hack/build-peers.sh [--tree|--version|--binaries] multus" >&2
+	echo "usage: hack/build-peers.sh [--tree|--version|--binaries] multus|spiderpool" >&2
 	exit 2
 fi
 if [ "$1" = --tree ] || [ "$1" = --version ] || [ "$1" = --binaries ]; then
@@ -125,10 +163,13 @@ if [ "$1" = --tree ] || [ "$1" = --version ] || [ "$1" = --binaries ]; then
 	shift
 	for name in "$@"; do
 		case "$name:$what" in
-		multus:--tree) unpack "$multus_tarball" "$multus_sha256" || exit 1; tree_of "$multus_tarball" ;;
+		multus:--tree) unpack "$multus_tarball" "$multus_sha256" "$multus_module" || exit 1; tree_of "$multus_tarball" ;;
 		multus:--version) echo "$multus_version" ;;
 		multus:--binaries) echo "$multus_bins" ;;
-		*) echo "build-peers: unknown peer '$name' (known: multus)" >&2; exit 2 ;;
+		spiderpool:--tree) unpack "$spiderpool_tarball" "$spiderpool_sha256" "$spiderpool_module" || exit 1; tree_of "$spiderpool_tarball" ;;
+		spiderpool:--version) echo "$spiderpool_version" ;;
+		spiderpool:--binaries) echo "$spiderpool_bins" ;;
+		*) echo "build-peers: unknown peer '$name' (known: multus, spiderpool)" >&2; exit 2 ;;
 		esac
 	done
 	exit 0
@@ -136,6 +177,7 @@ fi
 for name in "$@"; do
 	case "$name" in
 	multus) build_multus ;;
-	*) echo "build-peers: unknown peer '$name' (known: multus)" >&2; exit 2 ;;
+	spiderpool) build_spiderpool ;;
+	*) echo "build-peers: unknown peer '$name' (known: multus, spiderpool)" >&2; exit 2 ;;
 	esac
 done

@@ -1,5 +1,5 @@
 # IPAM (cni/ipam, cni/agent, cmd/underlink-agent, cmd/underlink-ipam): the allocator's fuzz target and the
-# allocations/s benchmark against whereabouts v0.9.2.
+# allocations/s benchmark against Spiderpool v1.2.2 and whereabouts v0.9.2.
 
 # whereabouts v0.9.2 and its CRDs (hack/tools/whereabouts) are the peer bench-ipam measures against;
 # they are built by `make whereabouts`, not by `make tools`, so `make test` does not wait for them.
@@ -16,7 +16,7 @@ whereabouts: ## build whereabouts v0.9.2 and copy its CRDs into $UNDERLINK_CACHE
 	@hack/build-tools.sh whereabouts
 
 .PHONY: bench-ipam
-bench-ipam: whereabouts ## IPAM allocations/s, 10 nodes × 100 ADDs through underlink-ipam vs whereabouts v0.9.2, same apiserver, 0 duplicates (root)
+bench-ipam: whereabouts spiderpool ## IPAM allocations/s, 10 nodes × 100 ADDs through underlink-ipam, Spiderpool v1.2.2 and whereabouts v0.9.2, same apiserver, 0 duplicates (root)
 	UNDERLINK_BENCH_NODES=$(BENCH_IPAM_NODES) UNDERLINK_BENCH_ADDS_PER_NODE=$(BENCH_IPAM_ADDS_PER_NODE) \
 	UNDERLINK_BENCH_PARALLEL_PER_NODE=$(BENCH_IPAM_PARALLEL_PER_NODE) \
 	$(GO) test -tags integration -run '^$$' -bench '^BenchmarkIPAMAllocations$$' -benchtime 1x -count 1 -timeout 60m ./test/bench/ipam/

@@ -7,7 +7,7 @@ MULTUS_VERSION := $(shell hack/build-peers.sh --version multus)
 MULTUS_BINARIES := $(shell hack/build-peers.sh --binaries multus)
 
 .PHONY: peers
-peers: multus ## build every peer project from $UNDERLINK_PEERS into $UNDERLINK_CACHE (once per machine)
+peers: multus 
 
 .PHONY: multus
 multus: ## build Multus' thin-mode binaries from its release tarball in $UNDERLINK_PEERS (version and sha256 pinned in hack/build-peers.sh)
@@ -15,3 +15,9 @@ multus: ## build Multus' thin-mode binaries from its release tarball in $UNDERLI
 
 # The multus-cni image packs them; the end-to-end test and the demo install it on their nodes.
 images: multus
+
+# Spiderpool, the peer underlink's users would otherwise run, for the benchmarks beside it and the
+# migration test. Not part of `peers` (and so not of CI's `make test`): a cold build takes about 15 minutes.
+.PHONY: spiderpool
+spiderpool: ## build Spiderpool v1.2.2's agent, controller and CNI plugins from its release tarball in $UNDERLINK_PEERS (not part of make peers)
+	@hack/build-peers.sh spiderpool

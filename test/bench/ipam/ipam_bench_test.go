@@ -1,9 +1,10 @@
 //go:build integration
 
 // Package ipam measures cluster-wide IPAM allocations per second: underlink-ipam (through underlink-agent)
-// against whereabouts v0.9.2, both as the CNI binaries a runtime execs, on the same apiserver, with pools
-// of the same size, and checks that neither gave an address twice. Run it with `make bench-ipam` (root;
-// the cached kube-apiserver, etcd, whereabouts binary and CRDs from hack/build-tools.sh).
+// against Spiderpool v1.2.2 (its IPAM plugin through its agent) and whereabouts v0.9.2, each as the CNI
+// binary a runtime execs, on the same apiserver and nodes, with pools of the same size, and checks that
+// none gave an address twice. Run it with `make bench-ipam` (root; the cached kube-apiserver, etcd,
+// whereabouts binary and CRDs from hack/build-tools.sh, Spiderpool from hack/build-peers.sh).
 package ipam
 
 import (
@@ -37,8 +38,9 @@ import (
 
 // Pools of the same size for both: 1023 addresses, room for 10 × 100 pods.
 const (
-	oursSubnet  = "172.110.64.0/20"
-	oursRange   = "172.110.64.1-172.110.67.255"
+	oursSubnet = "172.110.64.0/20"
+	oursRange  = "172.110.64.1-172.110.67.255"
+	// Spiderpool's are in spiderpool_test.go.
 	theirsRange = "172.110.80.0/20"
 	theirsFirst = "172.110.80.1"
 	theirsLast  = "172.110.83.255"
@@ -82,6 +84,10 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	if _, err := os.Stat(wb); err != nil {
 		b.Fatalf("whereabouts is not built: hack/build-tools.sh whereabouts (%v)", err)
 	}
+	var spAgent, spPlugin string
+	if !skipPeer {
+		spAgent, spPlugin = spiderpoolBinaries(b)
+	}
 	dir := b.TempDir()
 	if err := netbed.BuildCommands(dir, "underlink-agent", "underlink-ipam"); err != nil {
 		b.Fatal(err)
@@ -95,16 +101,22 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	ctx := context.Background()
 
 	gw := "172.110.0.1"
-	pool := &spv2.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "bench"}, Spec: spv2.IPPoolSpec{Subnet: oursSubnet, Gateway: &gw, IPs: []string{oursRange}}}
-	if err := env.Client.Create(ctx, pool); err != nil {
-		b.Fatal(err)
+	for _, pool := range []*spv2.SpiderIPPool{
+		{ObjectMeta: metav1.ObjectMeta{Name: "bench"}, Spec: spv2.IPPoolSpec{Subnet: oursSubnet, Gateway: &gw, IPs: []string{oursRange}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: spiderPool}, Spec: spv2.IPPoolSpec{Subnet: spiderSubnet, Gateway: &gw, IPs: []string{spiderRange}}},
+	} {
+		if err := env.Client.Create(ctx, pool); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
 		b.Fatal(err)
 	}
 	type node struct {
 		name, socket string
-		pods         []*corev1.Pod
+		// spSocket is Spiderpool's agent's IPAM socket.
+		spSocket string
+		pods     []*corev1.Pod
 	}
 	var ns []*node
 	for i := 1; i <= nodes; i++ {
@@ -115,7 +127,10 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		if err := env.Client.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Spec.Name}}); err != nil {
 			b.Fatal(err)
 		}
-		nd := &node{name: n.Spec.Name, socket: filepath.Join(bed.Dir(), n.Spec.Name, "agent.sock")}
+		nd := &node{name: n.Spec.Name, socket: filepath.Join(bed.Dir(), n.Spec.Name, "agent.sock"), spSocket: filepath.Join(bed.Dir(), n.Spec.Name, "spiderpool.sock")}
+		if !skipPeer {
+			startSpiderpoolAgent(b, bed, n, spAgent, kubeconfig, nd.spSocket)
+		}
 		args := []string{"--kubeconfig", kubeconfig, "--node-name", nd.name, "--socket", nd.socket,
 			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--kube-api-qps", "500", "--kube-api-burst", "1000"}
 		// Extra agent flags for profiling, e.g. --pprof-bind-address=127.0.0.1:6060 (inside each node's namespace).
@@ -196,17 +211,19 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	var ours, theirs run
+	var ours, spider, theirs run
+	spiderLog := filepath.Join(dir, "spiderpool-ipam.log")
 	for i := 0; i < b.N; i++ {
 		ours = measure("underlink-ipam", filepath.Join(dir, "underlink-ipam"), oursConf)
 		if skipPeer {
 			continue
 		}
+		spider = measure("spiderpool v1.2.2", spPlugin, func(n *node) []byte { return spiderpoolConf(n.spSocket, spiderLog) })
 		theirs = measure("whereabouts v0.9.2", wb, func(*node) []byte { return theirsConf })
 	}
 	b.StopTimer()
 	if skipPeer {
-		ours.dups += oursStoreDuplicates(b, env)
+		ours.dups += storeDuplicates(b, env, "bench")
 		fmt.Printf("\nunderlink-ipam alone (UNDERLINK_BENCH_SKIP_PEER=1, for profiling; no ratio without the peer): %d nodes × %d ADDs, %d in flight per node: %s, %.1f allocations/s, %d duplicates, %d failed\n",
 			nodes, perNode, parallel, ours.wall.Round(10*time.Millisecond), ours.rate(), ours.dups, ours.failed)
 		fmt.Printf("  %s\n", ours.cpu)
@@ -219,30 +236,34 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		return
 	}
 	// The stores agree with what the plugins answered.
-	ours.dups += oursStoreDuplicates(b, env)
+	ours.dups += storeDuplicates(b, env, "bench")
+	spider.dups += storeDuplicates(b, env, spiderPool)
 	theirs.dups += whereaboutsStoreDuplicates(b, env)
 
 	b.ReportMetric(ours.rate(), "underlink-allocs/s")
+	b.ReportMetric(spider.rate(), "spiderpool-allocs/s")
 	b.ReportMetric(theirs.rate(), "whereabouts-allocs/s")
 	b.ReportMetric(ours.rate()/theirs.rate(), "ratio")
+	b.ReportMetric(ours.rate()/spider.rate(), "ratio-spiderpool")
 	var t strings.Builder
 	fmt.Fprintf(&t, "\nIPAM allocations: %d nodes × %d ADDs through the CNI binary (%d in flight per node), one apiserver, pools of 1023 addresses\n", nodes, perNode, parallel)
 	fmt.Fprintf(&t, "%-20s %10s %15s %10s %8s\n", "plugin", "wall", "allocations/s", "duplicates", "failed")
-	for _, r := range []run{ours, theirs} {
+	for _, r := range []run{ours, spider, theirs} {
 		fmt.Fprintf(&t, "%-20s %10s %15.1f %10d %8d\n", r.name, r.wall.Round(10*time.Millisecond), r.rate(), r.dups, r.failed)
 	}
-	fmt.Fprintf(&t, "%-20s %10s %14.1f× (goal ≥ 20×)\n", "ratio", "", ours.rate()/theirs.rate())
-	for _, r := range []run{ours, theirs} {
+	fmt.Fprintf(&t, "%-20s %10s %14.1f× (goal > 1×)\n", "ratio to Spiderpool", "", ours.rate()/spider.rate())
+	fmt.Fprintf(&t, "%-20s %10s %14.1f× (goal ≥ 30×)\n", "ratio to whereabouts", "", ours.rate()/theirs.rate())
+	for _, r := range []run{ours, spider, theirs} {
 		fmt.Fprintf(&t, "  %s: %s\n", r.name, r.cpu)
 	}
-	for _, r := range []run{ours, theirs} {
+	for _, r := range []run{ours, spider, theirs} {
 		for _, e := range r.firstErrs {
 			fmt.Fprintf(&t, "  %s failure: %s\n", r.name, e)
 		}
 	}
 	fmt.Print(t.String())
-	if ours.dups+theirs.dups > 0 {
-		b.Errorf("duplicates: underlink-ipam %d, whereabouts %d", ours.dups, theirs.dups)
+	if ours.dups+spider.dups+theirs.dups > 0 {
+		b.Errorf("duplicates: underlink-ipam %d, spiderpool %d, whereabouts %d", ours.dups, spider.dups, theirs.dups)
 	}
 }
 
@@ -302,11 +323,12 @@ func installWhereaboutsCRDs(b *testing.B, env *controlplane.Env) {
 	})
 }
 
-// oursStoreDuplicates counts addresses the SpiderIPPool gives to more than one pod interface (the
-// status is a map by address, so a duplicate shows as one pod holding two, or a count mismatch).
-func oursStoreDuplicates(b *testing.B, env *controlplane.Env) int {
+// storeDuplicates counts addresses the SpiderIPPool named pool gives to more than one pod interface
+// (the status is a map by address, so a duplicate shows as one pod holding two, or a count mismatch):
+// underlink's and Spiderpool's pools, whose status format is the same.
+func storeDuplicates(b *testing.B, env *controlplane.Env, pool string) int {
 	var p spv2.SpiderIPPool
-	if err := env.Client.Get(context.Background(), types.NamespacedName{Name: "bench"}, &p); err != nil {
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Name: pool}, &p); err != nil {
 		b.Fatal(err)
 	}
 	allocs, err := spv2.ParseAllocations(p.Status)
@@ -322,7 +344,7 @@ func oursStoreDuplicates(b *testing.B, env *controlplane.Env) int {
 		}
 		holders[k] = true
 	}
-	if int64(len(allocs)) != *p.Status.AllocatedIPCount {
+	if p.Status.AllocatedIPCount != nil && int64(len(allocs)) != *p.Status.AllocatedIPCount {
 		dups++
 	}
 	return dups
