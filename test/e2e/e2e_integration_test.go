@@ -75,6 +75,12 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 		}
 		report := e2e.Run(ctx, target)
 		t.Log("\n" + out.String())
+		// The transcript stays readable after a run that passed without -v (make test): its figures,
+		// e.g. the creates the upgrade step lost, are in the summary.
+		transcript := filepath.Join("..", "..", "_output", "e2e-scenario.log")
+		if err := os.MkdirAll(filepath.Dir(transcript), 0o755); err == nil {
+			_ = os.WriteFile(transcript, []byte(out.String()), 0o644)
+		}
 		if !report.Passed() {
 			t.Errorf("scenario failed: %s", strings.Join(report.Failed(), "; "))
 		}
