@@ -67,6 +67,9 @@ agent:
 // IPAM answers on socket.
 func startSpiderpoolAgent(b *testing.B, bed *netbed.Bed, n *netbed.Node, agent, kubeconfig, socket string) {
 	dir := filepath.Dir(socket)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
 	conf := filepath.Join(dir, "spiderpool-conf.yml")
 	if err := os.WriteFile(conf, []byte(spiderpoolAgentConfig(socket)), 0o600); err != nil {
 		b.Fatal(err)
@@ -80,6 +83,9 @@ func startSpiderpoolAgent(b *testing.B, bed *netbed.Bed, n *netbed.Node, agent, 
 		"SPIDERPOOL_LOG_LEVEL=error",
 		"SPIDERPOOL_ENABLED_METRIC=false",
 		"SPIDERPOOL_GOPS_LISTEN_PORT=",
+		// The chart passes its ConfigMap's clusterNetwork: the Multus network of pods that name none, whose
+		// pools serve their eth0. The bench's pods name none, as the seed's pods before injection.
+		"MULTUS_CLUSTER_NETWORK=kube-system/bench",
 	)
 	p, err := bed.Start(n.NS, "spiderpool-agent-"+n.Spec.Name, cmd)
 	if err != nil {
