@@ -116,10 +116,20 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		b.Fatal(err)
 	}
 	type node struct {
+		net          *netbed.Node
 		name, socket string
 		// spSocket is Spiderpool's agent's IPAM socket.
 		spSocket string
 		pods     []*corev1.Pod
+	}
+	// Each system's daemons run for its own measurement only: an idle agent of the other still decodes
+	// every pool write it watches, and that CPU would be charged to the system being measured.
+	var agents []*netbed.Process
+	stopAgents := func() {
+		for _, p := range agents {
+			_ = p.Stop(5 * time.Second)
+		}
+		agents = nil
 	}
 	var ns []*node
 	for i := 1; i <= nodes; i++ {
@@ -130,10 +140,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		if err := env.Client.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Spec.Name}}); err != nil {
 			b.Fatal(err)
 		}
-		nd := &node{name: n.Spec.Name, socket: filepath.Join(bed.Dir(), n.Spec.Name, "agent.sock"), spSocket: filepath.Join(bed.Dir(), n.Spec.Name, "spiderpool.sock")}
-		if !skipPeer {
-			startSpiderpoolAgent(b, bed, n, spAgent, kubeconfig, nd.spSocket)
-		}
+		nd := &node{net: n, name: n.Spec.Name, socket: filepath.Join(bed.Dir(), n.Spec.Name, "agent.sock"), spSocket: filepath.Join(bed.Dir(), n.Spec.Name, "spiderpool.sock")}
 		args := []string{"--kubeconfig", kubeconfig, "--node-name", nd.name, "--socket", nd.socket,
 			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--kube-api-qps", "500", "--kube-api-burst", "1000"}
 		// Extra agent flags for profiling, e.g. --pprof-bind-address=127.0.0.1:6060 (inside each node's namespace).
@@ -142,6 +149,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		agents = append(agents, p)
 		cl := agentclient.New(nd.socket, time.Second)
 		poll.UntilEvery(b, 60*time.Second, 50*time.Millisecond, "agent on "+nd.name+" serving", func() (bool, string) {
 			if err := cl.Health(ctx); err != nil {
@@ -214,6 +222,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	}
 
 	b.ResetTimer()
+	// One pass (make bench-ipam runs -benchtime 1x): each system's agents run for their measurement only.
 	var ours, spider, theirs run
 	spiderLog := filepath.Join(dir, "spiderpool-ipam.log")
 	for i := 0; i < b.N; i++ {
@@ -221,7 +230,16 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		if skipPeer {
 			continue
 		}
+		b.StopTimer()
+		stopAgents()
+		for _, n := range ns {
+			agents = append(agents, startSpiderpoolAgent(b, bed, n.net, spAgent, kubeconfig, n.spSocket))
+		}
+		b.StartTimer()
 		spider = measure("spiderpool v1.2.2", spPlugin, func(n *node) []byte { return spiderpoolConf(n.spSocket, spiderLog) })
+		b.StopTimer()
+		stopAgents()
+		b.StartTimer()
 		theirs = measure("whereabouts v0.9.2", wb, func(*node) []byte { return theirsConf })
 	}
 	b.StopTimer()

@@ -65,7 +65,7 @@ agent:
 // startSpiderpoolAgent runs spiderpool-agent for node in its namespace, as its DaemonSet would (env of
 // its chart; the apiserver through the node's relay, with the bench's kubeconfig), and waits until its
 // IPAM answers on socket.
-func startSpiderpoolAgent(b *testing.B, bed *netbed.Bed, n *netbed.Node, agent, kubeconfig, socket string) {
+func startSpiderpoolAgent(b *testing.B, bed *netbed.Bed, n *netbed.Node, agent, kubeconfig, socket string) *netbed.Process {
 	dir := filepath.Dir(socket)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -102,6 +102,7 @@ func startSpiderpoolAgent(b *testing.B, bed *netbed.Bed, n *netbed.Node, agent, 
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Sprintf("HTTP %d\n%s", resp.StatusCode, p.Logs())
 	})
+	return p
 }
 
 // spiderpoolConf is the network configuration of Spiderpool's IPAM plugin for the bench.
