@@ -96,62 +96,49 @@ EOF
 	echo "build-peers: unpacked $src (sha256 verified) into $dst" >&2
 }
 
-build_multus() {
-	local stamp dir out start ldflags b missing=""
-	# The tarball's pin and what is built from it: a change to either rebuilds.
-	stamp=$(echo "$multus_sha256 $multus_pkgs" | sha256sum | cut -c1-16)
-	for b in $multus_bins; do
+# build NAME VERSION TARBALL SHA256 MODULE LDFLAGS PKGS BINS [BUILT=NAME ...]: build the packages PKGS of the
+# verified tree into $bin as BINS (once per pin: a change to the tarball's pin or to PKGS rebuilds). `go
+# build -o dir/` names each binary after its package directory; BUILT=NAME renames one.
+build() {
+	local name=$1 version=$2 tarball=$3 sum=$4 module=$5 ldflags=$6 pkgs=$7 bins=$8
+	shift 8
+	local stamp dir out start b r missing=""
+	stamp=$(echo "$sum $pkgs" | sha256sum | cut -c1-16)
+	for b in $bins; do
 		if [ ! -x "$bin/$b" ] || [ "$(cat "$bin/.$b.stamp" 2>/dev/null)" != "$stamp" ]; then
 			missing="$missing $b"
 		fi
 	done
-	unpack "$multus_tarball" "$multus_sha256" "$multus_module"
+	unpack "$tarball" "$sum" "$module"
 	[ -z "$missing" ] && return 0
-	dir=$(tree_of "$multus_tarball")
+	dir=$(tree_of "$tarball")
 	mkdir -p "$bin"
 	out=$(mktemp -d "$bin/.build-XXXXXX")
-	# As the upstream hack/build-go.sh stamps a release (pkg/multus: version, releaseStatus).
-	ldflags="-s -w -X $multus_module/pkg/multus.version=$multus_version -X $multus_module/pkg/multus.releaseStatus=,released -X $multus_module/pkg/multus.gitTreeState=clean"
-	echo "build-peers: building Multus $multus_version ($multus_bins) from $dir (cold: minutes)" >&2
+	echo "build-peers: building $name $version ($bins) from $dir (cold: minutes)" >&2
 	start=$(date +%s)
 	# shellcheck disable=SC2086 # the package list is words
-	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=vendor GOTOOLCHAIN=local go build -trimpath -ldflags "$ldflags" -o "$out/" $multus_pkgs)
-	# `go build -o dir/` names each binary after its package directory.
-	mv -f "$out/passthru-cni" "$out/passthru"
-	for b in $multus_bins; do
+	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=vendor GOTOOLCHAIN=local go build -trimpath -ldflags "$ldflags" -o "$out/" $pkgs)
+	for r in "$@"; do
+		mv -f "$out/${r%%=*}" "$out/${r#*=}"
+	done
+	for b in $bins; do
 		mv -f "$out/$b" "$bin/$b"
 		echo "$stamp" >"$bin/.$b.stamp"
 	done
 	rm -rf "$out"
-	echo "build-peers: built Multus $multus_version in $(($(date +%s) - start))s" >&2
+	echo "build-peers: built $name $version in $(($(date +%s) - start))s" >&2
+}
+
+build_multus() {
+	# As the upstream hack/build-go.sh stamps a release (pkg/multus: version, releaseStatus).
+	build Multus "$multus_version" "$multus_tarball" "$multus_sha256" "$multus_module" \
+		"-s -w -X $multus_module/pkg/multus.version=$multus_version -X $multus_module/pkg/multus.releaseStatus=,released -X $multus_module/pkg/multus.gitTreeState=clean" \
+		"$multus_pkgs" "$multus_bins" passthru-cni=passthru
 }
 
 build_spiderpool() {
-	local stamp dir out start b missing=""
-	stamp=$(echo "$spiderpool_sha256 $spiderpool_pkgs" | sha256sum | cut -c1-16)
-	for b in $spiderpool_bins; do
-		if [ ! -x "$bin/$b" ] || [ "$(cat "$bin/.$b.stamp" 2>/dev/null)" != "$stamp" ]; then
-			missing="$missing $b"
-		fi
-	done
-	unpack "$spiderpool_tarball" "$spiderpool_sha256" "$spiderpool_module"
-	[ -z "$missing" ] && return 0
-	dir=$(tree_of "$spiderpool_tarball")
-	mkdir -p "$bin"
-	out=$(mktemp -d "$bin/.build-XXXXXX")
-	echo "build-peers: building Spiderpool $spiderpool_version ($spiderpool_bins) from $dir (cold: about 15 minutes)" >&2
-	start=$(date +%s)
-	# shellcheck disable=SC2086 # the package list is words
-	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=vendor GOTOOLCHAIN=local go build -trimpath -ldflags "-s -w" -o "$out/" $spiderpool_pkgs)
-	mv -f "$out/spiderpool" "$out/spiderpool-ipam"
-	mv -f "$out/coordinator" "$out/spiderpool-coordinator"
-	mv -f "$out/ifacer" "$out/spiderpool-ifacer"
-	for b in $spiderpool_bins; do
-		mv -f "$out/$b" "$bin/$b"
-		echo "$stamp" >"$bin/.$b.stamp"
-	done
-	rm -rf "$out"
-	echo "build-peers: built Spiderpool $spiderpool_version in $(($(date +%s) - start))s" >&2
+	build Spiderpool "$spiderpool_version" "$spiderpool_tarball" "$spiderpool_sha256" "$spiderpool_module" "-s -w" \
+		"$spiderpool_pkgs" "$spiderpool_bins" spiderpool=spiderpool-ipam coordinator=spiderpool-coordinator ifacer=spiderpool-ifacer
 }
 
 if [ $# -eq 0 ]; then
