@@ -137,8 +137,10 @@ func (w *Watcher) Start(ctx context.Context) error {
 			}
 			want := Desired(nics, byName)
 			addrs, err := hostaddr.Reader{Netns: w.Netns}.Each(nics)
-			if err != nil {
-				w.Log.Info("reading the underlay NICs' addresses failed; publishing link state only", "err", err.Error())
+			addrsRead := err == nil
+			if !addrsRead {
+				// The annotation keeps what it said: "no address" would turn the scheduler away.
+				w.Log.Info("reading the underlay NICs' addresses failed; publishing link state only, will retry", "err", err.Error())
 			}
 			var node corev1.Node
 			haveNode := w.Reader.Get(ctx, types.NamespacedName{Name: w.NodeName}, &node) == nil
@@ -152,8 +154,11 @@ func (w *Watcher) Start(ctx context.Context) error {
 				}
 				w.Metrics.LinkUp.WithLabelValues(nic).Set(map[string]float64{underlay.LinkUp: 1, underlay.LinkDown: 0}[v])
 				akey, av := underlay.AddressesKey(prefix, nic), underlay.FormatAddresses(addrs[nic])
+				if !addrsRead {
+					akey, av = "", "?"
+				}
 				state := v + " " + av
-				if published[nic] == state && haveNode && node.Labels[key] == v && node.Annotations[akey] == av {
+				if published[nic] == state && haveNode && node.Labels[key] == v && (akey == "" || node.Annotations[akey] == av) {
 					continue
 				}
 				if published[nic] == state && !haveNode {
@@ -172,7 +177,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 					w.Metrics.LabelPatchSeconds.Observe(time.Since(eventAt).Seconds())
 				}
 			}
-			if failed {
+			if failed || !addrsRead {
 				attempt++
 				retry = time.After(backoff(attempt))
 			} else {
@@ -293,10 +298,14 @@ func (w *Watcher) nics(ctx context.Context) []string {
 	return nics
 }
 
-// patch sets one label and one annotation with a merge patch, which touches no other key and needs no
-// resourceVersion.
+// patch sets one label and one annotation (none when akey is "") with a merge patch, which touches no
+// other key and needs no resourceVersion.
 func (w *Watcher) patch(ctx context.Context, key, value, akey, avalue string) error {
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{key: value}, "annotations": map[string]string{akey: avalue}}})
+	meta := map[string]any{"labels": map[string]string{key: value}}
+	if akey != "" {
+		meta["annotations"] = map[string]string{akey: avalue}
+	}
+	body, err := json.Marshal(map[string]any{"metadata": meta})
 	if err != nil {
 		return err
 	}
