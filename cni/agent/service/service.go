@@ -52,8 +52,6 @@ type Service struct {
 	// pods' SpiderEndpoints that record them.
 	StatefulSets bool
 	Writer       client.Client
-	// HostAddrs reads a host NIC's addresses, for networks with matchMasterSubnet (hostaddr.Reader.Of).
-	HostAddrs func(nic string) ([]netip.Prefix, error)
 
 	// inflight holds, per pod UID, a channel closed when that pod's pre-allocation has finished.
 	inflight sync.Map
@@ -578,11 +576,7 @@ func (s *Service) masterAddrs(subject *ipam.Subject, master string) error {
 	if master == "" {
 		return nil
 	}
-	read := s.HostAddrs
-	if read == nil {
-		read = hostaddr.Reader{}.Of
-	}
-	addrs, err := read(master)
+	addrs, err := hostaddr.Reader{}.Of(master)
 	if errors.Is(err, hostaddr.ErrNoLink) {
 		return &protocol.Error{Code: protocol.CodeInvalidConfig, Msg: fmt.Sprintf(
 			"ipam.matchMasterSubnet: host NIC %s does not exist on node %s, so no pool can match its subnet; create the NIC or fix the network's master", master, s.NodeName)}
