@@ -169,17 +169,16 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	srv = mgr.GetWebhookServer()
 	reader, live := mgr.GetCache(), &snapshot.Coalesced{Reader: mgr.GetAPIReader()}
 	rules := admit.Rules{Reader: reader, LiveReader: live, Snapshot: o.Snapshot}
-	register := srv.Register
-	register(registration.PathMutatePod, &admission.Webhook{Handler: &admit.Injector{
+	srv.Register(registration.PathMutatePod, &admission.Webhook{Handler: &admit.Injector{
 		Rules: rules, DefaultNetwork: o.DefaultNetwork, SchedulerName: o.SchedulerName,
 	}})
-	register(registration.PathValidateSpiderIPPool, &admission.Webhook{Handler: &admit.Validator{
+	srv.Register(registration.PathValidateSpiderIPPool, &admission.Webhook{Handler: &admit.Validator{
 		Rules: rules, Kinds: admit.PoolKinds,
 	}})
-	register(registration.PathValidateSpiderMultusConfig, &admission.Webhook{Handler: &admit.Validator{
+	srv.Register(registration.PathValidateSpiderMultusConfig, &admission.Webhook{Handler: &admit.Validator{
 		Rules: rules, Kinds: admit.MultusConfigKinds,
 	}})
-	register(registration.PathValidateWorkload, &admission.Webhook{Handler: &admit.Validator{
+	srv.Register(registration.PathValidateWorkload, &admission.Webhook{Handler: &admit.Validator{
 		Rules: rules, Kinds: admit.WorkloadKinds,
 	}})
 
