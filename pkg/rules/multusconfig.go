@@ -31,7 +31,7 @@ func CheckMultusConfig(w *World, smc *spiderv2beta1.SpiderMultusConfig) []Violat
 	checkConfigSpec(c, w, smc)
 	pools := checkConfigPools(c, w, smc)
 	checkPolicyRoutes(c, smc, pools)
-	hijack := checkHijackEntries(c, w, smc)
+	hijack := hijackEntries(c, w, smc.Spec.CoordinatorConfig, hijackPath)
 	if own := smc.Spec.CoordinatorConfig; own == nil || len(own.HijackCIDR) == 0 {
 		// The config takes the SpiderCoordinator's hijack CIDRs, as its NAD does.
 		for _, e := range w.hijackOf(smc) {
@@ -326,12 +326,8 @@ func checkPolicyRoutes(c *collector, smc *spiderv2beta1.SpiderMultusConfig, pool
 	}
 }
 
-// checkHijackEntries parses spec.coordinator.hijackCIDR, returning the entries that parsed.
-func checkHijackEntries(c *collector, w *World, smc *spiderv2beta1.SpiderMultusConfig) []netip.Prefix {
-	return hijackEntries(c, w, smc.Spec.CoordinatorConfig, hijackPath)
-}
-
-// hijackEntries checks co's hijackCIDR, at path, and returns the entries that parse.
+// hijackEntries checks co's hijackCIDR (a config's spec.coordinator, or the SpiderCoordinator's spec), at
+// path, and returns the entries that parse.
 func hijackEntries(c *collector, w *World, co *spiderv2beta1.CoordinatorSpec, at *field.Path) []netip.Prefix {
 	if co == nil {
 		return nil
