@@ -55,7 +55,11 @@ func TestDrainingServerStopsWhenItsClientsHaveClosedEveryConnection(t *testing.T
 	d := &Drain{}
 	s := newDrainingServer(webhook.Options{Host: "127.0.0.1", Port: port, TLSOpts: []func(*tls.Config){
 		DisableHTTP2, func(c *tls.Config) { c.Certificates = []tls.Certificate{cert} }}}, d)
+	// The first requests wait at the gate until all three are in flight, so the client holds three
+	// connections (Go's transport reuses an idle one when it can).
+	gate := make(chan struct{})
 	s.Register("/validate", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-gate
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, "ok")
 	}))
@@ -92,9 +96,13 @@ func TestDrainingServerStopsWhenItsClientsHaveClosedEveryConnection(t *testing.T
 			}
 		})
 	}
+	for deadline := time.Now().Add(5 * time.Second); d.Open() < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
 	wg.Wait()
-	if n := d.Open(); n < 2 {
-		t.Fatalf("%d connections open, want the client's kept-alive ones", n)
+	if n := d.Open(); n != 3 {
+		t.Fatalf("%d connections open, want the client's three kept-alive ones", n)
 	}
 
 	d.Start()
