@@ -14,7 +14,7 @@
 #
 # Multus v4.3.0: the binaries its thin DaemonSet runs (deployments/multus-daemonset.yml): multus and passthru
 # (which install_multus copies onto the node), install_multus and thin_entrypoint.
-# Spiderpool v1.2.2: its agent and controller, its IPAM plugin (spiderpool), coordinator and ifacer, named
+# Spiderpool v1.2.2: its agent, controller and init (its chart's post-install Job), its IPAM plugin (spiderpool), coordinator and ifacer, named
 # as in its images; the spiderpool-* daemons keep their names, the CNI plugins are prefixed
 # (spiderpool-ipam, spiderpool-coordinator, spiderpool-ifacer) so they never shadow another binary in
 # $UNDERLINK_CACHE/bin. The trees stay unpacked in $UNDERLINK_CACHE/peers.
@@ -54,8 +54,8 @@ spiderpool_version=v1.2.2
 spiderpool_tarball=spiderpool-$spiderpool_version.tar.gz
 spiderpool_sha256=a9202a72362e5ebd1fcf76e08183871a7e12f61e1262366b2169027cd7e10f37
 spiderpool_module=github.com/spidernet-io/spiderpool
-spiderpool_pkgs="./cmd/spiderpool-agent ./cmd/spiderpool-controller ./cmd/spiderpool ./cmd/coordinator ./cmd/ifacer"
-spiderpool_bins="spiderpool-agent spiderpool-controller spiderpool-ipam spiderpool-coordinator spiderpool-ifacer"
+spiderpool_pkgs="./cmd/spiderpool-agent ./cmd/spiderpool-controller ./cmd/spiderpool-init ./cmd/spiderpool ./cmd/coordinator ./cmd/ifacer"
+spiderpool_bins="spiderpool-agent spiderpool-controller spiderpool-init spiderpool-ipam spiderpool-coordinator spiderpool-ifacer"
 
 tree_of() { echo "$cache/peers/${1%.tar.gz}"; }
 

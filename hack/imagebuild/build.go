@@ -46,6 +46,9 @@ type Spec struct {
 	// OwnTag: the image is a peer's release, tagged with that release's version (imagebuild --image-tag),
 	// not with underlink's.
 	OwnTag bool
+	// Repo, when set, replaces --repo: a peer image under its upstream reference, so the peer's own
+	// chart names it with its default values.
+	Repo string
 }
 
 // Images are the tarballs `make images` writes: one per binary the chart or the local clusters run. The
@@ -83,6 +86,43 @@ var Images = []Spec{
 			{"passthru", "/usr/src/multus-cni/bin/passthru"},
 		}},
 }
+
+// SpiderpoolImages are Spiderpool v1.2.2's images, built from its release tree by hack/build-peers.sh
+// (make spiderpool-images; not part of make images), under the references its chart (charts/spiderpool)
+// names by default: ghcr.io/spidernet-io/spiderpool/<image>:v1.2.2. Each binary sits where the chart's
+// commands run it (/usr/bin). The agent's postStart hook is a shell script (copy its CNI plugins onto the
+// node), so its image carries Debian's static busybox as /bin/sh and the tools that script calls.
+var SpiderpoolImages = []Spec{
+	{Name: "spiderpool-agent", User: "0:0", OwnTag: true, Repo: "ghcr.io/spidernet-io/spiderpool",
+		Entrypoint: []string{"/usr/bin/spiderpool-agent"},
+		Files: []File{
+			{"spiderpool-agent", "/usr/bin/spiderpool-agent"},
+			{"spiderpool-ipam", "/usr/bin/spiderpool"},
+			{"spiderpool-coordinator", "/usr/bin/coordinator"},
+			{"spiderpool-ifacer", "/usr/bin/ifacer"},
+			{"busybox", "/bin/busybox"},
+		},
+		Links: busyboxLinks("sh", "cp", "mv", "rm", "cat", "ls")},
+	// The controller image also runs the post-install Job (spiderpool-init) and the pre-delete hook.
+	{Name: "spiderpool-controller", User: "0:0", OwnTag: true, Repo: "ghcr.io/spidernet-io/spiderpool",
+		Entrypoint: []string{"/usr/bin/spiderpool-controller"},
+		Files: []File{
+			{"spiderpool-controller", "/usr/bin/spiderpool-controller"},
+			{"spiderpool-init", "/usr/bin/spiderpool-init"},
+		}},
+}
+
+// busyboxLinks names /bin/busybox by each of tools.
+func busyboxLinks(tools ...string) []Link {
+	out := make([]Link, 0, len(tools))
+	for _, t := range tools {
+		out = append(out, Link{Path: "/bin/" + t, Target: "busybox"})
+	}
+	return out
+}
+
+// ImageSets are the lists imagebuild --set chooses from.
+var ImageSets = map[string][]Spec{"underlink": Images, "spiderpool": SpiderpoolImages}
 
 // Build makes the image of spec for linux/arch from the binaries in bins (Src → host path). Every
 // binary must be a static ELF: the images have no libc.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestDynamicOrMissingBinariesAreRefused(t *testing.T) {
 
 func TestEveryImageStartsOneOfItsFiles(t *testing.T) {
 	seen := map[string]bool{}
-	for _, s := range Images {
+	for _, s := range append(slices.Clone(Images), SpiderpoolImages...) {
 		if seen[s.Name] {
 			t.Errorf("image %s listed twice", s.Name)
 		}
@@ -208,7 +209,7 @@ func gunzip(b []byte) ([]byte, error) {
 
 // A peer's image is tagged with its own release, never silently with underlink's version.
 func TestPeerImageNeedsItsOwnTag(t *testing.T) {
-	err := run(t.TempDir(), nil, nil, "ghcr.io/underlink", "0.1.0", "amd64", t.TempDir(), "multus-cni")
+	err := run(Images, t.TempDir(), nil, nil, "ghcr.io/underlink", "0.1.0", "amd64", t.TempDir(), "multus-cni")
 	if err == nil || !strings.Contains(err.Error(), "--image-tag multus-cni=VERSION") {
 		t.Errorf("multus-cni without --image-tag: %v", err)
 	}

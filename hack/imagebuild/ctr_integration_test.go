@@ -41,7 +41,7 @@ func TestImagesImportAndRunInContainerd(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	out := t.TempDir()
-	if err := run(bins, nil, nil, "ghcr.io/underlink", "ctr-test", "amd64", out, "pause,underlink-testapp"); err != nil {
+	if err := run(Images, bins, nil, nil, "ghcr.io/underlink", "ctr-test", "amd64", out, "pause,underlink-testapp"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -45,14 +45,20 @@ func main() {
 	arch := flag.String("arch", runtime.GOARCH, "architecture the binaries were built for")
 	out := flag.String("out", "_output/images", "directory the tarballs are written to")
 	only := flag.String("only", "", "comma-separated image names to build (default: all)")
+	set := flag.String("set", "underlink", "the images to build: underlink (make images) or spiderpool (make spiderpool-images)")
 	flag.Parse()
-	if err := run(*binDir, bins, tags, *repo, *tag, *arch, *out, *only); err != nil {
+	specs, ok := ImageSets[*set]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "imagebuild: no image set %q (known: underlink, spiderpool)\n", *set)
+		os.Exit(2)
+	}
+	if err := run(specs, *binDir, bins, tags, *repo, *tag, *arch, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "imagebuild:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binDir string, bins, tags map[string]string, repo, tag, arch, out, only string) error {
+func run(specs []Spec, binDir string, bins, tags map[string]string, repo, tag, arch, out, only string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -62,7 +68,7 @@ func run(binDir string, bins, tags map[string]string, repo, tag, arch, out, only
 			want[n] = true
 		}
 	}
-	for _, spec := range Images {
+	for _, spec := range specs {
 		if len(want) > 0 && !want[spec.Name] {
 			continue
 		}
@@ -80,7 +86,11 @@ func run(binDir string, bins, tags map[string]string, repo, tag, arch, out, only
 				return fmt.Errorf("image %s carries its release's version: give it with --image-tag %s=VERSION", spec.Name, spec.Name)
 			}
 		}
-		ref, err := name.NewTag(repo+"/"+spec.Name+":"+imageTag, name.StrictValidation)
+		imageRepo := repo
+		if spec.Repo != "" {
+			imageRepo = spec.Repo
+		}
+		ref, err := name.NewTag(imageRepo+"/"+spec.Name+":"+imageTag, name.StrictValidation)
 		if err != nil {
 			return fmt.Errorf("image %s: reference: %w", spec.Name, err)
 		}
