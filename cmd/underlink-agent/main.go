@@ -1,6 +1,7 @@
 // Command underlink-agent is underlink's node daemon (a hostNetwork DaemonSet): cluster-wide IPAM for the
-// underlink-ipam CNI plugin on a root-only unix socket, the underlay NIC labels of its node, and garbage
-// collection of leaked addresses. See cni/agent and cni/IPAM.md.
+// underlink-ipam CNI plugin on a root-only unix socket, the underlay NIC labels of its node, garbage
+// collection of leaked addresses, and the answers Spiderpool's plugins need for the DEL of the pods
+// Spiderpool set up on its node (cni/agent/spidercompat). See cni/agent and cni/IPAM.md.
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/underlink/underlink/api/cniconf"
 	"github.com/underlink/underlink/api/underlay"
 	"github.com/underlink/underlink/cni/agent"
+	"github.com/underlink/underlink/cni/agent/spidercompat"
 )
 
 func main() {
@@ -48,6 +50,9 @@ func run(args []string) error {
 	fs.DurationVar(&o.GCNodeLostAfter, "gc-node-lost-timeout", 0, "free the addresses of pods gone from a node that has been down (NotReady, or its kubelet's Lease expired) this long; 0 keeps them until the node is back, since the old containers may still answer with them on the underlay")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", "", "the host's CNI bin directory as mounted here; with --daemonset, the plugins underlink installed there are removed when the agent stops because its DaemonSet was deleted")
 	fs.StringVar(&o.DaemonSet, "daemonset", "", "this agent's DaemonSet (in --lease-namespace), whose deletion means underlink is uninstalled")
+	// Off unless given (the chart gives spidercompat.DefaultSocket): a test bed running several agents
+	// on one host must not have each of them take the host's Spiderpool socket.
+	fs.StringVar(&o.SpiderpoolSocket, "spiderpool-socket", "", "Spiderpool's agent socket, e.g. "+spidercompat.DefaultSocket+": while no Spiderpool agent answers there, answer Spiderpool's CNI plugins for the DEL of the pods Spiderpool set up (and refuse their ADD, saying how to fix the network); empty: off")
 	fs.BoolVar(&o.Preallocate, "preallocate", true, "give pods scheduled to this node their default network's addresses as soon as they are seen, so CNI ADD does not wait for a pool write; false: allocate on ADD")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9711", "address of /metrics; 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":9712", "address of /healthz and /readyz; 0 disables")

@@ -2,7 +2,9 @@
 // root-only unix socket (cni/agent/service, writing pools through cni/agent/store), the underlay link
 // watcher that keeps the node's <prefix><nic> labels (api/underlay; cni/agent/linkwatch), the
 // garbage collector of leaked addresses (cni/agent/gc, one agent at a time), Prometheus metrics and
-// /healthz and /readyz. Its only state is the apiserver's: a restarted agent trusts nothing local.
+// /healthz and /readyz, and the answers Spiderpool's CNI plugins need for the DEL of the pods Spiderpool
+// set up before underlink replaced it (cni/agent/spidercompat). Its only state is the apiserver's: a
+// restarted agent trusts nothing local.
 package agent
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +43,7 @@ import (
 	"github.com/underlink/underlink/cni/agent/prealloc"
 	"github.com/underlink/underlink/cni/agent/reserved"
 	"github.com/underlink/underlink/cni/agent/service"
+	"github.com/underlink/underlink/cni/agent/spidercompat"
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/cniinstall"
 	"github.com/underlink/underlink/cni/ipam"
@@ -74,6 +78,9 @@ type Options struct {
 	// the plugins underlink installed there are removed when the agent stops because its DaemonSet is
 	// gone (underlink uninstalled), and kept on any other stop (a rolling update, a node drain).
 	CNIBinDir, DaemonSet string
+	// SpiderpoolSocket is Spiderpool's agent socket (the chart gives spidercompat.DefaultSocket),
+	// answered for the DEL of pods Spiderpool set up while no Spiderpool agent serves it; "": off.
+	SpiderpoolSocket string
 	// PprofAddr serves net/http/pprof when set ("" or "0": off).
 	PprofAddr string
 	// LeaseNamespace holds the garbage collection Lease "underlink-agent-gc".
@@ -167,6 +174,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// primed says the view has read every pool once, so what it holds at the end knows every address
+	// this node's pods hold (uninstallIfRemoved).
+	var primed atomic.Bool
 	runnables := []manager.Runnable{
 		runnable(func(ctx context.Context) error { return srv.Serve(ctx, l) }),
 		runnable(func(ctx context.Context) error {
@@ -175,6 +185,13 @@ func Run(ctx context.Context, o Options) error {
 			}
 			synced.Store(true)
 			log.Info("caches synced; serving")
+			// The first request would read them all anyway; reading them now also covers a node whose
+			// pods were set up by an earlier agent and that serves no request before it stops.
+			if _, err := view.List(ctx); err != nil {
+				log.Info("reading the SpiderIPPools failed; the next request reads them", "err", err.Error())
+			} else {
+				primed.Store(true)
+			}
 			<-ctx.Done()
 			return nil
 		}),
@@ -191,6 +208,12 @@ func Run(ctx context.Context, o Options) error {
 			LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 			Log: log.WithName("gc"),
 		},
+	}
+	if o.SpiderpoolSocket != "" {
+		runnables = append(runnables, &spidercompat.Server{
+			Socket: o.SpiderpoolSocket, NodeName: o.NodeName, Releaser: svc, Coordinators: mgr.GetAPIReader(), Pods: mgr.GetCache(),
+			Ready: synced.Load, Log: log.WithName("spidercompat"),
+		})
 	}
 	if o.Preallocate {
 		runnables = append(runnables, &prealloc.Runner{
@@ -213,11 +236,12 @@ func Run(ctx context.Context, o Options) error {
 	}); err != nil {
 		return err
 	}
-	log.Info("starting underlink-agent", "socket", o.Socket, "nics", o.NICs, "labelPrefix", o.LabelPrefix, "preallocate", o.Preallocate, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
+	log.Info("starting underlink-agent", "socket", o.Socket, "spiderpoolSocket", o.SpiderpoolSocket, "nics", o.NICs, "labelPrefix", o.LabelPrefix, "preallocate", o.Preallocate, "gcInterval", o.GCInterval.String(), "gcGrace", o.GCGrace.String(), "pid", os.Getpid())
 	err = mgr.Start(ctx)
 	_ = os.Remove(o.Socket)
 	if o.CNIBinDir != "" && o.DaemonSet != "" {
-		uninstallIfRemoved(cs, o, log)
+		held := func() ([]*spv2.SpiderIPPool, bool) { return view.Held(), primed.Load() }
+		uninstallIfRemoved(cs, mgr.GetAPIReader(), held, o, log)
 	}
 	return err
 }
@@ -227,7 +251,14 @@ func Run(ctx context.Context, o Options) error {
 // or its RBAC is (helm deletes those right after the DaemonSet). Any other answer (the DaemonSet is
 // there: a rolling update or a node drain; the apiserver cannot be reached) keeps them, since pods on
 // the node still need them for their DEL.
-func uninstallIfRemoved(cs kubernetes.Interface, o Options, log logr.Logger) {
+//
+// Uninstalled, the plugins still stay while any pool records an address given on this node
+// (pluginUsers): those pods' sandboxes were set up by underlink's plugins, and Multus runs them again
+// for their DEL (a user moving back to Spiderpool uninstalls underlink first). The pools are read
+// from the apiserver when the agent still may, else taken as this agent last read or wrote them
+// (held): helm has usually removed its RBAC by the time it stops, and only this agent writes records
+// of this node.
+func uninstallIfRemoved(cs kubernetes.Interface, live client.Reader, held func() ([]*spv2.SpiderIPPool, bool), o Options, log logr.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ns := o.LeaseNamespace
@@ -237,8 +268,67 @@ func uninstallIfRemoved(cs kubernetes.Interface, o Options, log logr.Logger) {
 		log.Info("DaemonSet still there; the CNI plugins stay installed", "daemonset", ns+"/"+o.DaemonSet, "err", fmt.Sprint(err))
 		return
 	}
+	var pools []*spv2.SpiderIPPool
+	source := "apiserver"
+	var list spv2.SpiderIPPoolList
+	if lerr := live.List(ctx, &list); lerr == nil {
+		for i := range list.Items {
+			pools = append(pools, &list.Items[i])
+		}
+	} else {
+		var known bool
+		pools, known = held()
+		source = "as this agent last read or wrote them (reading them now failed: " + lerr.Error() + ")"
+		if !known {
+			log.Info("underlink uninstalled, but the CNI plugins stay installed: which pods of this node still need them for their DEL is unknown (the agent never read the SpiderIPPools, and reading them now failed)",
+				"daemonset", ns+"/"+o.DaemonSet, "err", lerr.Error(), "fix", removeLater(o))
+			return
+		}
+	}
+	pods, unreadable := pluginUsers(pools, o.NodeName)
+	if len(pods) > 0 || len(unreadable) > 0 {
+		log.Info("underlink uninstalled, but the CNI plugins stay installed: pods of this node hold addresses underlink gave them, and their DEL runs underlink's plugins",
+			"daemonset", ns+"/"+o.DaemonSet, "pods", pods, "poolsWithUnreadableStatus", unreadable, "pools", source, "fix", removeLater(o))
+		return
+	}
 	removed, left, rerr := cniinstall.Uninstall(o.CNIBinDir)
 	log.Info("underlink uninstalled: removed the CNI plugins it installed", "daemonset", ns+"/"+o.DaemonSet, "removed", removed, "leftChanged", left, "err", fmt.Sprint(rerr))
+}
+
+// removeLater says how an operator removes the plugins once the pods that needed them are gone.
+func removeLater(o Options) string {
+	return fmt.Sprintf("once these pods are deleted, remove the plugins underlink installed with its image's underlink-cni-install, e.g. "+
+		"`kubectl debug node/%s -it --profile=sysadmin --image=<underlink-agent image> -- /usr/local/bin/underlink-cni-install --uninstall --to=/host<the host's CNI bin directory, chart value agent.cniBinDir>` "+
+		"(it removes only the files it installed and left unchanged)", o.NodeName)
+}
+
+// pluginUsers returns the pods ("namespace/name", sorted) to which pools record an address given on
+// node, and the pools whose status cannot be read. Only underlink-agent records the node (an additive
+// key; Spiderpool's records have none), and only for the pods it served on its own node: their
+// sandboxes were set up by underlink-ipam, whose network runs underlink's plugins. A record outlives
+// its sandbox only until the DEL or garbage collection frees it, or for a StatefulSet's ordinal:
+// keeping the plugins a little longer than needed is the safe side, since a DEL that cannot find its
+// plugin leaves the pod Terminating. Pods on the node are not the test: a pod deleted with --force
+// still has its sandbox, whose DEL the kubelet still runs.
+func pluginUsers(pools []*spv2.SpiderIPPool, node string) (pods, unreadable []string) {
+	seen := map[string]bool{}
+	for _, p := range pools {
+		allocs, err := spv2.ParseAllocations(p.Status)
+		if err != nil {
+			unreadable = append(unreadable, p.Name)
+			continue
+		}
+		for _, a := range allocs {
+			if a.Node != node || a.IsConflict() || seen[a.NamespacedName] {
+				continue
+			}
+			seen[a.NamespacedName] = true
+			pods = append(pods, a.NamespacedName)
+		}
+	}
+	sort.Strings(pods)
+	sort.Strings(unreadable)
+	return pods, unreadable
 }
 
 // runnable is a manager.Runnable that runs on every agent (no leader election).

@@ -333,8 +333,11 @@ func TestChartAgentIsMinimal(t *testing.T) {
 			hostPaths[v.Name] = v.HostPath.Path
 		}
 	}
-	if hostPaths["cni-bin"] != "/opt/cni/bin" || hostPaths["run-underlink"] != "/run/underlink" {
-		t.Errorf("host paths %v, want the CNI bin dir and the agent socket directory", hostPaths)
+	if hostPaths["cni-bin"] != "/opt/cni/bin" || hostPaths["run-underlink"] != "/run/underlink" || hostPaths["spiderpool-socket"] != "/var/run/spidernet" {
+		t.Errorf("host paths %v, want the CNI bin dir, the agent socket directory and Spiderpool's socket directory", hostPaths)
+	}
+	if got := chartFlagValues(spec.Containers[0].Args)["spiderpool-socket"]; len(got) != 1 || got[0] != "/var/run/spidernet/spiderpool.sock" {
+		t.Errorf("--spiderpool-socket %v, want Spiderpool's socket", got)
 	}
 }
 

@@ -177,7 +177,8 @@ func TestChartWebhookAndAgentRunUnderTheChartRBAC(t *testing.T) {
 		for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
 			args = append(args, strings.ReplaceAll(a, "$(NODE_NAME)", node.Name)) // kubelet expands it in a pod
 		}
-		args = append(args, "--nics=ens224", "--socket="+filepath.Join(t.TempDir(), "agent.sock"),
+		// The sockets in temporary directories: the host's Spiderpool socket is not the test's to take.
+		args = append(args, "--nics=ens224", "--socket="+filepath.Join(t.TempDir(), "agent.sock"), "--spiderpool-socket="+filepath.Join(t.TempDir(), "spiderpool.sock"),
 			"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metrics), "--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probes))
 		// As in the chart: uid 0 without a single capability (setpriv empties every capability set).
 		setpriv, err := exec.LookPath("setpriv")
