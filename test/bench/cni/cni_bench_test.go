@@ -93,6 +93,9 @@ type row struct {
 //   - full: the chain the product writes, macvlan (ipam underlink-ipam) + underlink-coordinator, with a
 //     real underlink-agent in the node's namespace writing the seed's cluster-a SpiderIPPool on a real
 //     apiserver, through the bed's loopback relay;
+//   - Spiderpool v1.2.2's full chain, macvlan (ipam spiderpool) + its coordinator in underlay mode, with
+//     a real spiderpool-agent on the same apiserver, measured after underlink's rows with underlink's
+//     agent stopped, interleaved with a floor of its own (spiderpool_test.go);
 //
 // and, to say where the full chain's time goes, host-local and underlink-ipam alone (each exec'd as
 // macvlan execs it) and the agent's Allocate alone (one request on its socket from the benchmark). The
@@ -119,6 +122,7 @@ func BenchmarkCNIAdd(b *testing.B) {
 	defer stderr.Close()
 	execer := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: stderr}, PluginDecoder: version.PluginDecoder{}}
 	cni := &netbed.CNI{Node: node.NS, Config: libcni.NewCNIConfigWithCacheDir([]string{bin}, filepath.Join(bed.Dir(), "cni-cache"), execer)}
+	sp := newSpiderpool(b, bed, execer)
 	scratch := bed.Pod("scratch")
 
 	parse := func(format string, arg string) *libcni.NetworkConfigList {
@@ -248,6 +252,26 @@ func BenchmarkCNIAdd(b *testing.B) {
 
 	b.ResetTimer()
 	b.StopTimer()
+	measure(b, rows, n)
+	// Spiderpool's chain, with its agent and a floor of its own, after underlink's rows and with
+	// underlink's agent stopped (spiderpool_test.go).
+	if sp != nil {
+		rows = append(rows, sp.run(b, env, node, agent, cni, n)...)
+	}
+	report(b, rows)
+	reportSpiderpool(b, rows)
+	fullTook, boundTook := agent.answeredFromPreallocation("bench-full-"), agent.answeredFromPreallocation("bench-full-bound-at-add-")
+	fmt.Printf("ADDs answered from a pre-allocation (agent log): full %d of %d, bound just before its ADD %d of %d\n", len(fullTook), n, len(boundTook), n)
+	if len(fullTook) > 0 && len(boundTook) > 0 {
+		fmt.Printf("the agent's answer to those ADDs (its log's took), p50 / p99 ms: full %.2f / %.2f, bound just before its ADD %.2f / %.2f\n",
+			percentile(fullTook, 0.5), percentile(fullTook, 0.99), percentile(boundTook, 0.5), percentile(boundTook, 0.99))
+	}
+}
+
+// measure runs the ADD of each row for pods 0 to n-1, interleaved pod by pod in an order that rotates, so
+// all rows see the same machine load, and times the ADD alone: preparing the pod and the DEL that follows
+// are untimed. A failed ADD or DEL fails the benchmark.
+func measure(b *testing.B, rows []*row, n int) {
 	for i := range n {
 		for k := range rows {
 			r := rows[(i+k)%len(rows)]
@@ -270,13 +294,6 @@ func BenchmarkCNIAdd(b *testing.B) {
 				b.Fatalf("%s: DEL #%d: %v", r.key, i, err)
 			}
 		}
-	}
-	report(b, rows)
-	fullTook, boundTook := agent.answeredFromPreallocation("bench-full-"), agent.answeredFromPreallocation("bench-full-bound-at-add-")
-	fmt.Printf("ADDs answered from a pre-allocation (agent log): full %d of %d, bound just before its ADD %d of %d\n", len(fullTook), n, len(boundTook), n)
-	if len(fullTook) > 0 && len(boundTook) > 0 {
-		fmt.Printf("the agent's answer to those ADDs (its log's took), p50 / p99 ms: full %.2f / %.2f, bound just before its ADD %.2f / %.2f\n",
-			percentile(fullTook, 0.5), percentile(fullTook, 0.99), percentile(boundTook, 0.5), percentile(boundTook, 0.99))
 	}
 }
 
