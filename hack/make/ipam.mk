@@ -16,10 +16,11 @@ whereabouts: ## build whereabouts v0.9.2 and copy its CRDs into $UNDERLINK_CACHE
 	@hack/build-tools.sh whereabouts
 
 .PHONY: bench-ipam
-bench-ipam: whereabouts spiderpool ## IPAM allocations/s, 10 nodes × 100 ADDs through underlink-ipam, Spiderpool v1.2.2 and whereabouts v0.9.2, same apiserver, 0 duplicates (root)
+bench-ipam: whereabouts spiderpool ## IPAM allocations/s, 10 nodes × 100 ADDs through underlink-ipam, Spiderpool v1.2.2 and whereabouts v0.9.2, same apiserver, 0 duplicates; then underlink and Spiderpool at 10/50/90 % of a 4094-address pool (10 × 20 ADDs a level) and each format's largest pool (root)
 	UNDERLINK_BENCH_NODES=$(BENCH_IPAM_NODES) UNDERLINK_BENCH_ADDS_PER_NODE=$(BENCH_IPAM_ADDS_PER_NODE) \
 	UNDERLINK_BENCH_PARALLEL_PER_NODE=$(BENCH_IPAM_PARALLEL_PER_NODE) \
-	$(GO) test -tags integration -run '^$$' -bench '^BenchmarkIPAMAllocations$$' -benchtime 1x -count 1 -timeout 60m ./test/bench/ipam/
+	UNDERLINK_BENCH_OCCUPANCY_ADDS_PER_NODE=$(or $(BENCH_IPAM_OCCUPANCY_ADDS_PER_NODE),20) \
+	$(GO) test -tags integration -run '^$$' -bench '^BenchmarkIPAM(Allocations|Occupancy)$$' -benchtime 1x -count 1 -timeout 60m ./test/bench/ipam/
 
 .PHONY: fuzz-ipam
 fuzz-ipam: ## fuzz the pool allocator briefly (part of make test): 200000 inputs, about 20 s
