@@ -23,3 +23,7 @@ test-e2e: tools images images-previous ## the end-to-end test alone: the seed's 
 # The end-to-end test (part of test-integration) imports the images into its nodes; its upgrade step
 # starts from the previous release.
 test-integration: images images-previous
+
+.PHONY: test-migration
+test-migration: tools images spiderpool-images ## Spiderpool v1.2.2 → underlink → Spiderpool on real nodes with 24+ running pods (root; builds Spiderpool, not part of make test)
+	$(GO) test -tags integration,spiderpool -run TestSpiderpoolMigration -timeout 45m -v ./test/e2e/

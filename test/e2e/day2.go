@@ -34,6 +34,12 @@ func (r *runner) cleanDay2(c TargetCluster) error {
 
 // day2Deployment is a Deployment of the test app with net1 on network (beside the injected eth0).
 func (r *runner) day2Deployment(name, network string, replicas int) []byte {
+	return r.appDeployment(name, replicas, nadv1.NetworksAnnotation, configNS+"/"+network+"@net1")
+}
+
+// appDeployment is a Deployment of the test app in the app namespace whose pods carry the annotation
+// key: value (a network selection).
+func (r *runner) appDeployment(name string, replicas int, key, value string) []byte {
 	return fmt.Appendf(nil, `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -49,14 +55,14 @@ spec:
       labels:
         app: %[1]s
       annotations:
-        %[4]s: %[5]s/%[6]s@net1
+        %[4]s: %[5]s
     spec:
       terminationGracePeriodSeconds: 1
       containers:
       - name: test-app
-        image: %[7]s
+        image: %[6]s
         imagePullPolicy: Never
-`, name, appNamespace, replicas, nadv1.NetworksAnnotation, configNS, network, r.testApp)
+`, name, appNamespace, replicas, key, value, r.testApp)
 }
 
 // day2 is a cluster's life after the install, on cluster-a's real nodes: a Deployment runs on a second

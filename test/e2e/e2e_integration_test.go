@@ -45,28 +45,9 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 
 	var prefix, nodesDir string
 	t.Run("scenario", func(t *testing.T) {
-		// The nodes' directory first: cleanups run last-registered first, so its removal then waits for
-		// the bed's teardown, which stops the kubelets and containerds still writing there. A failed run
-		// keeps it, with the nodes' logs (containerd, kubelet, Multus' errors), as netbed keeps its own.
-		dir, err := os.MkdirTemp("", "underlink-e2e-nodes-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("nodes' logs kept in %s", dir)
-				return
-			}
-			_ = os.RemoveAll(dir)
-		})
-		nodesDir = filepath.Join(dir, "nodes")
-		bed := netbed.New(t)
-		prefix = bed.Prefix()
 		start := time.Now()
-		env, err := e2e.Up(ctx, bed, cp, e2e.UpOptions{Dir: nodesDir, Out: testWriter{t}, KeepLogs: t.Failed})
-		if err != nil {
-			t.Fatal(err)
-		}
+		var env *e2e.Env
+		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-e2e-nodes-", e2e.UpOptions{})
 		t.Logf("nodes Ready and clusters joined in %s", time.Since(start).Round(100*time.Millisecond))
 		var out strings.Builder
 		target, err := e2e.TargetOf(env, &out)
@@ -86,7 +67,41 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 		}
 	})
 
-	// The bed's teardown left nothing.
+	nothingLeft(t, prefix, nodesDir)
+}
+
+// upNodes starts the nodes of cp's clusters in a new bed of t (o's Dir, Out and KeepLogs are set here)
+// and returns them with the bed's prefix and the nodes' directory. The nodes' directory is made first:
+// cleanups run last-registered first, so its removal then waits for the bed's teardown, which stops the
+// kubelets and containerds still writing there. A failed run keeps it, with the nodes' logs
+// (containerd, kubelet, Multus' errors), as netbed keeps its own.
+func upNodes(ctx context.Context, t *testing.T, cp *localenv.Env, pattern string, o e2e.UpOptions) (env *e2e.Env, prefix, nodesDir string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nodes' logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	nodesDir = filepath.Join(dir, "nodes")
+	bed := netbed.New(t)
+	o.Dir, o.Out, o.KeepLogs = nodesDir, testWriter{t}, t.Failed
+	env, err = e2e.Up(ctx, bed, cp, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, bed.Prefix(), nodesDir
+}
+
+// nothingLeft fails t for any namespace, mount, cgroup or process the bed of prefix (its nodes in
+// nodesDir) left behind after its teardown.
+func nothingLeft(t *testing.T, prefix, nodesDir string) {
+	t.Helper()
 	entries, _ := os.ReadDir(netbed.RunDir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix) {

@@ -93,6 +93,10 @@ type UpOptions struct {
 	Out io.Writer
 	// KeepLogs keeps node logs at teardown when it returns true.
 	KeepLogs func() bool
+	// ExtraPlugins are reference CNI plugins (containernetworking/plugins, in the tool cache) installed on
+	// every node beside the base set, as a cluster that runs another CNI brings them (e.g. macvlan for
+	// Spiderpool's configs).
+	ExtraPlugins []string
 }
 
 // Up starts the nodes of every cluster of cp (whose control planes run) in bed and joins the clusters
@@ -109,7 +113,7 @@ func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*E
 	}
 	// loopback for every pod (containerd runs it); bridge and host-local for the node-local network.
 	// Multus is not among them: its DaemonSet's init container installs it, as on any cluster.
-	for _, name := range []string{"loopback", "bridge", "host-local"} {
+	for _, name := range append([]string{"loopback", "bridge", "host-local"}, o.ExtraPlugins...) {
 		p, err := controlplane.Binary(name)
 		if err != nil {
 			return nil, err

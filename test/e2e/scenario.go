@@ -122,20 +122,13 @@ type podInfo struct{ Name, IP, Node string }
 // Run follows the seed on both clusters and returns every check. It never returns early without a
 // report: a failed step ends the run, and the checks it did not reach are listed as not run.
 func Run(ctx context.Context, t Target) *Report {
-	start := time.Now()
-	r := &runner{ctx: ctx, t: t, out: t.Out, report: &Report{}, pods: map[string][]podInfo{}, svcIP: map[string]string{}, pools: map[string]string{}}
-	if r.out == nil {
-		r.out = io.Discard
-	}
+	r := newRunner(ctx, t)
 	if len(t.Clusters) != 2 {
 		r.fail("scenario", fmt.Sprintf("needs cluster-a and cluster-b, got %d clusters", len(t.Clusters)))
 		return r.report
 	}
 	r.a, r.b = t.Clusters[0], t.Clusters[1]
-	steps := []struct {
-		title string
-		run   func() error
-	}{
+	return r.run([]step{
 		{"Start from a clean slate (objects of an earlier run)", r.clean},
 		{"Submariner: the clusters are joined (subctl show all)", r.showSubmariner},
 		{"Install Multus (its own thin DaemonSet, as Spiderpool's chart does)", r.installMultus},
@@ -163,7 +156,27 @@ func Run(ctx context.Context, t Target) *Report {
 		{"matchMasterSubnet: nodes on two subnets; each pod gets the pool of its node's subnet, and the scheduler places by it", r.matchMasterSubnet},
 		{"StatefulSet fixed IPs: rolled twice and a pod force-deleted, every pod keeps its addresses; scaled down and deleted, they are released", r.statefulSet},
 		{"Upgrade: helm upgrade from the previous release while pods are created at 20/s", r.upgradeUnderLoad},
+	})
+}
+
+func newRunner(ctx context.Context, t Target) *runner {
+	r := &runner{ctx: ctx, t: t, out: t.Out, report: &Report{}, pods: map[string][]podInfo{}, svcIP: map[string]string{}, pools: map[string]string{}}
+	if r.out == nil {
+		r.out = io.Discard
 	}
+	return r
+}
+
+// step is one titled step of a scenario.
+type step struct {
+	title string
+	run   func() error
+}
+
+// run runs steps in order and returns every check. It never returns early without a report: a failed
+// step ends the run, and the checks it did not reach are listed as not run.
+func (r *runner) run(steps []step) *Report {
+	start := time.Now()
 	for i, s := range steps {
 		r.stepNo = i
 		fmt.Fprintf(r.out, "\n\033[1m== %d. %s\033[0m\n", i, s.title)
@@ -235,7 +248,13 @@ func (r *runner) showManifest(c TargetCluster, verb string, m []byte) (string, e
 	return out, err
 }
 
-func (r *runner) both() []TargetCluster { return []TargetCluster{r.a, r.b} }
+// both are cluster-a and cluster-b; only cluster-a in a scenario of one cluster (RunMigration).
+func (r *runner) both() []TargetCluster {
+	if r.b.Name == r.a.Name {
+		return []TargetCluster{r.a}
+	}
+	return []TargetCluster{r.a, r.b}
+}
 
 func (r *runner) remote(c TargetCluster) TargetCluster {
 	if c.Name == r.a.Name {
@@ -629,19 +648,25 @@ func podSummary(ps []podInfo) string {
 
 // waitPods waits until the Deployment has n Running, ready pods with IPs and returns them.
 func (r *runner) waitPods(c TargetCluster, n int, timeout time.Duration) ([]podInfo, error) {
+	return r.waitLabeled(c, "app="+appName, n, timeout)
+}
+
+// waitLabeled waits until the pods of selector in the app namespace are n Running, ready pods with IPs,
+// and none is doing anything else, and returns them. n < 0 returns the Running pods after one read.
+func (r *runner) waitLabeled(c TargetCluster, selector string, n int, timeout time.Duration) ([]podInfo, error) {
 	var pods []podInfo
 	var last string
-	err := poll.Wait(r.ctx, timeout, pollInterval, fmt.Sprintf("%d Running test-app pods", n), func() (bool, string, error) {
-		out, err := r.kubectlQuiet(c, nil, "get", "pods", "-l", "app="+appName, "-o", "json")
+	err := poll.Wait(r.ctx, timeout, pollInterval, fmt.Sprintf("%d Running pods of %s", n, selector), func() (bool, string, error) {
+		out, err := r.kubectlQuiet(c, nil, "get", "pods", "-n", appNamespace, "-l", selector, "-o", "json")
 		if err != nil {
 			last = out
-			return false, last, nil
+			return n < 0, last, nil
 		}
 		pods, last = runningPods(out)
-		return len(pods) == n && last == "", last, nil
+		return n < 0 || (len(pods) == n && last == ""), last, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("want %d Running test-app pods: %s", n, last)
+		return nil, fmt.Errorf("want %d Running pods of %s: %s", n, selector, last)
 	}
 	return pods, nil
 }

@@ -24,16 +24,26 @@ import (
 // mountScript runs in the node's new mount namespace (propagation private, so nothing leaks back into
 // the machine's) and then holds it: a tmpfs on /run and the node's own /var/lib, /var/log, /opt and
 // /etc/cni, so a pod's hostPath /opt/cni/bin or /etc/cni/net.d (Multus' DaemonSet, the agent's installer)
-// is this node's. /opt and /etc/cni are shared mounts inside the node, as on a systemd host: containerd
-// refuses a Bidirectional hostPath mount (Multus' install_multus) whose source is not on a shared mount.
-// The mountpoint /etc/cni is made on the machine when it has none.
+// is this node's. /, /run, /opt and /etc/cni are shared mounts inside the node, as on a systemd host:
+// containerd refuses a Bidirectional hostPath mount (Multus' install_multus on /opt/cni/bin, Spiderpool's
+// agent on /var/run/netns) whose source is not on a shared mount, and containerd 1.6 looks the source's
+// mount up without resolving symbolic links (/var/run → /run), so /var/run/netns is found on /.
+// The machine's mounts under /run (ip netns' /run/netns) are dropped from the node's namespace first,
+// each topmost one detached with what it holds (umount -l):
+// hidden under its /run they would still be found by containerd's lookup of a hostPath's mount, which
+// then refuses a Bidirectional /var/run/netns as not shared. The mountpoint /etc/cni is made on the
+// machine when it has none.
 const mountScript = `set -eu
+awk '$5 ~ /^\/run\// {print $5}' /proc/self/mountinfo | sort | awk 'p == "" || index($0, p "/") != 1 {print; p = $0}' |
+	while read -r m; do umount -l "$m"; done
 mount -t tmpfs -o mode=0755 underlink-node-run /run
 mkdir -p /run/lock /etc/cni
 mount --bind "$1/var-lib" /var/lib
 mount --bind "$1/var-log" /var/log
 mount --bind "$1/opt" /opt
 mount --bind "$1/etc-cni" /etc/cni
+mount --make-shared /
+mount --make-shared /run
 mount --make-shared /opt
 mount --make-shared /etc/cni
 exec sleep infinity

@@ -1,0 +1,77 @@
+//go:build integration && spiderpool
+
+package e2e_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/e2e"
+	"github.com/underlink/underlink/test/localenv"
+	"github.com/underlink/underlink/test/nodes"
+)
+
+// TestSpiderpoolMigration moves a cluster with real nodes from Spiderpool v1.2.2 (its own chart and
+// images) to underlink with pods running, and back (make test-migration; it needs make spiderpool-images,
+// which `make test` does not build).
+func TestSpiderpoolMigration(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard())
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+
+	out, err := exec.Command(test.Path("hack", "build-peers.sh"), "--tree", "spiderpool").Output()
+	if err != nil {
+		t.Fatalf("Spiderpool's release tree: hack/build-peers.sh --tree spiderpool: %v", err)
+	}
+	chart := filepath.Join(strings.TrimSpace(string(out)), "charts", "spiderpool")
+	images, err := nodes.FindImages(e2e.SpiderpoolImagesDir())
+	if err != nil {
+		t.Fatalf("Spiderpool's images: %v (make spiderpool-images)", err)
+	}
+
+	cp := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(testPortBase + 200), Out: testWriter{t}}
+	t.Cleanup(func() {
+		if err := cp.Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := cp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var prefix, nodesDir string
+	t.Run("migration", func(t *testing.T) {
+		var env *e2e.Env
+		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-migration-nodes-", e2e.UpOptions{ExtraPlugins: []string{"macvlan"}})
+		// The transcript goes to _output/migration.log as it is written, and into the test's log at the end.
+		var transcript strings.Builder
+		logPath := filepath.Join("..", "..", "_output", "migration.log")
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logFile.Close()
+		target, err := e2e.TargetOf(env, io.MultiWriter(&transcript, logFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		report := e2e.RunMigration(ctx, target, e2e.Spiderpool{Chart: chart, Images: images})
+		t.Log("\n" + transcript.String())
+		if !report.Passed() {
+			t.Errorf("migration failed: %s", strings.Join(report.Failed(), "; "))
+		}
+	})
+	nothingLeft(t, prefix, nodesDir)
+}
