@@ -27,3 +27,9 @@ test-integration: images images-previous
 .PHONY: test-migration
 test-migration: tools images spiderpool-images ## Spiderpool v1.2.2 → underlink → Spiderpool on real nodes with 24+ running pods (root; builds Spiderpool, not part of make test)
 	$(GO) test -tags integration,spiderpool -run TestSpiderpoolMigration -timeout 45m -v ./test/e2e/
+
+BENCH_PODS ?= 200
+.PHONY: bench-podstart
+bench-podstart: tools images spiderpool-images ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under Spiderpool v1.2.2 then underlink (root; builds Spiderpool)
+	UNDERLINK_BENCH_PODS=$(BENCH_PODS) $(GO) test -tags integration,spiderpool -run '^TestPodStartAtScale$$' -count 1 -v -timeout 70m ./test/e2e/
+BENCH_TARGETS += bench-podstart

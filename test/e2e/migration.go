@@ -159,8 +159,8 @@ func (m *migration) helm(c TargetCluster, args ...string) (string, error) {
 }
 
 // migManifests are the pool and the macvlan network, as Spiderpool's underlay guide writes them.
-func (m *migration) migManifests() []byte {
-	return []byte(poolManifest(migPool, "172.110.0.0/16", "172.110.0.1", migRange) + "---\n" + fmt.Sprintf(`apiVersion: spiderpool.spidernet.io/v2beta1
+func (m *migration) migManifests(ipRange string) []byte {
+	return []byte(poolManifest(migPool, "172.110.0.0/16", "172.110.0.1", ipRange) + "---\n" + fmt.Sprintf(`apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderMultusConfig
 metadata:
   name: %s
@@ -182,7 +182,7 @@ func (m *migration) deployment(replicas int) []byte {
 
 func (m *migration) spiderpoolPods() error {
 	c := m.a
-	if out, err := m.showManifest(c, "apply", m.migManifests()); err != nil {
+	if out, err := m.showManifest(c, "apply", m.migManifests(migRange)); err != nil {
 		return m.check(false, "pool and network created", out)
 	}
 	if err := m.nadNames(`"spiderpool"`); err != nil {

@@ -4,10 +4,12 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,25 +31,7 @@ func TestSpiderpoolMigration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 
-	out, err := exec.Command(test.Path("hack", "build-peers.sh"), "--tree", "spiderpool").Output()
-	if err != nil {
-		t.Fatalf("Spiderpool's release tree: hack/build-peers.sh --tree spiderpool: %v", err)
-	}
-	chart := filepath.Join(strings.TrimSpace(string(out)), "charts", "spiderpool")
-	images, err := nodes.FindImages(e2e.SpiderpoolImagesDir())
-	if err != nil {
-		t.Fatalf("Spiderpool's images: %v (make spiderpool-images)", err)
-	}
-
-	cp := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(testPortBase + 200), Out: testWriter{t}}
-	t.Cleanup(func() {
-		if err := cp.Down(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := cp.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sp, cp := spiderpoolBed(ctx, t)
 	var prefix, nodesDir string
 	t.Run("migration", func(t *testing.T) {
 		var env *e2e.Env
@@ -67,10 +51,71 @@ func TestSpiderpoolMigration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		report := e2e.RunMigration(ctx, target, e2e.Spiderpool{Chart: chart, Images: images})
+		report := e2e.RunMigration(ctx, target, sp)
 		t.Log("\n" + transcript.String())
 		if !report.Passed() {
 			t.Errorf("migration failed: %s", strings.Join(report.Failed(), "; "))
+		}
+	})
+	nothingLeft(t, prefix, nodesDir)
+}
+
+// spiderpoolBed finds Spiderpool's chart and images and starts the control planes.
+func spiderpoolBed(ctx context.Context, t *testing.T) (e2e.Spiderpool, *localenv.Env) {
+	t.Helper()
+	out, err := exec.Command(test.Path("hack", "build-peers.sh"), "--tree", "spiderpool").Output()
+	if err != nil {
+		t.Fatalf("Spiderpool's release tree: hack/build-peers.sh --tree spiderpool: %v", err)
+	}
+	chart := filepath.Join(strings.TrimSpace(string(out)), "charts", "spiderpool")
+	images, err := nodes.FindImages(e2e.SpiderpoolImagesDir())
+	if err != nil {
+		t.Fatalf("Spiderpool's images: %v (make spiderpool-images)", err)
+	}
+
+	cp := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(testPortBase + 200), Out: testWriter{t}}
+	t.Cleanup(func() {
+		if err := cp.Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := cp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return e2e.Spiderpool{Chart: chart, Images: images}, cp
+}
+
+// TestPodStartAtScale is a report, not a check of speed (make bench-podstart): N pods
+// (UNDERLINK_BENCH_PODS, 200) of one Deployment created at once on cluster-a's two real nodes, until
+// every one is Running, under Spiderpool v1.2.2 (its own chart) and then under underlink, on the same
+// nodes, network and pool. It fails only when a pod does not start or an address is given twice.
+func TestPodStartAtScale(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard())
+	n := 200
+	if v := os.Getenv("UNDERLINK_BENCH_PODS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 210 {
+			t.Fatalf("UNDERLINK_BENCH_PODS=%q: want 1 to 210 (two nodes of 110 pods, less their DaemonSets' pods)", v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	sp, cp := spiderpoolBed(ctx, t)
+	var prefix, nodesDir string
+	t.Run("podstart", func(t *testing.T) {
+		var env *e2e.Env
+		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-podstart-nodes-", e2e.UpOptions{ExtraPlugins: []string{"macvlan"}})
+		var transcript strings.Builder
+		target, err := e2e.TargetOf(env, &transcript)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts, report := e2e.PodStartAtScale(ctx, target, sp, n)
+		e2e.WritePodStarts(&transcript, starts)
+		t.Log("\n" + transcript.String())
+		fmt.Print(transcript.String()[strings.LastIndex(transcript.String(), "\npod start at scale"):])
+		if !report.Passed() {
+			t.Errorf("pod start at scale failed: %s", strings.Join(report.Failed(), "; "))
 		}
 	})
 	nothingLeft(t, prefix, nodesDir)
