@@ -14,8 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/underlink/underlink/cni/agent/peercred"
+
 	"github.com/go-logr/logr"
-	"golang.org/x/sys/unix"
 
 	"github.com/underlink/underlink/cni/ipam/protocol"
 )
@@ -77,7 +78,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.rootOnly(s.Handler()), ReadHeaderTimeout: 10 * time.Second, ConnContext: withPeer}
+	srv := &http.Server{Handler: s.rootOnly(s.Handler()), ReadHeaderTimeout: 10 * time.Second, ConnContext: peercred.ConnContext}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -135,48 +136,20 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// peerKey holds, in a request's context, its connection's peer credentials (or the error reading them).
-type peerKey struct{}
-
-type peer struct {
-	cred *unix.Ucred
-	err  error
-}
-
-// withPeer reads the peer's credentials from the kernel (SO_PEERCRED: the process that connected, as
-// the kernel saw it at connect time) once per connection.
-func withPeer(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return context.WithValue(ctx, peerKey{}, peer{err: fmt.Errorf("not a unix socket connection (%T)", c)})
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return context.WithValue(ctx, peerKey{}, peer{err: err})
-	}
-	var p peer
-	if err := raw.Control(func(fd uintptr) {
-		p.cred, p.err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		p.err = err
-	}
-	return context.WithValue(ctx, peerKey{}, p)
-}
-
 // rootOnly answers only callers whose uid is 0. The socket's mode (0600 in a 0700 directory) already
 // keeps other users out; this holds when those modes are loosened, or when a process reaches the socket
 // through a bind mount or an inherited descriptor.
 func (s *Server) rootOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := r.Context().Value(peerKey{}).(peer)
+		cred, err := peercred.From(r.Context())
 		switch {
-		case p.err != nil || p.cred == nil:
-			s.Log.Info("refused a caller whose credentials cannot be read", "path", r.URL.Path, "err", fmt.Sprint(p.err))
+		case err != nil:
+			s.Log.Info("refused a caller whose credentials cannot be read", "path", r.URL.Path, "err", err.Error())
 			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: "underlink-agent cannot read the caller's credentials (SO_PEERCRED); it answers only root on its unix socket"})
-		case p.cred.Uid != 0:
-			s.Log.Info("refused a caller that is not root", "path", r.URL.Path, "uid", p.cred.Uid, "pid", p.cred.Pid)
+		case cred.Uid != 0:
+			s.Log.Info("refused a caller that is not root", "path", r.URL.Path, "uid", cred.Uid, "pid", cred.Pid)
 			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodeInvalidEnvironment, Msg: fmt.Sprintf(
-				"underlink-agent answers only root (uid 0); the caller (pid %d) is uid %d", p.cred.Pid, p.cred.Uid)})
+				"underlink-agent answers only root (uid 0); the caller (pid %d) is uid %d", cred.Pid, cred.Uid)})
 		default:
 			next.ServeHTTP(w, r)
 		}

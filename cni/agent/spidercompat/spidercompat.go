@@ -32,8 +32,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/underlink/underlink/cni/agent/peercred"
+
 	"github.com/go-logr/logr"
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -89,7 +90,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l *Listener) error {
-	srv := &http.Server{Handler: s.rootOnly(s.Handler()), ReadHeaderTimeout: 10 * time.Second, ConnContext: withPeer}
+	srv := &http.Server{Handler: s.rootOnly(s.Handler()), ReadHeaderTimeout: 10 * time.Second, ConnContext: peercred.ConnContext}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -365,44 +366,17 @@ func orDash(s string) string {
 	return s
 }
 
-// peerKey holds, in a request's context, its connection's peer credentials (or the error reading them).
-type peerKey struct{}
-
-type peer struct {
-	cred *unix.Ucred
-	err  error
-}
-
-// withPeer reads the peer's credentials (SO_PEERCRED) once per connection.
-func withPeer(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return context.WithValue(ctx, peerKey{}, peer{err: fmt.Errorf("not a unix socket connection (%T)", c)})
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return context.WithValue(ctx, peerKey{}, peer{err: err})
-	}
-	var p peer
-	if err := raw.Control(func(fd uintptr) {
-		p.cred, p.err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		p.err = err
-	}
-	return context.WithValue(ctx, peerKey{}, p)
-}
-
 // rootOnly answers only callers whose uid is 0, as the agent's own IPAM socket does (a release frees
 // addresses): the socket's mode already keeps others out unless it is loosened or passed on.
 func (s *Server) rootOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := r.Context().Value(peerKey{}).(peer)
+		cred, err := peercred.From(r.Context())
 		switch {
-		case p.err != nil || p.cred == nil:
-			fail(w, http.StatusForbidden, fmt.Sprintf("underlink-agent cannot read the caller's credentials (SO_PEERCRED): %v; it answers only root on %s", p.err, s.Socket))
-		case p.cred.Uid != 0:
-			s.Log.Info("refused a caller that is not root", "path", r.URL.Path, "uid", p.cred.Uid, "pid", p.cred.Pid)
-			fail(w, http.StatusForbidden, fmt.Sprintf("underlink-agent answers only root (uid 0) on %s; the caller (pid %d) is uid %d", s.Socket, p.cred.Pid, p.cred.Uid))
+		case err != nil:
+			fail(w, http.StatusForbidden, fmt.Sprintf("underlink-agent cannot read the caller's credentials (SO_PEERCRED): %v; it answers only root on %s", err, s.Socket))
+		case cred.Uid != 0:
+			s.Log.Info("refused a caller that is not root", "path", r.URL.Path, "uid", cred.Uid, "pid", cred.Pid)
+			fail(w, http.StatusForbidden, fmt.Sprintf("underlink-agent answers only root (uid 0) on %s; the caller (pid %d) is uid %d", s.Socket, cred.Pid, cred.Uid))
 		default:
 			next.ServeHTTP(w, r)
 		}
