@@ -31,6 +31,14 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 
+	// The failed checks are logged again after the teardown's lines, last: a log cut in its middle (CI
+	// keeps the head and the tail) still names them.
+	var failed []string
+	t.Cleanup(func() {
+		if len(failed) > 0 {
+			t.Logf("the scenario's failed checks:\n  ✗ %s", strings.Join(failed, "\n  ✗ "))
+		}
+	})
 	cp := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(testPortBase), Out: testWriter{t}}
 	t.Cleanup(func() {
 		if err := cp.Down(); err != nil {
@@ -63,6 +71,7 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 			_ = os.WriteFile(transcript, []byte(out.String()), 0o644)
 		}
 		if !report.Passed() {
+			failed = report.FailedWithDetail()
 			t.Errorf("scenario failed: %s", strings.Join(report.Failed(), "; "))
 		}
 	})

@@ -48,6 +48,20 @@ func (r *Report) Failed() []string {
 	return out
 }
 
+// FailedWithDetail names each check that failed, with what it saw, and then each check skipped.
+func (r *Report) FailedWithDetail() []string {
+	var failed, skipped []string
+	for _, c := range r.Checks {
+		switch {
+		case c.Skipped:
+			skipped = append(skipped, c.Name+" (skipped)")
+		case !c.OK:
+			failed = append(failed, c.Name+": "+c.Detail)
+		}
+	}
+	return append(failed, skipped...)
+}
+
 // WriteSummary prints the summary table: ✓ or ✗ (or – for not run), the check, and what it found.
 func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintln(w)
