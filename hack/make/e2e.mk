@@ -7,7 +7,7 @@ TOOLS += kubelet kube-proxy
 down: e2e-down
 
 .PHONY: e2e-down
-e2e-down: ## stop the demo's nodes (kubelet, containerd, kube-proxy in their namespaces) and remove all they made
+e2e-down: ## stop the demo's nodes (kubelet, containerd, kube-proxy in their namespaces) and remove all they made; stop control planes of killed tests
 	@$(GO) build -o bin/underlink-demo ./test/cmd/underlink-demo
 	@bin/underlink-demo -dir .local down
 
@@ -30,6 +30,6 @@ test-migration: tools images spiderpool-images ## Spiderpool v1.2.2 → underlin
 
 BENCH_PODS ?= 200
 .PHONY: bench-podstart
-bench-podstart: tools images spiderpool-images ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under Spiderpool v1.2.2 then underlink (root; builds Spiderpool)
-	UNDERLINK_BENCH_PODS=$(BENCH_PODS) $(GO) test -tags integration,spiderpool -run '^TestPodStartAtScale$$' -count 1 -v -timeout 70m ./test/e2e/
+bench-podstart: tools images spiderpool-images whereabouts ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under whereabouts v0.9.2, Spiderpool v1.2.2 and underlink (root; builds Spiderpool and whereabouts)
+	UNDERLINK_BENCH_PODS=$(BENCH_PODS) $(GO) test -tags integration,spiderpool -run '^TestPodStartAtScale$$' -count 1 -v -timeout 100m ./test/e2e/
 BENCH_TARGETS += bench-podstart

@@ -3,11 +3,14 @@
 package localenv_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/localenv"
+	"github.com/underlink/underlink/test/poll"
 )
 
 // testPortBase keeps the test's clusters off the ports of a developer's running `make up`.
@@ -173,4 +177,107 @@ func TestSchemaAndKubectlFeedback(t *testing.T) {
 		t.Errorf("kubectl get sp:\n%s", out)
 	}
 	t.Logf("kubectl get sp:\n%s", out)
+}
+
+// sweepChildEnv marks the process TestDownSweepsKilledTests starts: it brings a cluster up in its own
+// t.TempDir and waits to be killed.
+const sweepChildEnv = "UNDERLINK_SWEEP_TEST_CHILD"
+
+// TestDownSweepsKilledTests: a test binary killed with SIGKILL runs no cleanup, and its control plane
+// (etcd, kube-apiserver, kube-controller-manager) keeps running under init. SweepOrphans, which `make
+// down` runs, stops exactly those processes and removes their directory; it leaves alone a control
+// plane whose test still runs.
+func TestDownSweepsKilledTests(t *testing.T) {
+	clusters := localenv.Clusters(3500)[:1]
+	if os.Getenv(sweepChildEnv) == "1" {
+		env := &localenv.Env{Dir: t.TempDir(), Clusters: clusters}
+		if err := env.Up(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("READY " + env.Dir)
+		time.Sleep(5 * time.Minute)
+		return
+	}
+	// A live test's control plane, which the sweep must not touch.
+	live := &localenv.Env{Dir: t.TempDir(), Clusters: localenv.Clusters(3600)[:1]}
+	t.Cleanup(func() { _ = live.Down() })
+	if err := live.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	child := exec.Command(os.Args[0], "-test.run", "^TestDownSweepsKilledTests$", "-test.v")
+	child.Env = append(os.Environ(), sweepChildEnv+"=1")
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		_ = child.Process.Kill()
+		_ = child.Wait()
+		t.Fatal("the child test did not bring its cluster up")
+	}
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	t.Cleanup(func() { _, _ = localenv.SweepOrphans(5 * time.Second) })
+
+	var left []localenv.Orphan
+	poll.Until(t, 10*time.Second, "the killed test's control plane adopted by init", func() (bool, string) {
+		all, err := localenv.Orphans()
+		if err != nil {
+			return false, err.Error()
+		}
+		left = nil
+		for _, o := range all {
+			if strings.HasPrefix(o.Dir, dir) || strings.HasPrefix(dir, o.Dir) {
+				left = append(left, o)
+			}
+		}
+		return len(left) == 3, fmt.Sprintf("%d orphans of %s: %v (all: %v)", len(left), dir, left, all)
+	})
+	swept, err := localenv.SweepOrphans(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := localenv.Orphans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range left {
+		if !slices.ContainsFunc(swept, func(s localenv.Orphan) bool { return s.PID == o.PID }) {
+			t.Errorf("%s (pid %d) was not swept", o.Name, o.PID)
+		}
+		if slices.ContainsFunc(after, func(s localenv.Orphan) bool { return s.PID == o.PID }) {
+			t.Errorf("%s (pid %d) still runs after the sweep", o.Name, o.PID)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the killed test's directory %s is still there (%v)", dir, err)
+	}
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", clusters[0].APIServerPort)); err != nil {
+		t.Errorf("the killed test's apiserver port is still taken: %v", err)
+	} else {
+		l.Close()
+	}
+	st, err := live.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if !s.Running {
+			t.Errorf("the sweep stopped %s of a running test", s.Name)
+		}
+	}
 }

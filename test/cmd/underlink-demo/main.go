@@ -221,7 +221,8 @@ func startHost(ctx context.Context, envDir, dir string) error {
 	}
 }
 
-// down stops the node host (it removes its nodes) and then sweeps what a host that died uncleanly left.
+// down stops the node host (it removes its nodes) and then sweeps what a host that died uncleanly left,
+// and the control planes of tests that were killed.
 func down(dir string) int {
 	code := 0
 	if pid, ok := hostPID(dir); ok {
@@ -247,6 +248,15 @@ func down(dir string) int {
 	}
 	if err := netbed.Sweep(); err != nil {
 		fmt.Fprintln(os.Stderr, "underlink-demo: sweep namespaces:", err)
+		code = 1
+	}
+	// Control planes of tests killed before their cleanups (SIGKILL, a timeout's kill -9).
+	swept, err := localenv.SweepOrphans(10 * time.Second)
+	for _, o := range swept {
+		fmt.Printf("control planes: stopped %s (pid %d) of a killed test, removed %s\n", o.Name, o.PID, o.Dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "underlink-demo:", err)
 		code = 1
 	}
 	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
