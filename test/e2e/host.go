@@ -46,6 +46,8 @@ type StateNode struct {
 	IP      string `json:"ip"`
 	// ContainerdSocket is the node's containerd socket as the root namespace reaches it.
 	ContainerdSocket string `json:"containerdSocket"`
+	// CNIConfDir is the node's /etc/cni/net.d as the root namespace reaches it.
+	CNIConfDir string `json:"cniConfDir"`
 }
 
 // StatePath is the state file of the node host whose directory is dir.
@@ -82,7 +84,7 @@ func Host(ctx context.Context, dir string, cp *localenv.Env, progress io.Writer)
 			sc := StateCluster{Name: cn.Spec.Name}
 			for i, n := range cn.Nodes {
 				sc.Nodes = append(sc.Nodes, StateNode{Name: n.Spec.Name, Netns: n.Net.NS.Path(), Gateway: i == 0, IP: n.Spec.IP.Addr().String(),
-					ContainerdSocket: n.Path(nodes.ContainerdSocket)})
+					ContainerdSocket: n.Path(nodes.ContainerdSocket), CNIConfDir: n.Path(nodes.CNIConfDir)})
 			}
 			for _, fh := range cn.Hosts {
 				if sc.Hosts == nil {
@@ -147,7 +149,7 @@ func LoadTarget(dir string, cp *localenv.Env, out io.Writer) (Target, func(), er
 			}
 			handles = append(handles, h)
 			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Name, Gateway: n.Gateway, Net: &netbed.Netns{NetNS: h, Name: filepath.Base(n.Netns), Role: n.Name},
-				Kubelet: frozenKubelet{netns: n.Netns}, ContainerdSocket: n.ContainerdSocket})
+				Kubelet: frozenKubelet{netns: n.Netns}, ContainerdSocket: n.ContainerdSocket, CNIConfDir: n.CNIConfDir})
 		}
 		for name, path := range st.Clusters[i].Hosts {
 			h, err := ns.GetNS(path)
@@ -177,7 +179,7 @@ func TargetOf(env *Env, out io.Writer) (Target, error) {
 		tc := TargetCluster{Name: c.Name, Kubeconfig: env.ControlPlane.KubeconfigPath(c), ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR}
 		for j, n := range cn.Nodes {
 			tc.Nodes = append(tc.Nodes, TargetNode{Name: n.Spec.Name, Gateway: j == 0, Net: n.Net.NS, Kubelet: ownKubelet{env.Nodes, n},
-				ContainerdSocket: n.Path(nodes.ContainerdSocket)})
+				ContainerdSocket: n.Path(nodes.ContainerdSocket), CNIConfDir: n.Path(nodes.CNIConfDir)})
 		}
 		for _, fh := range cn.Hosts {
 			if tc.Hosts == nil {

@@ -87,8 +87,9 @@ func spiderpoolBed(ctx context.Context, t *testing.T) (e2e.Spiderpool, *localenv
 
 // TestPodStartAtScale is a report, not a check of speed (make bench-podstart): N pods
 // (UNDERLINK_BENCH_PODS, 200) of one Deployment created at once on cluster-a's two real nodes, until
-// every one is Running, under Spiderpool v1.2.2 (its own chart) and then under underlink, on the same
-// nodes, network and pool. It fails only when a pod does not start or an address is given twice.
+// every one is Running, under whereabouts v0.9.2, Spiderpool v1.2.2 (its own chart) and underlink, one
+// after the other on the same nodes, underlay and range. It fails only when a pod does not start or an
+// address is given twice.
 func TestPodStartAtScale(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	n := 200
@@ -98,13 +99,13 @@ func TestPodStartAtScale(t *testing.T) {
 			t.Fatalf("UNDERLINK_BENCH_PODS=%q: want 1 to 210 (two nodes of 110 pods, less their DaemonSets' pods)", v)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	sp, cp := spiderpoolBed(ctx, t)
 	var prefix, nodesDir string
 	t.Run("podstart", func(t *testing.T) {
 		var env *e2e.Env
-		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-podstart-nodes-", e2e.UpOptions{ExtraPlugins: []string{"macvlan"}})
+		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-podstart-nodes-", e2e.UpOptions{ExtraPlugins: []string{"macvlan", "whereabouts"}})
 		var transcript strings.Builder
 		target, err := e2e.TargetOf(env, &transcript)
 		if err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -16,30 +17,37 @@ type PodStart struct {
 	System string
 	Pods   int
 	Took   time.Duration
+	// SandboxFailures counts the kubelet's failed sandbox creations (FailedCreatePodSandBox Events,
+	// with their repeats) of these pods: each one costs its pod a retry after a backoff.
+	SandboxFailures int
 }
 
 // podStartRange holds the pods of PodStartAtScale: 250 addresses of cluster-a's underlay.
 const podStartRange = "172.110.231.1-172.110.231.250"
 
 // PodStartAtScale measures pod start at scale, the figure Spiderpool publishes, on cluster-a's real
-// nodes: Spiderpool v1.2.2 (its own chart) first, then underlink on the same nodes, network and pool
-// (Spiderpool uninstalled as docs/migrate-from-spiderpool.md says). n pods are created at once by one
-// Deployment; the clock stops when all are Running and ready, and the pool must then hold exactly n
-// addresses. Between the systems every pod is deleted and the pool emptied.
+// nodes, one system after the other on the same nodes, underlay and address range: whereabouts v0.9.2
+// (macvlan and whereabouts IPAM in a plain NAD, see whereabouts.go), Spiderpool v1.2.2 (its own chart),
+// then underlink (Spiderpool uninstalled as docs/migrate-from-spiderpool.md says). n pods are created at
+// once by one Deployment; the clock stops when all are Running and ready, and the system's store must
+// then hold exactly n addresses. Between the systems every pod is deleted and the store emptied.
 func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]PodStart, *Report) {
 	r := newRunner(ctx, t)
 	r.a, r.b = t.Clusters[0], t.Clusters[0]
 	r.testApp, _ = nodes.PickImage(t.Images, "underlink-testapp")
 	m := &migration{runner: r, sp: sp}
 	var out []PodStart
-	measure := func(system, plugin string) func() error {
+	spiderStore := func() (int, error) {
+		allocs, err := m.poolAllocations(m.a, migPool)
+		return len(allocs), err
+	}
+	// measure creates the Deployment on network (namespace/name) and times it; allocated counts the
+	// addresses the system's store holds.
+	measure := func(system, network string, allocated func() (int, error)) func() error {
 		return func() error {
-			if err := m.nadNames(plugin); err != nil {
-				return err
-			}
 			c := m.a
 			start := time.Now()
-			if _, err := m.kubectlQuiet(c, m.deployment(n), "apply", "-f", "-"); err != nil {
+			if _, err := m.kubectlQuiet(c, m.appDeployment(migApp, n, "v1.multus-cni.io/default-network", network), "apply", "-f", "-"); err != nil {
 				return m.check(false, "Deployment of "+fmt.Sprint(n)+" pods created", err.Error())
 			}
 			pods, err := m.waitApp(c, n, 15*time.Minute)
@@ -47,56 +55,106 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			if err != nil {
 				return m.check(false, fmt.Sprintf("%d pods Running under %s", n, system), err.Error())
 			}
-			allocs, err := m.poolAllocations(c, migPool)
+			held, err := allocated()
 			if err != nil {
-				return m.check(false, "pool read", err.Error())
+				return m.check(false, system+"'s store read", err.Error())
 			}
 			ips := map[string]bool{}
 			for _, p := range pods {
 				ips[p.IP] = true
 			}
-			if err := m.check(len(allocs) == n && len(ips) == n, fmt.Sprintf("%d pods Running under %s in %s", n, system, took.Round(100*time.Millisecond)),
-				fmt.Sprintf("%.1f pods/s; %d addresses in the pool, %d distinct pod IPs", float64(n)/took.Seconds(), len(allocs), len(ips))); err != nil {
+			failures, first := m.sandboxFailures(c, pods)
+			if err := m.check(held == n && len(ips) == n, fmt.Sprintf("%d pods Running under %s in %s", n, system, took.Round(100*time.Millisecond)),
+				fmt.Sprintf("%.1f pods/s; %d addresses in %s's store, %d distinct pod IPs; %d failed sandbox creations%s",
+					float64(n)/took.Seconds(), held, system, len(ips), failures, first)); err != nil {
 				return err
 			}
-			out = append(out, PodStart{System: system, Pods: n, Took: took})
-			return m.emptied(system)
+			out = append(out, PodStart{System: system, Pods: n, Took: took, SandboxFailures: failures})
+			return m.emptied(system, allocated)
 		}
 	}
+	spiderNet := migNetNS + "/" + migNet
 	rep := r.run([]step{
 		{"Install Multus (its own thin DaemonSet)", r.installMultus},
+		{"whereabouts v0.9.2 on every node, and a macvlan network whose addresses it gives", func() error { return m.installWhereabouts(podStartRange) }},
+		{fmt.Sprintf("whereabouts: %d pods at once", n), measure("whereabouts v0.9.2", migNetNS+"/"+wbNet, m.wbAllocations)},
 		{"Install Spiderpool v1.2.2 from its own chart", m.installSpiderpool},
 		{"A pool of 250 addresses and a macvlan network", func() error {
 			out, err := m.showManifest(m.a, "apply", m.migManifests(podStartRange))
-			return m.check(err == nil, "pool and network created", out)
+			if err := m.check(err == nil, "pool and network created", out); err != nil {
+				return err
+			}
+			return m.nadNames(`"spiderpool"`)
 		}},
-		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure("Spiderpool v1.2.2", `"spiderpool"`)},
+		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure("Spiderpool v1.2.2", spiderNet, spiderStore)},
 		{"Uninstall Spiderpool (helm uninstall --no-hooks)", m.uninstallSpiderpool},
-		{"Install underlink", m.installUnderlink},
-		{fmt.Sprintf("underlink: %d pods at once", n), measure("underlink", "underlink-ipam")},
+		{"Install underlink", func() error {
+			if err := m.installUnderlink(); err != nil {
+				return err
+			}
+			return m.nadNames("underlink-ipam")
+		}},
+		{fmt.Sprintf("underlink: %d pods at once", n), measure("underlink", spiderNet, spiderStore)},
 	})
 	return out, rep
 }
 
-// emptied deletes the Deployment and waits until its pods are gone and the pool holds nothing.
-func (m *migration) emptied(system string) error {
+// sandboxFailures counts the FailedCreatePodSandBox Events (with their repeats) of pods, and quotes the
+// first one's message.
+func (m *migration) sandboxFailures(c TargetCluster, pods []podInfo) (int, string) {
+	out, err := m.kubectlQuiet(c, nil, "get", "events", "-n", appNamespace, "--field-selector", "reason=FailedCreatePodSandBox", "-o", "json")
+	if err != nil {
+		return 0, " (Events not read: " + err.Error() + ")"
+	}
+	var list struct {
+		Items []struct {
+			Count          int    `json:"count"`
+			Message        string `json:"message"`
+			InvolvedObject struct {
+				Name string `json:"name"`
+			} `json:"involvedObject"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return 0, " (Events not read: " + err.Error() + ")"
+	}
+	names := map[string]bool{}
+	for _, p := range pods {
+		names[p.Name] = true
+	}
+	n, first := 0, ""
+	for _, e := range list.Items {
+		if !names[e.InvolvedObject.Name] {
+			continue
+		}
+		n += max(e.Count, 1)
+		if first == "" {
+			first = ", the first: " + e.Message
+		}
+	}
+	return n, first
+}
+
+// emptied deletes the Deployment and waits until its pods are gone and allocated, the system's store,
+// holds nothing.
+func (m *migration) emptied(system string, allocated func() (int, error)) error {
 	c := m.a
 	if out, err := m.kubectlQuiet(c, nil, "delete", "deployment", migApp, "-n", appNamespace, "--wait=true"); err != nil {
 		return m.check(false, "Deployment deleted", out)
 	}
-	err := poll.Wait(m.ctx, 10*time.Minute, 2*time.Second, "the pods gone and the pool empty", func() (bool, string, error) {
+	err := poll.Wait(m.ctx, 10*time.Minute, 2*time.Second, "the pods gone and the store empty", func() (bool, string, error) {
 		pods, _ := m.kubectlQuiet(c, nil, "get", "pods", "-n", appNamespace, "-l", "app="+migApp, "-o", "name")
-		allocs, err := m.poolAllocations(c, migPool)
+		held, err := allocated()
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		return pods == "" && len(allocs) == 0, fmt.Sprintf("%d addresses allocated", len(allocs)), nil
+		return pods == "" && held == 0, fmt.Sprintf("%d addresses allocated", held), nil
 	})
 	detail := ""
 	if err != nil {
 		detail = err.Error()
 	}
-	return m.check(err == nil, "every pod deleted and the pool empty under "+system, detail)
+	return m.check(err == nil, "every pod deleted and "+system+"'s store empty", detail)
 }
 
 // WritePodStarts prints the figures as a table with the ratio to Spiderpool's.
@@ -108,12 +166,12 @@ func WritePodStarts(w io.Writer, starts []PodStart) {
 		}
 	}
 	fmt.Fprintf(w, "\npod start at scale: one Deployment's pods created at once on cluster-a's 2 real nodes, until all Running and ready\n")
-	fmt.Fprintf(w, "%-20s %6s %12s %8s %16s\n", "system", "pods", "time", "pods/s", "÷ Spiderpool")
+	fmt.Fprintf(w, "%-20s %6s %12s %8s %16s %18s\n", "system", "pods", "time", "pods/s", "÷ Spiderpool", "sandbox failures")
 	for _, s := range starts {
 		ratio := "-"
 		if spider > 0 {
 			ratio = fmt.Sprintf("%.2f×", s.Took.Seconds()/spider.Seconds())
 		}
-		fmt.Fprintf(w, "%-20s %6d %12s %8.2f %16s\n", s.System, s.Pods, s.Took.Round(100*time.Millisecond), float64(s.Pods)/s.Took.Seconds(), ratio)
+		fmt.Fprintf(w, "%-20s %6d %12s %8.2f %16s %18d\n", s.System, s.Pods, s.Took.Round(100*time.Millisecond), float64(s.Pods)/s.Took.Seconds(), ratio, s.SandboxFailures)
 	}
 }

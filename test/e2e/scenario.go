@@ -73,6 +73,9 @@ type TargetNode struct {
 	// ContainerdSocket is the node's containerd socket as this process reaches it (images are imported
 	// through it).
 	ContainerdSocket string
+	// CNIConfDir is the node's /etc/cni/net.d as this process reaches it (the bed writes what a peer's
+	// installer would, where the peer has no image here).
+	CNIConfDir string
 }
 
 // NodeDaemon is a node daemon that the node-failure step stops and starts again.
