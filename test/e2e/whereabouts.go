@@ -167,3 +167,9 @@ func (m *migration) wbAllocations() (int, error) {
 	}
 	return n, nil
 }
+
+// clearWhereabouts deletes whereabouts' IPPools: the addresses they still hold belong to no pod.
+func (m *migration) clearWhereabouts() error {
+	out, err := m.kubectl(m.a, nil, "delete", "ippools.whereabouts.cni.cncf.io", "--all", "-A")
+	return m.check(err == nil, "whereabouts' pools deleted, for the next system", out)
+}
