@@ -97,8 +97,6 @@ type UpOptions struct {
 	// every node beside the base set, as a cluster that runs another CNI brings them (e.g. macvlan for
 	// Spiderpool's configs).
 	ExtraPlugins []string
-	// NodeNice is the niceness of the nodes' processes (nodes.Options.Nice).
-	NodeNice int
 }
 
 // Up starts the nodes of every cluster of cp (whose control planes run) in bed and joins the clusters
@@ -139,7 +137,7 @@ func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*E
 	}
 	ne, err := nodes.Start(ctx, bed, nodes.Options{
 		Dir: o.Dir, Images: nodes.Tarballs(images), SandboxImage: pause, CNIPlugins: plugins, Binaries: bins,
-		Out: o.Out, KeepLogs: o.KeepLogs, Nice: o.NodeNice,
+		Out: o.Out, KeepLogs: o.KeepLogs,
 	}, specs...)
 	if err != nil {
 		return nil, err

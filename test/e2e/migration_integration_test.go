@@ -105,10 +105,7 @@ func TestPodStartAtScale(t *testing.T) {
 	var prefix, nodesDir string
 	t.Run("podstart", func(t *testing.T) {
 		var env *e2e.Env
-		// The nodes yield the CPU to the control plane and the relays (nodes.Options.Nice): 200 sandboxes
-		// starting at once on one 2-core machine otherwise starve the apiserver, which in a cluster runs
-		// on machines of its own, and every system's pods then wait on Multus' timed-out pod reads.
-		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-podstart-nodes-", e2e.UpOptions{ExtraPlugins: []string{"macvlan", "whereabouts"}, NodeNice: 10})
+		env, prefix, nodesDir = upNodes(ctx, t, cp, "underlink-podstart-nodes-", e2e.UpOptions{ExtraPlugins: []string{"macvlan", "whereabouts"}})
 		var transcript strings.Builder
 		target, err := e2e.TargetOf(env, &transcript)
 		if err != nil {

@@ -100,11 +100,6 @@ type Options struct {
 	Out io.Writer
 	// KeepLogs, when it returns true at teardown, keeps the nodes' logs (a failed test).
 	KeepLogs func() bool
-	// Nice is the niceness of the node daemons and of all they start (shims, CNI plugins, pods); 0
-	// leaves it. The control plane and the relays stand for other machines and the network, which a
-	// node's load cannot slow in a cluster; on one machine a storm of sandboxes starves them unless the
-	// nodes yield.
-	Nice int
 }
 
 // Env is the running nodes of every cluster of a bed.

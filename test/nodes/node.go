@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -229,11 +228,7 @@ func (e *Env) startHolder(n *Node) error {
 
 // startIn starts a node process inside the node's network and mount namespaces.
 func (e *Env) startIn(n *Node, name, bin string, args ...string) error {
-	argv := []string{"--mount=" + n.MountNS(), "--", bin}
-	if e.opts.Nice != 0 {
-		argv = []string{"--mount=" + n.MountNS(), "--", "nice", "-n", strconv.Itoa(e.opts.Nice), bin}
-	}
-	cmd := exec.Command("nsenter", append(argv, args...)...)
+	cmd := exec.Command("nsenter", append([]string{"--mount=" + n.MountNS(), "--", bin}, args...)...)
 	p, err := e.startLogged(n.Net.NS, n, name, cmd)
 	if err != nil {
 		return err
