@@ -8,10 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -33,6 +31,7 @@ import (
 	"github.com/underlink/underlink/test/controlplane"
 	"github.com/underlink/underlink/test/netbed"
 	"github.com/underlink/underlink/test/poll"
+	"github.com/underlink/underlink/test/spiderpoolagent"
 )
 
 // Spiderpool v1.2.2's full chain in BenchmarkCNIAdd: macvlan with Spiderpool's IPAM plugin, then its
@@ -66,9 +65,9 @@ const spiderpoolChainConf = `{"cniVersion":"0.3.1","name":"macvlan-conf","plugin
 // spiderpool runs Spiderpool's phase of BenchmarkCNIAdd.
 type spiderpool struct {
 	bed *netbed.Bed
-	// agent is the spiderpool-agent binary; pluginDir holds macvlan and Spiderpool's plugins under the
-	// names its chain gives them (spiderpool, coordinator).
-	agent, pluginDir string
+	// pluginDir holds macvlan and Spiderpool's plugins under the names its chain gives them (spiderpool,
+	// coordinator).
+	pluginDir string
 	// varDir is what Spiderpool's plugins see as /var; the agent's socket is varDir's spiderpoolSocket.
 	varDir string
 	execer invoke.Exec
@@ -88,7 +87,7 @@ func newSpiderpool(b *testing.B, bed *netbed.Bed, execer invoke.Exec) *spiderpoo
 		return nil
 	}
 	bin := controlplane.BinDir()
-	s := &spiderpool{bed: bed, agent: filepath.Join(bin, "spiderpool-agent"), pluginDir: filepath.Join(bed.Dir(), "cni-bin-spiderpool"),
+	s := &spiderpool{bed: bed, pluginDir: filepath.Join(bed.Dir(), "cni-bin-spiderpool"),
 		varDir: filepath.Join(bed.Dir(), "var"), execer: execer}
 	for _, dir := range []string{s.pluginDir, filepath.Dir(s.socket())} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -109,33 +108,9 @@ func newSpiderpool(b *testing.B, bed *netbed.Bed, execer invoke.Exec) *spiderpoo
 			b.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(s.agent); err != nil {
-		b.Fatalf("Spiderpool v1.2.2 is not built: make spiderpool (%v)", err)
-	}
+	spiderpoolagent.Binary(b)
 	return s
 }
-
-// spiderpoolAgentConfig is the agent's configuration file (its chart's ConfigMap spiderpool-conf, conf.yml)
-// for Spiderpool's underlay install: IPv4, StatefulSet fixed IPs on, the rest off (as in test/bench/ipam).
-const spiderpoolAgentConfig = `ipamUnixSocketPath: %s
-enableIPv4: true
-enableIPv6: false
-enableStatefulSet: true
-enableKubevirtStaticIP: false
-enableCleanOutdatedEndpoint: false
-enableSpiderSubnet: false
-enableAutoPoolForApplication: false
-enableIPConflictDetection: false
-enableGatewayDetection: false
-enableValidatingResourcesDeletedWebhook: false
-clusterSubnetDefaultFlexibleIPNumber: 0
-tuneSysctlConfig: false
-podResourceInject:
-  enabled: false
-agent:
-  networkResourcePlugin:
-    enabled: false
-`
 
 // run is Spiderpool's phase, after underlink's rows: it stops underlink's agent (each system's daemons
 // run for its own measurement only: an idle agent still decodes every pod and pool event), creates what
@@ -280,39 +255,15 @@ func (s *spiderpool) run(b *testing.B, env *controlplane.Env, node *netbed.Node,
 	return rows
 }
 
-// startAgent starts spiderpool-agent in node's namespace as its DaemonSet would (its chart's env; the
-// apiserver through the node's relay, with the bench's kubeconfig), listening on s.socket(), and
-// waits until it answers the coordinator's request for pod: the SpiderCoordinator is in its cache.
+// startAgent starts spiderpool-agent in node's namespace (the bench's kubeconfig), listening on
+// s.socket(), and waits until it answers the coordinator's request for pod: the SpiderCoordinator is in
+// its cache. The bench's pods name no network; the chain stands for kube-system/macvlan-conf, the
+// agent's cluster network.
 func (s *spiderpool) startAgent(b *testing.B, env *controlplane.Env, node *netbed.Node, pod *corev1.Pod) *netbed.Process {
 	b.Helper()
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", s.socket())
-	}}}
-	conf := filepath.Join(s.bed.Dir(), node.Spec.Name, "spiderpool-conf.yml")
-	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, spiderpoolAgentConfig, s.socket()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(s.agent, "daemon", "--config-path", conf)
-	cmd.Env = append(os.Environ(),
-		"KUBECONFIG="+env.Kubeconfig(b),
-		"SPIDERPOOL_NODE_NAME="+node.Spec.Name,
-		"SPIDERPOOL_POD_NAMESPACE=kube-system",
-		"SPIDERPOOL_POD_NAME=spiderpool-agent-"+node.Spec.Name,
-		// As test/bench/ipam; its chart's default is info.
-		"SPIDERPOOL_LOG_LEVEL=error",
-		"SPIDERPOOL_ENABLED_METRIC=false",
-		"SPIDERPOOL_GOPS_LISTEN_PORT=",
-		// The chart passes its ConfigMap's clusterNetwork: the Multus network of pods that name none, whose
-		// pools serve their eth0. The bench's pods name none; the chain stands for kube-system/macvlan-conf.
-		"MULTUS_CLUSTER_NETWORK=kube-system/macvlan-conf",
-	)
-	p, err := s.bed.Start(node.NS, "spiderpool-agent-"+node.Spec.Name, cmd)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := spiderpoolagent.Start(b, s.bed, node, spiderpoolagent.Options{Kubeconfig: env.Kubeconfig(b), Socket: s.socket(),
+		ConfDir: filepath.Join(s.bed.Dir(), node.Spec.Name), ClusterNetwork: "kube-system/macvlan-conf"})
+	c := spiderpoolagent.Client(s.socket())
 	body := fmt.Sprintf(`{"podName":%q,"podNamespace":%q}`, pod.Name, pod.Namespace)
 	poll.UntilEvery(b, 90*time.Second, 100*time.Millisecond, "spiderpool-agent on "+node.Spec.Name+" serving the coordinator's configuration", func() (bool, string) {
 		req, err := http.NewRequest(http.MethodGet, "http://spiderpool-agent/v1/coordinator/config", bytes.NewBufferString(body))

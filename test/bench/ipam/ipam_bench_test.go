@@ -73,6 +73,43 @@ type run struct {
 
 func (r run) rate() float64 { return float64(r.ok) / r.wall.Seconds() }
 
+// recorder counts the answers to one run's ADDs, from any goroutine: successes, failures with the
+// first three errors, and each address given twice (to two pods of the run, or to a pod and one that
+// held it before the run).
+type recorder struct {
+	b    *testing.B
+	r    *run
+	mu   sync.Mutex
+	seen map[netip.Addr]string
+}
+
+func newRecorder(b *testing.B, r *run, held []netip.Addr) *recorder {
+	c := &recorder{b: b, r: r, seen: map[netip.Addr]string{}}
+	for _, a := range held {
+		c.seen[a] = "a pre-filled pod"
+	}
+	return c
+}
+
+// record counts pod's ADD, which gave ip or failed with err.
+func (c *recorder) record(pod string, ip netip.Addr, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.r.failed++
+		if len(c.r.firstErrs) < 3 {
+			c.r.firstErrs = append(c.r.firstErrs, err.Error())
+		}
+		return
+	}
+	c.r.ok++
+	if other, dup := c.seen[ip]; dup {
+		c.r.dups++
+		c.b.Errorf("%s gave %s to %s and %s", c.r.name, ip, other, pod)
+	}
+	c.seen[ip] = pod
+}
+
 // BenchmarkIPAMAllocations runs 10 nodes × 100 ADDs through each plugin binary (10 in flight per node)
 // and reports allocations/s of each, their ratio, and duplicates (which must be 0).
 func BenchmarkIPAMAllocations(b *testing.B) {
@@ -84,9 +121,9 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	if _, err := os.Stat(wb); err != nil {
 		b.Fatalf("whereabouts is not built: hack/build-tools.sh whereabouts (%v)", err)
 	}
-	var spAgent, spPlugin string
+	var spPlugin string
 	if !skipPeer {
-		spAgent, spPlugin = spiderpoolBinaries(b)
+		spPlugin = spiderpoolPlugin(b)
 	}
 	dir := b.TempDir()
 	if err := netbed.BuildCommands(dir, "underlink-agent", "underlink-ipam"); err != nil {
@@ -184,8 +221,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 	measure := func(name string, plugin string, conf func(*node) []byte) run {
 		r := run{name: name}
 		cpuBefore := takeCPU()
-		var mu sync.Mutex
-		seen := map[netip.Addr]string{}
+		rec := newRecorder(b, &r, nil)
 		var wg sync.WaitGroup
 		start := time.Now()
 		for _, n := range ns {
@@ -197,21 +233,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 					defer wg.Done()
 					defer func() { <-sem }()
 					ip, err := add(ctx, plugin, conf(n), scratch.Path(), n.name, pod)
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil {
-						r.failed++
-						if len(r.firstErrs) < 3 {
-							r.firstErrs = append(r.firstErrs, err.Error())
-						}
-						return
-					}
-					r.ok++
-					if other, dup := seen[ip]; dup {
-						r.dups++
-						b.Errorf("%s gave %s to %s and %s", name, ip, other, pod.Name)
-					}
-					seen[ip] = pod.Name
+					rec.record(pod.Name, ip, err)
 				}()
 			}
 		}
@@ -233,7 +255,7 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		b.StopTimer()
 		stopAgents()
 		for _, n := range ns {
-			agents = append(agents, startSpiderpoolAgent(b, bed, n.net, spAgent, kubeconfig, n.spSocket))
+			agents = append(agents, startSpiderpoolAgent(b, bed, n.net, kubeconfig, n.spSocket))
 		}
 		b.StartTimer()
 		spider = measure("spiderpool v1.2.2", spPlugin, func(n *node) []byte { return spiderpoolConf(n.spSocket, spiderLog) })

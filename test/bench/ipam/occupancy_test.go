@@ -108,7 +108,7 @@ func BenchmarkIPAMOccupancy(b *testing.B) {
 	if fill := int(math.Round(float64(occLevels[len(occLevels)-1]) * occPoolSize / 100)); fill+nodes*(perNode+1) > occPoolSize {
 		b.Fatalf("%d nodes × %d ADDs (and one untimed each) do not fit in the %d free addresses of the fullest level", nodes, perNode, occPoolSize-fill)
 	}
-	spAgent, spPlugin := spiderpoolBinaries(b)
+	spPlugin := spiderpoolPlugin(b)
 	dir := b.TempDir()
 	if err := netbed.BuildCommands(dir, "underlink-agent", "underlink-ipam"); err != nil {
 		b.Fatal(err)
@@ -225,7 +225,7 @@ func BenchmarkIPAMOccupancy(b *testing.B) {
 			stopAgents()
 
 			for _, n := range bedNodes {
-				agents = append(agents, startSpiderpoolAgent(b, bed, n.net, spAgent, kubeconfig, n.spSocket))
+				agents = append(agents, startSpiderpoolAgent(b, bed, n.net, kubeconfig, n.spSocket))
 			}
 			lv.spider, warm = occMeasure(b, ctx, "spiderpool v1.2.2", spPlugin, spiderConf, bedNodes, pods, parallel, scratch.Path(), spiderAddrs[:filled],
 				func() { startProfiles("spiderpool") })
@@ -320,29 +320,11 @@ func startUnderlinkAgent(b *testing.B, bed *netbed.Bed, n *occNode, bin, kubecon
 func occMeasure(b *testing.B, ctx context.Context, name, plugin string, conf func(*occNode) []byte, nodes []*occNode,
 	pods map[string][]*corev1.Pod, parallel int, netns string, prefilled []netip.Addr, started func()) (run, int) {
 	r := run{name: name}
-	seen := map[netip.Addr]string{}
-	for _, a := range prefilled {
-		seen[a] = "a pre-filled pod"
-	}
-	var mu sync.Mutex
+	rec := newRecorder(b, &r, prefilled)
 	var wg sync.WaitGroup
 	one := func(n *occNode, pod *corev1.Pod) {
 		ip, err := add(ctx, plugin, conf(n), netns, n.name, pod)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			r.failed++
-			if len(r.firstErrs) < 3 {
-				r.firstErrs = append(r.firstErrs, err.Error())
-			}
-			return
-		}
-		r.ok++
-		if other, dup := seen[ip]; dup {
-			r.dups++
-			b.Errorf("%s gave %s to %s and %s", name, ip, other, pod.Name)
-		}
-		seen[ip] = pod.Name
+		rec.record(pod.Name, ip, err)
 	}
 	for _, n := range nodes {
 		one(n, pods[n.name][0]) // one node at a time: Spiderpool's agents give up after 5 conflicts
