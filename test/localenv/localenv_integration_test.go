@@ -266,11 +266,15 @@ func TestDownSweepsKilledTests(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the killed test's directory %s is still there (%v)", dir, err)
 	}
-	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", clusters[0].APIServerPort)); err != nil {
-		t.Errorf("the killed test's apiserver port is still taken: %v", err)
-	} else {
+	// The kernel closes an exited process's sockets as its last thread goes, a moment after the sweep.
+	poll.Until(t, 5*time.Second, "the killed test's apiserver port free", func() (bool, string) {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", clusters[0].APIServerPort))
+		if err != nil {
+			return false, err.Error()
+		}
 		l.Close()
-	}
+		return true, ""
+	})
 	st, err := live.Status()
 	if err != nil {
 		t.Fatal(err)

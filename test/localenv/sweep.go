@@ -90,6 +90,22 @@ func orphaned(pid int) bool {
 	return len(f) >= 2 && f[0] != "Z" && f[1] == "1"
 }
 
+// gone says whether pid has exited: no such process, or a zombie none of whose threads still runs. A
+// thread-group leader shows as a zombie while its other threads exit, and the process's files (its
+// listening sockets) are closed only when the last of them has.
+func gone(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(st), ')')
+	if f := strings.Fields(string(st[i+1:])); i < 0 || len(f) == 0 || f[0] != "Z" {
+		return false
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err != nil || len(tasks) <= 1
+}
+
 // SweepOrphans stops the processes Orphans lists (SIGTERM, then SIGKILL after grace) and removes the
 // test directories they named. It returns what it stopped.
 func SweepOrphans(grace time.Duration) ([]Orphan, error) {
@@ -101,7 +117,7 @@ func SweepOrphans(grace time.Duration) ([]Orphan, error) {
 		_ = syscall.Kill(o.PID, syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(grace)
-	alive := func(o Orphan) bool { return orphaned(o.PID) }
+	alive := func(o Orphan) bool { return !gone(o.PID) }
 	for time.Now().Before(deadline) && slices.ContainsFunc(orphans, alive) {
 		time.Sleep(50 * time.Millisecond)
 	}
