@@ -83,15 +83,9 @@ func isOurs(pid int, binary string) bool {
 	if exe != binary {
 		return false
 	}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
 	// A zombie is not running; its parent (us, or init) reaps it.
-	if i := strings.LastIndexByte(string(st), ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-		return false
-	}
-	return true
+	state, _, ok := procStat(pid)
+	return ok && state != "Z"
 }
 
 // stop sends SIGTERM, waits up to grace, then SIGKILL, and removes the pid file.

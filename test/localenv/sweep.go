@@ -75,31 +75,41 @@ func Orphans() ([]Orphan, error) {
 	return out, nil
 }
 
-// orphaned says whether pid runs (not a zombie) with init as its parent.
-func orphaned(pid int) bool {
+// procStat reads pid's state letter (R, S, Z, …) and parent from /proc/<pid>/stat; ok is false when
+// there is no such process.
+func procStat(pid int) (state string, ppid int, ok bool) {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return "", 0, false
 	}
 	// pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
 	i := strings.LastIndexByte(string(st), ')')
 	if i < 0 {
-		return false
+		return "", 0, false
 	}
 	f := strings.Fields(string(st[i+1:]))
-	return len(f) >= 2 && f[0] != "Z" && f[1] == "1"
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid, true
+}
+
+// orphaned says whether pid runs (not a zombie) with init as its parent.
+func orphaned(pid int) bool {
+	state, ppid, ok := procStat(pid)
+	return ok && state != "Z" && ppid == 1
 }
 
 // gone says whether pid has exited: no such process, or a zombie none of whose threads still runs. A
 // thread-group leader shows as a zombie while its other threads exit, and the process's files (its
 // listening sockets) are closed only when the last of them has.
 func gone(pid int) bool {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	state, _, ok := procStat(pid)
+	if !ok {
 		return true
 	}
-	i := strings.LastIndexByte(string(st), ')')
-	if f := strings.Fields(string(st[i+1:])); i < 0 || len(f) == 0 || f[0] != "Z" {
+	if state != "Z" {
 		return false
 	}
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
