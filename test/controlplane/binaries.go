@@ -24,6 +24,16 @@ func CacheDir() string {
 // BinDir is where hack/build-tools.sh puts the binaries it builds.
 func BinDir() string { return filepath.Join(CacheDir(), "bin") }
 
+// WhereaboutsCRDs are the paths of whereabouts' CRDs (IPPool, OverlappingRangeIPReservation), which
+// hack/build-tools.sh whereabouts copies from its module release next to its binary.
+func WhereaboutsCRDs() []string {
+	dir := filepath.Join(CacheDir(), "crds", "whereabouts")
+	return []string{
+		filepath.Join(dir, "whereabouts.cni.cncf.io_ippools.yaml"),
+		filepath.Join(dir, "whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml"),
+	}
+}
+
 // Binary returns the path of a cached binary, or an error that says how to build it.
 func Binary(name string) (string, error) {
 	p := filepath.Join(BinDir(), name)

@@ -19,13 +19,17 @@ import (
 // plugins (UpOptions.ExtraPlugins), and the bed writes whereabouts.d/whereabouts.kubeconfig, a token of
 // its ServiceAccount beside the server and CA that Multus' own kubeconfig on the node names, and the flat
 // whereabouts.conf. Its CRDs come from its release (hack/build-tools.sh whereabouts). Its reconciler
-// (the DaemonSet's other job) is not run: a pod's DEL frees its address.
+// (the DaemonSet's other job) is not run, so addresses its DEL does not free (those of ADDs that
+// failed) stay allocated: PodStartAtScale reports them.
 const (
 	wbNet = "wb-macvlan"
 	wbSA  = "whereabouts"
 	// wbConfDir is whereabouts' directory in a node's /etc/cni/net.d, where it looks for its flat file.
 	wbConfDir = "whereabouts.d"
 )
+
+// wbKubeconfig is whereabouts' kubeconfig as the node's processes see it.
+var wbKubeconfig = filepath.Join(nodes.CNIConfDir, wbConfDir, "whereabouts.kubeconfig")
 
 // wbRBAC is what whereabouts' plugin does through its kubeconfig: its pools and reservations, the
 // leader lease it takes around each change, and the pods and nodes it reads.
@@ -72,9 +76,8 @@ subjects:
 // whose addresses whereabouts gives from ipRange (first-last) of the underlay's subnet.
 func (m *migration) installWhereabouts(ipRange string) error {
 	c := m.a
-	crds := filepath.Join(controlplane.CacheDir(), "crds", "whereabouts")
-	for _, f := range []string{"whereabouts.cni.cncf.io_ippools.yaml", "whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml"} {
-		if out, err := m.kubectl(c, nil, "apply", "--server-side", "-f", filepath.Join(crds, f)); err != nil {
+	for _, f := range controlplane.WhereaboutsCRDs() {
+		if out, err := m.kubectl(c, nil, "apply", "--server-side", "-f", f); err != nil {
 			return m.check(false, "whereabouts CRDs installed", out+" (hack/build-tools.sh whereabouts installs them next to its binary)")
 		}
 	}
@@ -101,7 +104,7 @@ spec:
   config: '{"cniVersion":"0.3.1","name":"%[1]s","type":"macvlan","master":"ens224","mode":"bridge",
     "ipam":{"type":"whereabouts","range":"172.110.0.0/16","range_start":"%[3]s","range_end":"%[4]s",
     "gateway":"172.110.0.1","kubernetes":{"kubeconfig":"%[5]s"}}}'
-`, wbNet, migNetNS, first, last, filepath.Join(nodes.CNIConfDir, wbConfDir, "whereabouts.kubeconfig"))
+`, wbNet, migNetNS, first, last, wbKubeconfig)
 	out, err := m.showManifest(c, "apply", []byte(nad))
 	return m.check(err == nil, "whereabouts on every node, and its network "+migNetNS+"/"+wbNet, firstLine(out, "networkattachmentdefinition"))
 }
@@ -124,13 +127,12 @@ func writeWhereaboutsConf(n TargetNode, token string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	kc := filepath.Join(dir, "whereabouts.kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, kc); err != nil {
+	if err := clientcmd.WriteToFile(*cfg, filepath.Join(dir, filepath.Base(wbKubeconfig))); err != nil {
 		return err
 	}
 	flat, err := json.Marshal(map[string]any{
 		"datastore":  "kubernetes",
-		"kubernetes": map[string]string{"kubeconfig": filepath.Join(nodes.CNIConfDir, wbConfDir, "whereabouts.kubeconfig")},
+		"kubernetes": map[string]string{"kubeconfig": wbKubeconfig},
 		"log_level":  "error",
 	})
 	if err != nil {

@@ -345,9 +345,8 @@ func add(ctx context.Context, plugin string, conf []byte, netns, node string, po
 }
 
 func installWhereaboutsCRDs(b *testing.B, env *controlplane.Env) {
-	dir := filepath.Join(controlplane.CacheDir(), "crds", "whereabouts")
-	for _, f := range []string{"whereabouts.cni.cncf.io_ippools.yaml", "whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml"} {
-		raw, err := os.ReadFile(filepath.Join(dir, f))
+	for _, f := range controlplane.WhereaboutsCRDs() {
+		raw, err := os.ReadFile(f)
 		if err != nil {
 			b.Fatalf("whereabouts CRDs are installed next to its binary by hack/build-tools.sh whereabouts: %v", err)
 		}
