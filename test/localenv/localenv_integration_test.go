@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -263,8 +264,8 @@ func TestDownSweepsKilledTests(t *testing.T) {
 			t.Errorf("%s (pid %d) still runs after the sweep", o.Name, o.PID)
 		}
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("the killed test's directory %s is still there (%v)", dir, err)
+	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		t.Errorf("the killed test's directory %s is still there (%v)", filepath.Dir(dir), err)
 	}
 	// The kernel closes an exited process's sockets as its last thread goes, a moment after the sweep.
 	poll.Until(t, 5*time.Second, "the killed test's apiserver port free", func() (bool, string) {

@@ -158,6 +158,11 @@ func SweepOrphans(grace time.Duration) ([]Orphan, error) {
 		if err := os.RemoveAll(d); err != nil {
 			errs = append(errs, err.Error())
 		}
+		// t.TempDir's parent (the test's own directory) is left empty by a killed test; os.Remove takes
+		// it only if it is.
+		if parent := filepath.Dir(d); parent != filepath.Clean(os.TempDir()) {
+			_ = os.Remove(parent)
+		}
 	}
 	if len(errs) > 0 {
 		return orphans, fmt.Errorf("sweeping control planes of killed tests: %s", strings.Join(errs, "; "))

@@ -141,6 +141,9 @@ func New(t testing.TB) *Bed {
 			t.Errorf("netbed teardown: %v", err)
 		}
 		if t.Failed() {
+			if os.Remove(dir) == nil { // nothing was written there
+				return
+			}
 			t.Logf("netbed: test failed; process logs and CNI cache kept in %s", dir)
 			return
 		}
