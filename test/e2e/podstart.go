@@ -10,6 +10,7 @@ import (
 
 	"github.com/underlink/underlink/test/nodes"
 	"github.com/underlink/underlink/test/poll"
+	"github.com/underlink/underlink/test/proccpu"
 )
 
 // PodStart is one system's figure of PodStartAtScale: n pods of one Deployment created at once, and
@@ -23,6 +24,9 @@ type PodStart struct {
 	SandboxFailures int
 	// Left is how many addresses the system's store still held a minute after every pod was deleted.
 	Left int
+	// CPU is what each program on the machine used from the Deployment's create until all pods ran
+	// (control planes, nodes and the test bed's relays alike: they share the 2 cores).
+	CPU []proccpu.Use
 }
 
 // podStartRange holds the pods of PodStartAtScale: 250 addresses of cluster-a's underlay.
@@ -51,12 +55,20 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 	measure := func(system, network string, allocated func() (int, error), mustFree bool, clear func() error) func() error {
 		return func() error {
 			c := m.a
+			before, err := proccpu.Take()
+			if err != nil {
+				return m.check(false, "the machine's processes read", err.Error())
+			}
 			start := time.Now()
 			if _, err := m.kubectlQuiet(c, m.appDeployment(migApp, n, "v1.multus-cni.io/default-network", network), "apply", "-f", "-"); err != nil {
 				return m.check(false, "Deployment of "+fmt.Sprint(n)+" pods created", err.Error())
 			}
 			pods, err := m.waitApp(c, n, 30*time.Minute)
 			took := time.Since(start)
+			var cpu []proccpu.Use
+			if after, err := proccpu.Take(); err == nil {
+				cpu = proccpu.Diff(before, after)
+			}
 			if err != nil {
 				return m.check(false, fmt.Sprintf("%d pods Running under %s", n, system), err.Error())
 			}
@@ -75,8 +87,9 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 					float64(n)/took.Seconds(), held, system, len(ips), failures, first)); err != nil {
 				return err
 			}
+			fmt.Fprintf(m.out, "   CPU until all ran: %.0f s in all (%.2f of 2 cores); %s\n", proccpu.Total(cpu), proccpu.Total(cpu)/took.Seconds(), proccpu.Format(cpu, 12))
 			left, err := m.emptied(system, allocated, mustFree)
-			out = append(out, PodStart{System: system, Pods: n, Took: took, SandboxFailures: failures, Left: left})
+			out = append(out, PodStart{System: system, Pods: n, Took: took, SandboxFailures: failures, Left: left, CPU: cpu})
 			if err != nil || clear == nil {
 				return err
 			}
@@ -200,4 +213,55 @@ func WritePodStarts(w io.Writer, starts []PodStart) {
 		}
 		fmt.Fprintf(w, "%-20s %6d %12s %8.2f %16s %18d %20d\n", s.System, s.Pods, s.Took.Round(100*time.Millisecond), float64(s.Pods)/s.Took.Seconds(), ratio, s.SandboxFailures, s.Left)
 	}
+	writeCPU(w, starts, 14)
+}
+
+// writeCPU prints, side by side, the CPU seconds each program used in each system's run: the programs
+// among the top of any run, then the rest and the total.
+func writeCPU(w io.Writer, starts []PodStart, top int) {
+	if len(starts) == 0 {
+		return
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, s := range starts {
+		for i, u := range s.CPU {
+			if i < top && !seen[u.Name] {
+				seen[u.Name] = true
+				names = append(names, u.Name)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nCPU seconds by program, from the Deployment's create until all pods ran\n%-44s", "program")
+	for _, s := range starts {
+		fmt.Fprintf(w, " %20s", s.System)
+	}
+	fmt.Fprintln(w)
+	row := func(name string, sec func(PodStart) float64) {
+		fmt.Fprintf(w, "%-44s", name)
+		for _, s := range starts {
+			fmt.Fprintf(w, " %20.1f", sec(s))
+		}
+		fmt.Fprintln(w)
+	}
+	used := func(s PodStart, name string) float64 {
+		for _, u := range s.CPU {
+			if u.Name == name {
+				return float64(u.Ticks) / proccpu.TicksPerSecond
+			}
+		}
+		return 0
+	}
+	for _, n := range names {
+		row(n, func(s PodStart) float64 { return used(s, n) })
+	}
+	row("the rest", func(s PodStart) float64 {
+		rest := proccpu.Total(s.CPU)
+		for _, n := range names {
+			rest -= used(s, n)
+		}
+		return rest
+	})
+	row("all", func(s PodStart) float64 { return proccpu.Total(s.CPU) })
+	row("cores busy (all ÷ the run's time)", func(s PodStart) float64 { return proccpu.Total(s.CPU) / s.Took.Seconds() })
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/underlink/underlink/test/controlplane"
+	"github.com/underlink/underlink/test/proccpu"
 )
 
 // testDir matches the directories a test's control plane lives in: Go's t.TempDir (the test's name,
@@ -75,24 +76,10 @@ func Orphans() ([]Orphan, error) {
 	return out, nil
 }
 
-// procStat reads pid's state letter (R, S, Z, …) and parent from /proc/<pid>/stat; ok is false when
-// there is no such process.
+// procStat reads pid's state letter (R, S, Z, …) and parent; ok is false when there is no such process.
 func procStat(pid int) (state string, ppid int, ok bool) {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, false
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
-	i := strings.LastIndexByte(string(st), ')')
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(string(st[i+1:]))
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return f[0], ppid, true
+	st, ok := proccpu.ReadStat(pid)
+	return st.State, st.PPID, ok
 }
 
 // orphaned says whether pid runs (not a zombie) with init as its parent.
