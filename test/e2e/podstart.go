@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,8 +217,11 @@ func WritePodStarts(w io.Writer, starts []PodStart) {
 	writeCPU(w, starts, 14)
 }
 
+// ownPrograms are the daemons of the systems compared (and of Multus), listed whatever their share.
+var ownPrograms = []string{"underlink-", "spiderpool-", "whereabouts", "multus"}
+
 // writeCPU prints, side by side, the CPU seconds each program used in each system's run: the programs
-// among the top of any run, then the rest and the total.
+// among the top of any run and the systems' own, then the rest and the total.
 func writeCPU(w io.Writer, starts []PodStart, top int) {
 	if len(starts) == 0 {
 		return
@@ -226,7 +230,8 @@ func writeCPU(w io.Writer, starts []PodStart, top int) {
 	seen := map[string]bool{}
 	for _, s := range starts {
 		for i, u := range s.CPU {
-			if i < top && !seen[u.Name] {
+			own := slices.ContainsFunc(ownPrograms, func(p string) bool { return strings.HasPrefix(u.Name, p) })
+			if (i < top || own) && !seen[u.Name] {
 				seen[u.Name] = true
 				names = append(names, u.Name)
 			}
