@@ -344,9 +344,24 @@ func (p *Pool) nextFree() (netip.Addr, bool) {
 // UID must match. The interface must always match, and an allocation recorded on another node than the
 // holder's is never its to free.
 func (p *Pool) Release(h Holder) []netip.Addr {
+	return p.releaseIf(func(a spv2.PoolIPAllocation) bool { return ReleaseMatches(a, h) })
+}
+
+// ReleaseSandbox frees only the addresses recorded with h's sandbox (h.ContainerID), by the rules of
+// Release otherwise: a record without a container ID is kept. It is the DEL of a sandbox that never
+// used the pod's pre-allocation (its ADD failed before reaching the IPAM, or a later sandbox took it),
+// which must leave the address to the sandbox that uses or will use it.
+func (p *Pool) ReleaseSandbox(h Holder) []netip.Addr {
+	if h.ContainerID == "" {
+		return nil
+	}
+	return p.releaseIf(func(a spv2.PoolIPAllocation) bool { return a.ContainerID != "" && ReleaseMatches(a, h) })
+}
+
+func (p *Pool) releaseIf(match func(spv2.PoolIPAllocation) bool) []netip.Addr {
 	var freed []netip.Addr
 	for key, a := range p.allocs {
-		if ReleaseMatches(a, h) {
+		if match(a) {
 			addr := netip.MustParseAddr(key)
 			p.drop(addr)
 			freed = append(freed, addr)

@@ -300,6 +300,34 @@ func TestReleaseMatchesSandboxThenUID(t *testing.T) {
 	}
 }
 
+func TestReleaseSandboxKeepsRecordsWithoutOne(t *testing.T) {
+	st := `{"10.0.0.2":{"interface":"eth0","pod":"d/a","podUid":"ua","containerID":"c1"},` +
+		`"10.0.0.3":{"interface":"eth0","pod":"d/b","podUid":"ub","node":"n1"},` +
+		`"10.0.0.4":{"interface":"eth0","pod":"d/c","podUid":"uc","containerID":"c3","node":"n2"}}`
+	for _, tc := range []struct {
+		name string
+		h    Holder
+		want []string
+	}{
+		{"the record's own sandbox", Holder{Namespace: "d", Name: "a", UID: "ua", NIC: "eth0", ContainerID: "c1"}, []string{"10.0.0.2"}},
+		{"another sandbox of the pod", Holder{Namespace: "d", Name: "a", UID: "ua", NIC: "eth0", ContainerID: "c0"}, nil},
+		{"a pre-allocation no ADD used is kept", Holder{Namespace: "d", Name: "b", UID: "ub", NIC: "eth0", ContainerID: "failed", Node: "n1"}, nil},
+		{"no container ID frees nothing", Holder{Namespace: "d", Name: "a", UID: "ua", NIC: "eth0"}, nil},
+		{"another node's sandbox is not this DEL's", Holder{Namespace: "d", Name: "c", UID: "uc", NIC: "eth0", ContainerID: "c3", Node: "n1"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustLoad(t, pool("p", "10.0.0.0/24", []string{"10.0.0.2-10.0.0.9"}, withStatus(st)))
+			var got []string
+			for _, a := range p.ReleaseSandbox(tc.h) {
+				got = append(got, a.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") || p.Allocated() != int64(3-len(tc.want)) {
+				t.Fatalf("ReleaseSandbox freed %v (%d left), want %v", got, p.Allocated(), tc.want)
+			}
+		})
+	}
+}
+
 func TestReleasedAddressIsReused(t *testing.T) {
 	p := mustLoad(t, pool("p", "10.0.0.0/24", []string{"10.0.0.2-10.0.0.3"}))
 	a, _, _ := p.Allocate(holder("a", "ua"))

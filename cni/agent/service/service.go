@@ -58,6 +58,9 @@ type Service struct {
 	// ahead holds, per pod interface (aheadKey), the addresses this agent pre-allocated and no ADD has
 	// used yet.
 	ahead sync.Map
+	// answered holds, per pod interface (aheadKey), the sandbox (container ID) whose ADD was answered
+	// from the pre-allocation, until its adoption has been written.
+	answered sync.Map
 }
 
 // aheadKey is a pod interface whose addresses were pre-allocated.
@@ -105,6 +108,8 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		return nil, toProtocol(err)
 	}
 	if got, ok := s.fromPreallocation(ctx, subject.Holder, plan); ok {
+		// Before the pre-allocation leaves ahead (dropStrayPreallocations): a DEL looks at ahead first.
+		s.answered.Store(aheadKey{uid: types.UID(subject.UID), nic: subject.NIC}, subject.ContainerID)
 		result = "preallocated"
 		out := s.answer(got, plan)
 		s.adopt(subject.Holder, got)
@@ -306,15 +311,17 @@ func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan poo
 
 // AdoptDelay is how long after an ADD answered from a pre-allocation its sandbox is recorded. The write
 // then leaves the ADD's critical path and the CPU the plugins chained after underlink-ipam need, and the
-// adoptions of a burst of pods share one pool write (group commit). Until it lands a DEL matches the
-// record by pod UID; a second sandbox of the same pod, whose late DEL the container ID guards
-// against, cannot come that soon: the kubelet notices a dead sandbox by relisting, every second.
+// adoptions of a burst of pods share one pool write (group commit). Until it lands, the agent knows the
+// sandbox from memory (answered): the DEL of another sandbox of the pod (one whose ADD failed before it
+// reached the IPAM, torn down late) keeps the address (releaseKind).
 const AdoptDelay = 250 * time.Millisecond
 
 // adopt records h's sandbox on the pre-allocated addresses got, AdoptDelay after the ADD was answered.
 // If the agent dies first, the records keep no container ID, and a DEL matches them by pod UID.
 func (s *Service) adopt(h ipam.Holder, got []store.Result) {
 	go func() {
+		key := aheadKey{uid: types.UID(h.UID), nic: h.NIC}
+		defer s.answered.CompareAndDelete(key, h.ContainerID)
 		time.Sleep(AdoptDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -324,6 +331,23 @@ func (s *Service) adopt(h ipam.Holder, got []store.Result) {
 			}
 		}
 	}()
+}
+
+// releaseKind is how a DEL by h frees: store.ReleaseSandbox, which keeps the records without a
+// sandbox, when the pod interface's pre-allocation is not this sandbox's: no ADD has used it yet (this
+// sandbox failed before its ADD reached the IPAM: Multus gave up reading the pod, say), or another
+// sandbox's ADD was answered from it and its adoption is not written yet. Freeing it then would free an
+// address a later sandbox is given, or already runs with, and another pod would get it. Else
+// store.Release. The order of the two looks matters: an ADD stores answered before it leaves ahead.
+func (s *Service) releaseKind(h ipam.Holder) store.Kind {
+	key := aheadKey{uid: types.UID(h.UID), nic: h.NIC}
+	if _, ok := s.ahead.Load(key); ok {
+		return store.ReleaseSandbox
+	}
+	if c, ok := s.answered.Load(key); ok && c.(string) != h.ContainerID {
+		return store.ReleaseSandbox
+	}
+	return store.Release
 }
 
 // dropStrayPreallocations frees pre-allocations this agent made for h's pod interface in pools other
@@ -499,6 +523,7 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 // release frees what h holds in any of the pools all.
 func (s *Service) release(ctx context.Context, h ipam.Holder, all []*spv2.SpiderIPPool) (*protocol.Released, error) {
 	out := &protocol.Released{}
+	kind := s.releaseKind(h)
 	for _, p := range all {
 		name := p.Name
 		snap, err := s.Store.Snapshot(ctx, name)
@@ -508,7 +533,7 @@ func (s *Service) release(ctx context.Context, h ipam.Holder, all []*spv2.Spider
 		if !holds(snap, h) {
 			continue
 		}
-		r := s.Store.Do(ctx, name, store.Op{Kind: store.Release, Holder: h})
+		r := s.Store.Do(ctx, name, store.Op{Kind: kind, Holder: h})
 		if r.Err != nil {
 			return nil, toProtocol(r.Err)
 		}

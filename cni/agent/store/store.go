@@ -34,6 +34,9 @@ const (
 	Allocate Kind = iota
 	// Release frees what the holder holds (ipam.Pool.Release rules).
 	Release
+	// ReleaseSandbox frees what the holder's sandbox holds, keeping a pre-allocation no ADD has used
+	// (ipam.Pool.ReleaseSandbox).
+	ReleaseSandbox
 	// ReleaseIfHeld frees IP only if its record is still Record (garbage collection).
 	ReleaseIfHeld
 	// Adopt records the holder's sandbox on its pre-allocated address (ipam.Pool.Adopt); it never
@@ -385,6 +388,9 @@ func apply(pool *ipam.Pool, batch []*pending) (results []Result, changed, hits b
 			hits = hits || (existed && !ch)
 		case Release:
 			r.Freed = pool.Release(p.op.Holder)
+			changed = changed || len(r.Freed) > 0
+		case ReleaseSandbox:
+			r.Freed = pool.ReleaseSandbox(p.op.Holder)
 			changed = changed || len(r.Freed) > 0
 		case Adopt:
 			if pool.Adopt(p.op.Holder) {

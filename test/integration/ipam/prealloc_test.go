@@ -155,6 +155,36 @@ func TestIPAMPreallocation(t *testing.T) {
 		t.Errorf("moved: other holds %q, the ADD got %s", ip, got)
 	}
 
+	// A sandbox that failed before its ADD reached the IPAM (Multus gave up reading the pod) is torn down
+	// with a DEL: the pod keeps its pre-allocation, and the next sandbox's ADD is given it. The failed
+	// sandbox's DEL again (the kubelet's cleanup, late), while the second sandbox's adoption is pending
+	// and after it, frees nothing: the address runs in the second sandbox, and freed, it would go to
+	// another pod.
+	retry := c.CreatePod(t, "default", "retry", "a-node1", onNetwork)
+	retryIP := waitHeld("pre", retry)
+	delRetry := func(cid string) {
+		t.Helper()
+		if _, e, err := (pluginCall{Plugin: c.Plugin, Command: "DEL", Netns: c.Scratch.Path(), ContainerID: cid, Pod: retry, Conf: ipamConf("1.1.0", node.Socket, 10, "pre")}).run(ctx); err != nil || e != nil {
+			t.Fatal(err, e)
+		}
+	}
+	delRetry("cid-failed")
+	if ip, cid, ok := held("pre", retry); !ok || ip != retryIP || cid != "" {
+		t.Fatalf("after the DEL of a sandbox that never reached the IPAM: held %q by sandbox %q (%v), want the pre-allocation %s kept", ip, cid, ok, retryIP)
+	}
+	if got := add(retry, "cid-retry", "pre"); got != retryIP {
+		t.Fatalf("the next sandbox's ADD gave %s, want the pre-allocated %s", got, retryIP)
+	}
+	delRetry("cid-failed") // most often before the adoption is written (AdoptDelay), else after
+	poll.Until(t, 10*time.Second, "the second sandbox recorded on the pre-allocation", func() (bool, string) {
+		ip, cid, ok := held("pre", retry)
+		return ok && ip == retryIP && cid == "cid-retry", fmt.Sprintf("held %q by sandbox %q (%v)", ip, cid, ok)
+	})
+	delRetry("cid-failed")
+	if ip, cid, ok := held("pre", retry); !ok || ip != retryIP || cid != "cid-retry" {
+		t.Errorf("after a late DEL of the failed sandbox: held %q by sandbox %q (%v), want %s by cid-retry", ip, cid, ok, retryIP)
+	}
+
 	// A pod deleted before its sandbox ever asked (a workload scaled down while ContainerCreating): the
 	// agent sees the deletion and frees the address no ADD took, without waiting for garbage collection.
 	never := c.CreatePod(t, "default", "never", "a-node1", onNetwork)
