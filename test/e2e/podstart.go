@@ -70,6 +70,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			if after, err := proccpu.Take(); err == nil {
 				cpu = proccpu.Diff(before, after)
 			}
+			fmt.Fprintf(m.out, "   CPU until all ran (or the wait ended): %.0f s in all (%.2f of 2 cores); %s\n", proccpu.Total(cpu), proccpu.Total(cpu)/took.Seconds(), proccpu.Format(cpu, 20))
 			if err != nil {
 				return m.check(false, fmt.Sprintf("%d pods Running under %s", n, system), err.Error())
 			}
@@ -88,7 +89,6 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 					float64(n)/took.Seconds(), held, system, len(ips), failures, first)); err != nil {
 				return err
 			}
-			fmt.Fprintf(m.out, "   CPU until all ran: %.0f s in all (%.2f of 2 cores); %s\n", proccpu.Total(cpu), proccpu.Total(cpu)/took.Seconds(), proccpu.Format(cpu, 12))
 			left, err := m.emptied(system, allocated, mustFree)
 			out = append(out, PodStart{System: system, Pods: n, Took: took, SandboxFailures: failures, Left: left, CPU: cpu})
 			if err != nil || clear == nil {
