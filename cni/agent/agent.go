@@ -152,7 +152,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := resv.Watch(resvInf); err != nil {
 		return fmt.Errorf("watch SpiderReservedIPs: %w", err)
 	}
-	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{Reserved: resv.Set})
+	statusWriter, err := store.NewMetadataWriter(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	st := store.New(ctx, mgr.GetClient(), view, m, log.WithName("store"), store.Options{Reserved: resv.Set, StatusWriter: statusWriter})
 
 	// Listen before the caches sync: a plugin that calls meanwhile waits in the backlog instead of
 	// failing with "no such file".

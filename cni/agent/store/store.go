@@ -104,12 +104,14 @@ type Options struct {
 	// Reserved returns the addresses of a family (4 or 6) SpiderReservedIPs reserve, which no allocation
 	// gives; nil reserves none.
 	Reserved func(family int) iprange.Set
+	// StatusWriter writes the status; nil writes with New's client, which reads the whole pool back.
+	StatusWriter StatusWriter
 }
 
 // Store owns the pool writers of one agent.
 type Store struct {
-	writes  client.Client // status writes
-	pools   *pools.View   // pool reads
+	status  StatusWriter
+	pools   *pools.View // pool reads
 	log     logr.Logger
 	metrics *metrics.Metrics
 	opts    Options
@@ -119,8 +121,8 @@ type Store struct {
 	ctx     context.Context
 }
 
-// New returns a store; it runs its writers until ctx ends. It writes pool status with c and reads pools
-// through view, which it tells of every version it writes.
+// New returns a store; it runs its writers until ctx ends. It writes pool status with c (or
+// opts.StatusWriter) and reads pools through view, which it tells of every version it writes.
 func New(ctx context.Context, c client.Client, view *pools.View, m *metrics.Metrics, log logr.Logger, opts Options) *Store {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
@@ -134,7 +136,10 @@ func New(ctx context.Context, c client.Client, view *pools.View, m *metrics.Metr
 	if opts.BackoffMax <= 0 {
 		opts.BackoffMax = time.Second
 	}
-	return &Store{writes: c, pools: view, log: log, metrics: m, opts: opts, writers: map[string]*writer{}, ctx: ctx}
+	if opts.StatusWriter == nil {
+		opts.StatusWriter = clientWriter{c}
+	}
+	return &Store{status: opts.StatusWriter, pools: view, log: log, metrics: m, opts: opts, writers: map[string]*writer{}, ctx: ctx}
 }
 
 // Do applies op to the named pool and waits for it to be written (or found unnecessary). It returns when
@@ -316,7 +321,7 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 		obj := base.DeepCopy()
 		obj.Status = st
 		wctx, cancel := context.WithTimeout(ctx, w.s.opts.WriteTimeout)
-		uerr := w.s.writes.Status().Update(wctx, obj)
+		uerr := w.s.status.UpdateStatus(wctx, obj)
 		cancel()
 		switch {
 		case uerr == nil:

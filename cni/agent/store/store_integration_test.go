@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,8 +49,14 @@ func TestStoresOfManyAgentsNeverGiveAnAddressTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		ms[i] = metrics.New(nil)
+		opts := store.Options{BackoffBase: time.Millisecond, BackoffMax: 50 * time.Millisecond}
+		if i%2 == 0 { // the agent's writer, beside the client's (an agent of an older release)
+			if opts.StatusWriter, err = store.NewMetadataWriter(env.Config); err != nil {
+				t.Fatal(err)
+			}
+		}
 		// The view reads metadata live here: the stores must be right however fresh their view is.
-		stores[i] = store.New(ctx, c, pools.New(c, c), ms[i], logr.Discard(), store.Options{BackoffBase: time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		stores[i] = store.New(ctx, c, pools.New(c, c), ms[i], logr.Discard(), opts)
 	}
 	holder := func(agent, i int) ipam.Holder {
 		return ipam.Holder{Namespace: "ns", Name: fmt.Sprintf("p-%d-%d", agent, i), UID: fmt.Sprintf("uid-%d-%d", agent, i), NIC: "eth0", ContainerID: fmt.Sprintf("c-%d-%d", agent, i)}
@@ -138,5 +146,57 @@ func TestStoresOfManyAgentsNeverGiveAnAddressTwice(t *testing.T) {
 	}
 	if *after.Status.AllocatedIPs != bad || after.ResourceVersion != final.ResourceVersion {
 		t.Fatalf("the store overwrote a status it could not read")
+	}
+}
+
+// TestMetadataWriter: the agent's status writer stores the status it sends, takes the new version's
+// metadata from the apiserver's metadata-only answer, and reports a stale resourceVersion as a conflict
+// (which the store retries after a re-read).
+func TestMetadataWriter(t *testing.T) {
+	env := controlplane.StartEnv(t, controlplane.EnvOptions{})
+	ctx := context.Background()
+	pool := &spv2.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "meta"}, Spec: spv2.IPPoolSpec{Subnet: "10.8.0.0/24", IPs: []string{"10.8.0.10-10.8.0.20"}}}
+	if err := env.Client.Create(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	w, err := store.NewMetadataWriter(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ipam.Load(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Allocate(ipam.Holder{Namespace: "ns", Name: "a", UID: "uid-a", NIC: "eth0", ContainerID: "c-a"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := pool.DeepCopy()
+	obj.Status = st
+	sent := obj.Status.DeepCopy()
+	stale := obj.DeepCopy()
+	if err := w.UpdateStatus(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	var stored spv2.SpiderIPPool
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: "meta"}, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if obj.ResourceVersion != stored.ResourceVersion || obj.ResourceVersion == pool.ResourceVersion || obj.UID != stored.UID {
+		t.Errorf("metadata after the write: resourceVersion %q uid %q; stored %q %q; before %q", obj.ResourceVersion, obj.UID, stored.ResourceVersion, stored.UID, pool.ResourceVersion)
+	}
+	if !apiequality.Semantic.DeepEqual(stored.Status, *sent) || !apiequality.Semantic.DeepEqual(obj.Status, *sent) {
+		t.Errorf("status: stored %+v, held %+v, sent %+v", stored.Status, obj.Status, *sent)
+	}
+	if err := w.UpdateStatus(ctx, stale); !apierrors.IsConflict(err) {
+		t.Errorf("a write on a stale resourceVersion: %v, want a conflict", err)
+	}
+	gone := obj.DeepCopy()
+	gone.Name = "no-such-pool"
+	if err := w.UpdateStatus(ctx, gone); !apierrors.IsNotFound(err) {
+		t.Errorf("a write to a missing pool: %v, want not found", err)
 	}
 }
