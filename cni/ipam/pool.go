@@ -349,8 +349,8 @@ func (p *Pool) Release(h Holder) []netip.Addr {
 
 // ReleaseSandbox frees only the addresses recorded with h's sandbox (h.ContainerID), by the rules of
 // Release otherwise: a record without a container ID is kept. It is the DEL of a sandbox that never
-// used the pod's pre-allocation (its ADD failed before reaching the IPAM, or a later sandbox took it),
-// which must leave the address to the sandbox that uses or will use it.
+// used the pod's pre-allocation (its ADD failed before reaching the IPAM) while another sandbox's ADD was
+// answered from it: the address is that sandbox's.
 func (p *Pool) ReleaseSandbox(h Holder) []netip.Addr {
 	if h.ContainerID == "" {
 		return nil

@@ -107,13 +107,11 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if err != nil {
 		return nil, toProtocol(err)
 	}
-	if got, ok := s.fromPreallocation(ctx, subject.Holder, plan); ok {
-		// Before the pre-allocation leaves ahead (dropStrayPreallocations): a DEL looks at ahead first.
-		s.answered.Store(aheadKey{uid: types.UID(subject.UID), nic: subject.NIC}, subject.ContainerID)
+	if got, ahead, ok := s.claimPreallocation(ctx, subject.Holder, plan); ok {
 		result = "preallocated"
 		out := s.answer(got, plan)
 		s.adopt(subject.Holder, got)
-		s.dropStrayPreallocations(subject.Holder, got)
+		s.dropStrayPreallocations(subject.Holder, got, ahead)
 		log.Info("allocated", "ips", out.IPs, "source", plan.Source, "preallocated", true, "took", time.Since(start).String())
 		return out, nil
 	}
@@ -137,7 +135,8 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 	if anyNew {
 		result = "new"
 	}
-	s.dropStrayPreallocations(subject.Holder, got)
+	ahead, _ := s.ahead.LoadAndDelete(aheadKey{uid: types.UID(subject.UID), nic: subject.NIC})
+	s.dropStrayPreallocations(subject.Holder, got, ahead)
 	log.Info("allocated", "ips", out.IPs, "source", plan.Source, "new", anyNew, "took", time.Since(start).String())
 	return out, nil
 }
@@ -309,6 +308,25 @@ func (s *Service) fromPreallocation(ctx context.Context, h ipam.Holder, plan poo
 	return got, len(got) > 0
 }
 
+// claimPreallocation answers an ADD from the pod interface's pre-allocation (fromPreallocation) if no
+// DEL has claimed it first: the ADD and a DEL of another sandbox of the pod each take the interface out
+// of ahead, and only the one that does goes on. The ADD stores its sandbox in answered before it tries,
+// so a DEL that loses sees whose the address is (releaseKind). It returns the answer and what ahead held.
+func (s *Service) claimPreallocation(ctx context.Context, h ipam.Holder, plan poolchoice.Plan) ([]store.Result, any, bool) {
+	got, ok := s.fromPreallocation(ctx, h, plan)
+	if !ok {
+		return nil, nil, false
+	}
+	key := aheadKey{uid: types.UID(h.UID), nic: h.NIC}
+	s.answered.Store(key, h.ContainerID)
+	ahead, claimed := s.ahead.LoadAndDelete(key)
+	if !claimed {
+		s.answered.CompareAndDelete(key, h.ContainerID)
+		return nil, nil, false
+	}
+	return got, ahead, true
+}
+
 // AdoptDelay is how long after an ADD answered from a pre-allocation its sandbox is recorded. The write
 // then leaves the ADD's critical path and the CPU the plugins chained after underlink-ipam need, and the
 // adoptions of a burst of pods share one pool write (group commit). Until it lands, the agent knows the
@@ -333,16 +351,17 @@ func (s *Service) adopt(h ipam.Holder, got []store.Result) {
 	}()
 }
 
-// releaseKind is how a DEL by h frees: store.ReleaseSandbox, which keeps the records without a
-// sandbox, when the pod interface's pre-allocation is not this sandbox's: no ADD has used it yet (this
-// sandbox failed before its ADD reached the IPAM: Multus gave up reading the pod, say), or another
-// sandbox's ADD was answered from it and its adoption is not written yet. Freeing it then would free an
-// address a later sandbox is given, or already runs with, and another pod would get it. Else
-// store.Release. The order of the two looks matters: an ADD stores answered before it leaves ahead.
+// releaseKind is how a DEL by h frees. When another sandbox's ADD was answered from the pod interface's
+// pre-allocation and its adoption is not written yet, store.ReleaseSandbox, which keeps the records
+// without a sandbox: this DEL's sandbox never used the address (its ADD failed before it reached the
+// IPAM: Multus gave up reading the pod, say, and the runtime tore it down late), and freed, the address
+// would go to another pod while the other sandbox runs on it. Else store.Release. A DEL that finds the
+// pre-allocation unused claims it (no ADD can then be answered from it) and frees it: a pod whose
+// sandboxes keep failing holds no address.
 func (s *Service) releaseKind(h ipam.Holder) store.Kind {
 	key := aheadKey{uid: types.UID(h.UID), nic: h.NIC}
-	if _, ok := s.ahead.Load(key); ok {
-		return store.ReleaseSandbox
+	if _, claimed := s.ahead.LoadAndDelete(key); claimed {
+		return store.Release
 	}
 	if c, ok := s.answered.Load(key); ok && c.(string) != h.ContainerID {
 		return store.ReleaseSandbox
@@ -355,9 +374,9 @@ func (s *Service) releaseKind(h ipam.Holder) store.Kind {
 // pre-allocation and the ADD), so the pod does not hold an address it never uses until it is deleted.
 // Only this agent's own pre-allocations since it started are known here; one made before a restart
 // stays until the pod is gone.
-func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result) {
-	v, ok := s.ahead.LoadAndDelete(aheadKey{uid: types.UID(h.UID), nic: h.NIC})
-	if !ok {
+// v is what ahead held for the interface (nil: nothing).
+func (s *Service) dropStrayPreallocations(h ipam.Holder, got []store.Result, v any) {
+	if v == nil {
 		return
 	}
 	used := map[string]bool{}

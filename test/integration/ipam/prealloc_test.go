@@ -156,10 +156,10 @@ func TestIPAMPreallocation(t *testing.T) {
 	}
 
 	// A sandbox that failed before its ADD reached the IPAM (Multus gave up reading the pod) is torn down
-	// with a DEL: the pod keeps its pre-allocation, and the next sandbox's ADD is given it. The failed
-	// sandbox's DEL again (the kubelet's cleanup, late), while the second sandbox's adoption is pending
-	// and after it, frees nothing: the address runs in the second sandbox, and freed, it would go to
-	// another pod.
+	// with a DEL. If no ADD was answered from the pod's pre-allocation yet, that DEL frees it: a pod whose
+	// sandboxes keep failing holds nothing. If another sandbox's ADD was answered from it, the DEL, and
+	// the same DEL again later (the kubelet's cleanup), free nothing, before the adoption is written and
+	// after: the address runs in the other sandbox, and freed, it would go to another pod.
 	retry := c.CreatePod(t, "default", "retry", "a-node1", onNetwork)
 	retryIP := waitHeld("pre", retry)
 	delRetry := func(cid string) {
@@ -168,21 +168,28 @@ func TestIPAMPreallocation(t *testing.T) {
 			t.Fatal(err, e)
 		}
 	}
-	delRetry("cid-failed")
-	if ip, cid, ok := held("pre", retry); !ok || ip != retryIP || cid != "" {
-		t.Fatalf("after the DEL of a sandbox that never reached the IPAM: held %q by sandbox %q (%v), want the pre-allocation %s kept", ip, cid, ok, retryIP)
-	}
 	if got := add(retry, "cid-retry", "pre"); got != retryIP {
-		t.Fatalf("the next sandbox's ADD gave %s, want the pre-allocated %s", got, retryIP)
+		t.Fatalf("the ADD gave %s, want the pre-allocated %s", got, retryIP)
 	}
 	delRetry("cid-failed") // most often before the adoption is written (AdoptDelay), else after
-	poll.Until(t, 10*time.Second, "the second sandbox recorded on the pre-allocation", func() (bool, string) {
+	if ip, _, ok := held("pre", retry); !ok || ip != retryIP {
+		t.Fatalf("after the DEL of a sandbox that never reached the IPAM: held %q (%v), want %s kept for cid-retry", ip, ok, retryIP)
+	}
+	poll.Until(t, 10*time.Second, "the answered sandbox recorded on the pre-allocation", func() (bool, string) {
 		ip, cid, ok := held("pre", retry)
 		return ok && ip == retryIP && cid == "cid-retry", fmt.Sprintf("held %q by sandbox %q (%v)", ip, cid, ok)
 	})
 	delRetry("cid-failed")
 	if ip, cid, ok := held("pre", retry); !ok || ip != retryIP || cid != "cid-retry" {
 		t.Errorf("after a late DEL of the failed sandbox: held %q by sandbox %q (%v), want %s by cid-retry", ip, cid, ok, retryIP)
+	}
+	failing := c.CreatePod(t, "default", "failing", "a-node1", onNetwork)
+	waitHeld("pre", failing)
+	if _, e, err := (pluginCall{Plugin: c.Plugin, Command: "DEL", Netns: c.Scratch.Path(), ContainerID: "cid-never", Pod: failing, Conf: ipamConf("1.1.0", node.Socket, 10, "pre")}).run(ctx); err != nil || e != nil {
+		t.Fatal(err, e)
+	}
+	if ip, _, ok := held("pre", failing); ok {
+		t.Errorf("a pod whose only sandbox failed before its ADD still holds %s after that sandbox's DEL", ip)
 	}
 
 	// A pod deleted before its sandbox ever asked (a workload scaled down while ContainerCreating): the
