@@ -32,6 +32,7 @@ tools: ## build the pinned Kubernetes, etcd and helper binaries into $UNDERLINK_
 .PHONY: build
 build: ## build underlink's binaries into bin/
 	$(GO) build -o bin/ ./cmd/... ./test/cmd/...
+	$(call c-build,bin)
 
 .PHONY: generate
 generate: tools ## regenerate deepcopy code and CRD manifests (controller-tools v0.23.0)

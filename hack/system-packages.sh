@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages underlink's tests and demo run, when any is missing: iproute2 (network
 # namespaces), iputils-ping, util-linux (nsenter, unshare), iptables and conntrack (kube-proxy),
-# containerd and runc (the demo's and the end-to-end test's nodes). Does nothing when all are present.
+# containerd and runc (the demo's and the end-to-end test's nodes), and libc6-dev's static C library (the
+# underlink-ipam relay is built with gcc -static). Does nothing when all are present.
 set -euo pipefail
 missing=()
 need() { command -v "$1" >/dev/null || missing+=("$2"); }
+needFile() { [ -e "$1" ] || missing+=("$2"); }
 need ip iproute2
 need ping iputils-ping
 need nsenter util-linux
@@ -14,6 +16,7 @@ need conntrack conntrack
 need containerd containerd
 need ctr containerd
 need runc runc
+needFile "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/libc.a" libc6-dev
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -104,16 +104,16 @@ func TestUninstallKeepsThePluginsPodsStillNeed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, bin := t.TempDir(), t.TempDir()
-			if err := os.WriteFile(filepath.Join(src, "underlink-ipam"), []byte("ipam"), 0o755); err != nil {
+			if err := os.WriteFile(filepath.Join(src, "underlink-coordinator"), []byte("coordinator"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := cniinstall.Install(src, bin, []string{"underlink-ipam"}); err != nil {
+			if _, err := cniinstall.Install(src, bin, []string{"underlink-coordinator"}); err != nil {
 				t.Fatal(err)
 			}
 			o := Options{NodeName: "node-1", CNIBinDir: bin, DaemonSet: "underlink-agent", LeaseNamespace: "underlink-system"}
 			held := func() ([]*spv2.SpiderIPPool, bool) { return tc.held, tc.primed }
 			uninstallIfRemoved(fake.NewClientset(), refused{}, held, o, logr.Discard())
-			_, err := os.Stat(filepath.Join(bin, "underlink-ipam"))
+			_, err := os.Stat(filepath.Join(bin, "underlink-coordinator"))
 			if gone := errors.Is(err, os.ErrNotExist); gone != tc.removed {
 				t.Fatalf("plugin removed: %t, want %t (%v)", gone, tc.removed, err)
 			}

@@ -55,6 +55,9 @@ func Install(srcDir, dstDir string, names []string) ([]Result, error) {
 			return nil, fmt.Errorf("plugin %q: underlink installs only plugins named %s*, so it never replaces a binary another package owns in the CNI bin directory", name, OwnedPrefix)
 		}
 	}
+	if err := companionsFirst(names); err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(dstDir)
 	if err != nil {
 		return nil, fmt.Errorf("CNI bin directory %s: %w (mount the host's CNI bin dir there)", dstDir, err)
@@ -76,6 +79,33 @@ func Install(srcDir, dstDir string, names []string) ([]Result, error) {
 		out = append(out, Result{Name: name, Changed: changed})
 	}
 	return out, writeManifest(dstDir, m)
+}
+
+// Companions are the plugins a plugin execs from its own directory: the underlink-ipam relay runs
+// underlink-ipam-full for the calls it does not hand to the agent.
+var Companions = map[string]string{"underlink-ipam": "underlink-ipam-full"}
+
+// companionsFirst checks that each plugin's companion is installed too, and before it: a relay in place
+// without the plugin it execs would fail the calls it passes on.
+func companionsFirst(names []string) error {
+	at := map[string]int{}
+	for i, n := range names {
+		at[n] = i
+	}
+	for i, n := range names {
+		c, ok := Companions[n]
+		if !ok {
+			continue
+		}
+		j, listed := at[c]
+		if !listed {
+			return fmt.Errorf("plugin %q execs %q from the same directory: add %s to the plugins, before %s", n, c, c, n)
+		}
+		if j > i {
+			return fmt.Errorf("plugin %q execs %q: list %s before %s, so that it is in place first", n, c, c, n)
+		}
+	}
+	return nil
 }
 
 // Uninstall removes from dir the files the manifest lists, each only if it still holds the digest

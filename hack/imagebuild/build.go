@@ -60,6 +60,7 @@ var Images = []Spec{
 		Files: []File{
 			{"underlink-agent", "/usr/local/bin/underlink-agent"},
 			{"underlink-cni-install", "/usr/local/bin/underlink-cni-install"},
+			{"underlink-ipam-full", "/opt/underlink/cni/underlink-ipam-full"},
 			{"underlink-ipam", "/opt/underlink/cni/underlink-ipam"},
 			{"underlink-coordinator", "/opt/underlink/cni/underlink-coordinator"},
 			// The reference macvlan under underlink's name: installing it never replaces the node's own

@@ -7,9 +7,9 @@ IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p'
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGES_DIR := _output/images
 IMAGE_BIN_DIR := $(IMAGES_DIR)/bin/linux-$(IMAGE_ARCH)
-# Every binary an image carries; macvlan (the reference plugin) and Multus' binaries (hack/make/peers.mk)
+# Every Go binary an image carries (the C ones, hack/make/c.mk, are built beside them); macvlan (the reference plugin) and Multus' binaries (hack/make/peers.mk)
 # come from the tool cache.
-IMAGE_CMDS := underlink-webhook underlink-agent underlink-ipam underlink-coordinator underlink-scheduler \
+IMAGE_CMDS := underlink-webhook underlink-agent underlink-ipam-full underlink-coordinator underlink-scheduler \
 	underlink-cni-install
 # The seed scenario's test application, built from test/.
 IMAGE_TEST_CMDS := underlink-testapp
@@ -20,6 +20,7 @@ images: ## OCI image tarballs (webhook, agent with its CNI plugins, scheduler, t
 	@mkdir -p $(IMAGE_BIN_DIR)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_BIN_DIR)/ \
 		$(addprefix ./cmd/,$(IMAGE_CMDS)) $(addprefix ./test/cmd/,$(IMAGE_TEST_CMDS)) ./hack/imagebuild/pause
+	$(call c-build,$(IMAGE_BIN_DIR))
 	$(GO) run ./hack/imagebuild --bin $(IMAGE_BIN_DIR) --binary macvlan=$(BIN_CACHE)/macvlan \
 		$(foreach b,$(MULTUS_BINARIES),--binary $(b)=$(BIN_CACHE)/$(b)) --image-tag multus-cni=$(MULTUS_VERSION) \
 		--repo $(IMAGE_REPO) --tag $(IMAGE_TAG) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)

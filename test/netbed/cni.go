@@ -46,21 +46,56 @@ func (b *Bed) PluginDir(cmds ...string) string {
 	return dir
 }
 
-// BuildCommands builds ./cmd/<name> of this repository into dir as static, stripped binaries.
+// BuildCommands builds ./cmd/<name> of this repository into dir as static, stripped binaries: a Go
+// command with go build (CGO_ENABLED=0), a C one (cmd/<name>/main.c: the underlink-ipam relay) with
+// CCompile. A command that execs another (Companions) brings it along.
 func BuildCommands(dir string, cmds ...string) error {
-	if len(cmds) == 0 {
+	var goCmds []string
+	seen := map[string]bool{}
+	for i := 0; i < len(cmds); i++ {
+		c := cmds[i]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		cmds = append(cmds, Companions[c]...)
+		src := filepath.Join(test.RepoRoot(), "cmd", c, "main.c")
+		if _, err := os.Stat(src); err != nil {
+			goCmds = append(goCmds, "./cmd/"+c)
+			continue
+		}
+		if err := CCompile(src, filepath.Join(dir, c)); err != nil {
+			return err
+		}
+	}
+	if len(goCmds) == 0 {
 		return nil
 	}
 	// Stripped like the reference plugins (hack/build-tools.sh), so exec costs compare fairly.
-	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", dir + "/"}
-	for _, c := range cmds {
-		args = append(args, "./cmd/"+c)
-	}
+	args := append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", dir + "/"}, goCmds...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = test.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %v: %w\n%s", cmds, err, out)
+		return fmt.Errorf("go build %v: %w\n%s", goCmds, err, out)
+	}
+	return nil
+}
+
+// Companions are the commands a command execs from its own directory: the underlink-ipam relay runs
+// underlink-ipam-full for every call it does not hand to the agent.
+var Companions = map[string][]string{"underlink-ipam": {"underlink-ipam-full"}}
+
+// CCompile builds a C command as make build and make images do (hack/make/c.mk's CFLAGS): static,
+// stripped, every warning an error.
+func CCompile(src, out string) error {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	cmd := exec.Command(cc, "-O2", "-static", "-s", "-Wall", "-Wextra", "-Werror", "-o", out, src)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", cc, src, err, b)
 	}
 	return nil
 }

@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/underlink/underlink/cni/agent/peercred"
-
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/go-logr/logr"
 
+	"github.com/underlink/underlink/cni/agent/peercred"
+	"github.com/underlink/underlink/cni/ipam/plugin"
 	"github.com/underlink/underlink/cni/ipam/protocol"
 )
 
@@ -133,7 +135,94 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeAnswer(w, protocol.Empty{}, s.Service.Check(r.Context(), req))
 	})
+	mux.HandleFunc(protocol.CNI.Pattern(), s.serveCNI)
 	return mux
+}
+
+// serveCNI runs an ADD or a DEL the relay (cmd/underlink-ipam) hands over, with the plugin's own logic
+// (plugin.Serve) in this process. The answer is what the plugin would print and its exit status; a call
+// the plugin process must make itself gets an answer without protocol.HeaderExit, and the relay execs
+// underlink-ipam-full.
+func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
+	stdin, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxBodyBytes))
+	if err != nil {
+		writeAnswer(w, nil, protocol.UnreadableRequest(err))
+		return
+	}
+	h := r.Header
+	args := &skel.CmdArgs{
+		ContainerID: h.Get(protocol.HeaderContainerID), Netns: h.Get(protocol.HeaderNetns), IfName: h.Get(protocol.HeaderIfName),
+		Args: h.Get(protocol.HeaderArgs), Path: h.Get(protocol.HeaderPath), StdinData: stdin,
+	}
+	out, err := plugin.Serve(r.Context(), h.Get(protocol.HeaderCommand), args, inProcess{s})
+	exit := "0"
+	if err != nil {
+		var te *types.Error
+		if !errors.As(err, &te) {
+			// plugin.ErrRunPlugin: 501, no CNI-Exit.
+			w.WriteHeader(http.StatusNotImplemented)
+			return
+		}
+		exit = "1"
+		if out, err = json.MarshalIndent(te, "", "    "); err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", protocol.ContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.Header().Set(protocol.HeaderExit, exit)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// inProcess is the plugin's Agent inside the agent: the service itself, once the caches are synced.
+type inProcess struct{ s *Server }
+
+func (a inProcess) ready(ctx context.Context) error {
+	for a.s.Ready != nil && !a.s.Ready() {
+		select {
+		case <-ctx.Done():
+			return &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (a inProcess) Allocate(ctx context.Context, req protocol.Request) (*protocol.Allocation, error) {
+	if err := a.ready(ctx); err != nil {
+		return nil, err
+	}
+	return a.s.Service.Allocate(ctx, req)
+}
+
+func (a inProcess) Release(ctx context.Context, req protocol.Request) (*protocol.Released, error) {
+	if err := a.ready(ctx); err != nil {
+		return nil, err
+	}
+	return a.s.Service.Release(ctx, req)
+}
+
+func (a inProcess) Conflict(ctx context.Context, req protocol.ConflictRequest) (*protocol.SetAside, error) {
+	if err := a.ready(ctx); err != nil {
+		return nil, err
+	}
+	return a.s.Service.Conflict(ctx, req)
+}
+
+func (a inProcess) Check(ctx context.Context, req protocol.CheckRequest) error {
+	if err := a.ready(ctx); err != nil {
+		return err
+	}
+	return a.s.Service.Check(ctx, req)
+}
+
+func (a inProcess) Health(ctx context.Context) error {
+	if a.s.Ready != nil && !a.s.Ready() {
+		return &protocol.Error{Code: protocol.CodePluginNotAvailable, Msg: "underlink-agent is starting: its caches are not synced yet"}
+	}
+	return nil
 }
 
 // rootOnly answers only callers whose uid is 0. The socket's mode (0600 in a 0700 directory) already

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -89,5 +90,57 @@ func TestPluginClientReadsTheServer(t *testing.T) {
 	_, err = c.Allocate(ctx, protocol.Request{ContainerID: "c1"})
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidEnvironment || pe.Msg != "CNI_IFNAME is empty" {
 		t.Fatalf("allocate without CNI_IFNAME: %v", err)
+	}
+}
+
+// TestRelayCall: the relay's call (/v1/cni) answers as the plugin process would, with skel's checks
+// first, and leaves to the plugin process (no CNI-Exit) what only it can do.
+func TestRelayCall(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{Metrics: metrics.New(prometheus.NewRegistry()), Log: logr.Discard()}
+	// Never ready: an ADD that gets past the checks waits for the caches until ipam.timeoutSeconds.
+	s := &Server{Service: svc, Socket: sock, Ready: func() bool { return false }, Log: logr.Discard()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx, l) }()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	conf := func(version, extra string) string {
+		return fmt.Sprintf(`{"cniVersion":%q,"name":"n","type":"macvlan","ipam":{"type":"underlink-ipam","timeoutSeconds":1,"ipv4Pools":["p"]%s}}`, version, extra)
+	}
+	podArgs := "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p1"
+	for _, tc := range []struct {
+		name, command, netns, args, stdin string
+		// exit is "" when the call is left to the plugin process.
+		exit, want string
+	}{
+		{"an ADD that probes", "ADD", "/var/run/netns/p1", podArgs, conf("1.1.0", `,"detectIPConflict":true`), "", ""},
+		{"CHECK", "CHECK", "/var/run/netns/p1", podArgs, conf("1.1.0", ""), "", ""},
+		{"an ADD without CNI_NETNS", "ADD", "", podArgs, conf("1.1.0", ""), "1", `"code": 4,` + "\n" + `    "msg": "required env variables [CNI_NETNS] missing"`},
+		{"a CNI version the plugin does not speak", "ADD", "/var/run/netns/p1", podArgs, conf("9.9.9", ""), "1", `"msg": "incompatible CNI versions"`},
+		{"a network without a name", "DEL", "", podArgs, `{"cniVersion":"1.1.0","ipam":{"type":"underlink-ipam"}}`, "1", `"msg": "missing network name"`},
+		{"a misspelt ipam key", "ADD", "/var/run/netns/p1", podArgs, conf("1.1.0", `,"ipv4Pool":["p"]`), "1", `unknown field \"ipv4Pool\"`},
+		{"an ADD without the pod", "ADD", "/var/run/netns/p1", "", conf("1.1.0", ""), "1", "lacks K8S_POD_NAMESPACE or K8S_POD_NAME"},
+		{"an ADD while the caches sync", "ADD", "/var/run/netns/p1", podArgs, conf("1.1.0", ""), "1", "its caches did not sync in time"},
+	} {
+		req, _ := http.NewRequest("POST", "http://underlink-agent"+protocol.PathCNI, strings.NewReader(tc.stdin))
+		for k, v := range map[string]string{protocol.HeaderCommand: tc.command, protocol.HeaderContainerID: "c1", protocol.HeaderNetns: tc.netns,
+			protocol.HeaderIfName: "eth0", protocol.HeaderArgs: tc.args, protocol.HeaderPath: "/opt/cni/bin"} {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get(protocol.HeaderExit); got != tc.exit || !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s: status %d, CNI-Exit %q, body\n%s\nwant CNI-Exit %q and %q", tc.name, resp.StatusCode, got, body, tc.exit, tc.want)
+		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 
-	"github.com/underlink/underlink/cni/agent/client"
 	"github.com/underlink/underlink/cni/ipam/protocol"
 	"github.com/underlink/underlink/cni/probe"
 )
@@ -25,7 +24,7 @@ import (
 // probes and taken down again. A conflict is reported to the agent, which sets the address aside in its
 // pool, frees the others and records an Event on the pod; a silent gateway gives the addresses back.
 // Either fails the ADD with an error naming the address, the MAC or the gateway, and the pool.
-func detect(args *skel.CmdArgs, conf *Conf, c *client.Client, req protocol.Request, alloc *protocol.Allocation) error {
+func detect(args *skel.CmdArgs, conf *Conf, c Agent, req protocol.Request, alloc *protocol.Allocation) error {
 	addrs := make([]probe.Address, 0, len(alloc.IPs))
 	pools := map[netip.Addr]string{}
 	var fam probe.Families
@@ -88,7 +87,7 @@ func detect(args *skel.CmdArgs, conf *Conf, c *client.Client, req protocol.Reque
 
 // giveBack releases the addresses of req, which the ADD that failed with cause does not use: macvlan does
 // not call DEL for an IPAM that failed.
-func giveBack(c *client.Client, req protocol.Request, cause *types.Error) error {
+func giveBack(c Agent, req protocol.Request, cause *types.Error) error {
 	if _, err := c.Release(context.Background(), req); err != nil {
 		cause.Msg += "; giving the address back failed too (garbage collection frees it once the pod is gone): " + strings.TrimSpace(err.Error())
 	}

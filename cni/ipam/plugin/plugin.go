@@ -1,7 +1,13 @@
-// Package plugin is the underlink-ipam CNI IPAM plugin: it reads the "ipam" object of the network config
-// (api/cniconf.IPAM), asks underlink-agent over its unix socket, and prints the result in the config's
-// CNI version (1.1.0 and older, through the cni library's result conversion). It holds no state: the
-// agent decides, the pool status in the apiserver records.
+// Package plugin is the CNI logic of underlink-ipam: it reads the "ipam" object of the network config
+// (api/cniconf.IPAM), asks underlink-agent, and prints the result in the config's CNI version (1.1.0 and
+// older, through the cni library's result conversion). It holds no state: the agent decides, the pool
+// status in the apiserver records.
+//
+// It runs in two places. cmd/underlink-ipam-full is the plugin process of every call (Main), asking the
+// agent over its unix socket. For the ADD and DEL that need no probe from the pod's namespace, the relay
+// cmd/underlink-ipam (a C program, so that the exec costs no Go runtime start) hands the call to the
+// agent, which runs the same logic in its own process (Serve) and returns what the plugin would have
+// printed. See cni/IPAM.md.
 package plugin
 
 import (
@@ -10,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -155,6 +162,16 @@ func needPod(req protocol.Request) error {
 	return nil
 }
 
+// Agent is what the plugin asks: underlink-agent over its socket (*client.Client), or, inside the
+// agent, its own service (Serve).
+type Agent interface {
+	Allocate(ctx context.Context, req protocol.Request) (*protocol.Allocation, error)
+	Release(ctx context.Context, req protocol.Request) (*protocol.Released, error)
+	Conflict(ctx context.Context, req protocol.ConflictRequest) (*protocol.SetAside, error)
+	Check(ctx context.Context, req protocol.CheckRequest) error
+	Health(ctx context.Context) error
+}
+
 func agent(conf *Conf) *client.Client {
 	return client.New(conf.IPAM.Socket, time.Duration(conf.IPAM.TimeoutSeconds)*time.Second)
 }
@@ -179,6 +196,11 @@ func Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	return add(context.Background(), args, conf, agent(conf), os.Stdout)
+}
+
+// add allocates through a and prints the result to out.
+func add(ctx context.Context, args *skel.CmdArgs, conf *Conf, a Agent, out io.Writer) error {
 	req, err := request(args, conf)
 	if err != nil {
 		return err
@@ -186,13 +208,12 @@ func Add(args *skel.CmdArgs) error {
 	if err := needPod(req); err != nil {
 		return err
 	}
-	c := agent(conf)
-	alloc, err := c.Allocate(context.Background(), req)
+	alloc, err := a.Allocate(ctx, req)
 	if err != nil {
 		return cniError(err)
 	}
-	if conf.IPAM.DetectIPConflict || conf.IPAM.DetectGateway {
-		if err := detect(args, conf, c, req, alloc); err != nil {
+	if needsProbe(conf) {
+		if err := detect(args, conf, a, req, alloc); err != nil {
 			return err
 		}
 	}
@@ -203,7 +224,17 @@ func Add(args *skel.CmdArgs) error {
 	if nic := conf.IPAM.DefaultRouteNIC; nic != "" && nic != args.IfName {
 		res.Routes = withoutDefault(res.Routes)
 	}
-	return types.PrintResult(res, conf.CNIVersion)
+	versioned, err := res.GetAsVersion(conf.CNIVersion)
+	if err != nil {
+		return err
+	}
+	return versioned.PrintTo(out)
+}
+
+// needsProbe says whether an ADD probes the segment from the pod's namespace (detect), which only the
+// plugin process does.
+func needsProbe(conf *Conf) bool {
+	return conf.IPAM.DetectIPConflict || conf.IPAM.DetectGateway
 }
 
 // withoutDefault drops the default routes: an interface other than the pod's default-route NIC keeps

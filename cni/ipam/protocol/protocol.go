@@ -7,6 +7,8 @@
 //	POST /v1/check     CheckRequest     → 200 {}         | error
 //	POST /v1/conflict  ConflictRequest  → 200 SetAside   | error
 //	GET  /v1/health                     → 200 {}         (the agent serves; its caches are synced)
+//	POST /v1/cni       the network config, the CNI_* variables in headers
+//	                                    → 200 what the plugin prints, CNI-Exit 0 or 1 | no CNI-Exit: run the plugin
 //
 // An error is a non-2xx status (Status) with an Error body whose Code is a CNI error code, so the plugin
 // passes it to the runtime unchanged. framing.go holds how a call travels: one exchange per connection,
@@ -25,6 +27,21 @@ const (
 	PathCheck    = "/v1/check"
 	PathConflict = "/v1/conflict"
 	PathHealth   = "/v1/health"
+	PathCNI      = "/v1/cni"
+)
+
+// The relay's call (CNI): the runtime's variables travel as these headers, the network config as the
+// body, and the answer's HeaderExit is the exit status of the plugin whose stdout the body is. An answer
+// without HeaderExit (an agent older than the call, a refused caller, a call the agent leaves to the
+// plugin process) tells the relay to exec underlink-ipam-full with the same call.
+const (
+	HeaderCommand     = "CNI-Command"
+	HeaderContainerID = "CNI-ContainerID"
+	HeaderNetns       = "CNI-Netns"
+	HeaderIfName      = "CNI-IfName"
+	HeaderArgs        = "CNI-Args"
+	HeaderPath        = "CNI-Path"
+	HeaderExit        = "CNI-Exit"
 )
 
 // Call is one call of the protocol: the method and path of its request.
@@ -49,6 +66,8 @@ var (
 	// Conflict (a failed CNI ADD): the plugin found addresses it was given held by another host. A
 	// ConflictRequest, answered with SetAside.
 	Conflict = Call{Method: "POST", Path: PathConflict}
+	// CNI (an ADD or a DEL through the relay, cmd/underlink-ipam): see HeaderCommand.
+	CNI = Call{Method: "POST", Path: PathCNI}
 )
 
 // CNI error codes the agent returns. 1-99 are the CNI spec's; 100 and up are underlink's own.
