@@ -305,10 +305,11 @@ func BenchmarkIPAMAllocations(b *testing.B) {
 		}
 	}
 	fmt.Print(t.String())
-	for _, r := range []run{ours, spider, theirs} {
-		if r.failed > 0 {
-			b.Errorf("%s: %d of %d ADDs failed; its figure is not comparable", r.name, r.failed, r.failed+r.ok)
-		}
+	// A failed ADD of underlink fails the bench, as in BenchmarkIPAMOccupancy. A peer's failures are a
+	// figure of the table (Spiderpool's agent gives an ADD up after 5 conflicting pool writes in a row; a
+	// kubelet would retry the pod), and its rate counts only the allocations that succeeded.
+	if ours.failed > 0 {
+		b.Errorf("%s: %d of %d ADDs failed", ours.name, ours.failed, ours.failed+ours.ok)
 	}
 	if ours.dups+spider.dups+theirs.dups > 0 {
 		b.Errorf("duplicates: underlink-ipam %d, spiderpool %d, whereabouts %d", ours.dups, spider.dups, theirs.dups)
