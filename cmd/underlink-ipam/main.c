@@ -29,7 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* api/cniconf: DefaultAgentSocket and DefaultIPAMTimeoutSeconds (cmd/underlink-ipam's test checks). */
+/* api/cniconf: DefaultAgentSocket and DefaultIPAMTimeoutSeconds (cni/ipam/relay's tests check). */
 #define DEFAULT_SOCKET "/run/underlink/agent.sock"
 #define DEFAULT_TIMEOUT_SECONDS 20
 /* cni/ipam/protocol: MaxBodyBytes and MaxHeaderBytes. */
@@ -82,7 +82,7 @@ static void full(const char *in, size_t n) {
 		fail(999, "underlink-ipam: passing stdin to underlink-ipam-full failed");
 	args[0] = path;
 	execv(path, args);
-	snprintf(msg, sizeof msg, "underlink-ipam: cannot run %s (%s): install it beside underlink-ipam (underlink-cni-install --plugins=underlink-ipam,underlink-ipam-full,...)", path, strerror(errno));
+	snprintf(msg, sizeof msg, "underlink-ipam: cannot run %s (%s): install it beside underlink-ipam (underlink-cni-install --plugins=underlink-ipam-full,underlink-ipam,...)", path, strerror(errno));
 	fail(999, msg);
 }
 

@@ -1,5 +1,5 @@
 # C commands: cmd/<name>/main.c (the underlink-ipam relay), static and stripped like the Go binaries
-# (CGO_ENABLED=0), so they run on any node. test/netbed.CCompile builds them the same way for the tests.
+# (CGO_ENABLED=0), so they run on any node. The tests build them with the same flags (test/netbed.CFlags).
 CC ?= gcc
 C_CMDS := $(patsubst cmd/%/main.c,%,$(wildcard cmd/*/main.c))
 C_CFLAGS := -O2 -static -s -Wall -Wextra -Werror

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/underlink/underlink/cni/cniinstall"
 	"github.com/underlink/underlink/test"
 	"github.com/underlink/underlink/test/controlplane"
 )
@@ -48,7 +49,7 @@ func (b *Bed) PluginDir(cmds ...string) string {
 
 // BuildCommands builds ./cmd/<name> of this repository into dir as static, stripped binaries: a Go
 // command with go build (CGO_ENABLED=0), a C one (cmd/<name>/main.c: the underlink-ipam relay) with
-// CCompile. A command that execs another (Companions) brings it along.
+// CCompile. A command that execs another (cniinstall.Companions) brings it along.
 func BuildCommands(dir string, cmds ...string) error {
 	var goCmds []string
 	seen := map[string]bool{}
@@ -58,7 +59,9 @@ func BuildCommands(dir string, cmds ...string) error {
 			continue
 		}
 		seen[c] = true
-		cmds = append(cmds, Companions[c]...)
+		if companion, ok := cniinstall.Companions[c]; ok {
+			cmds = append(cmds, companion)
+		}
 		src := filepath.Join(test.RepoRoot(), "cmd", c, "main.c")
 		if _, err := os.Stat(src); err != nil {
 			goCmds = append(goCmds, "./cmd/"+c)
@@ -82,18 +85,17 @@ func BuildCommands(dir string, cmds ...string) error {
 	return nil
 }
 
-// Companions are the commands a command execs from its own directory: the underlink-ipam relay runs
-// underlink-ipam-full for every call it does not hand to the agent.
-var Companions = map[string][]string{"underlink-ipam": {"underlink-ipam-full"}}
+// CFlags are hack/make/c.mk's C_CFLAGS.
+var CFlags = []string{"-O2", "-static", "-s", "-Wall", "-Wextra", "-Werror"}
 
-// CCompile builds a C command as make build and make images do (hack/make/c.mk's CFLAGS): static,
-// stripped, every warning an error.
+// CCompile builds a C command as make build and make images do (hack/make/c.mk's C_CFLAGS, which
+// TestCFlagsAreMakes holds to these): static, stripped, every warning an error.
 func CCompile(src, out string) error {
 	cc := os.Getenv("CC")
 	if cc == "" {
 		cc = "gcc"
 	}
-	cmd := exec.Command(cc, "-O2", "-static", "-s", "-Wall", "-Wextra", "-Werror", "-o", out, src)
+	cmd := exec.Command(cc, append(append([]string{}, CFlags...), "-o", out, src)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s %s: %w\n%s", cc, src, err, b)
 	}

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,27 +20,33 @@ import (
 
 	"github.com/underlink/underlink/api/cniconf"
 	"github.com/underlink/underlink/cni/ipam/protocol"
+	"github.com/underlink/underlink/test"
+	"github.com/underlink/underlink/test/netbed"
 )
 
-// build compiles the relay (as hack/make/c.mk does) and underlink-ipam-full into one directory.
+// build compiles the relay and underlink-ipam-full into one directory, as make build does.
 func build(t *testing.T) (relay, full string) {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Fatalf("the relay is C: install gcc (%v)", err)
 	}
-	_, here, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(here), "..", "..", "..")
 	dir := t.TempDir()
-	relay, full = filepath.Join(dir, "underlink-ipam"), filepath.Join(dir, "underlink-ipam-full")
-	if out, err := exec.Command("gcc", "-O2", "-static", "-s", "-Wall", "-Wextra", "-Werror", "-o", relay, filepath.Join(root, "cmd", "underlink-ipam", "main.c")).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
+	if err := netbed.BuildCommands(dir, "underlink-ipam"); err != nil {
+		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", full, "./cmd/underlink-ipam-full")
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return filepath.Join(dir, "underlink-ipam"), filepath.Join(dir, "underlink-ipam-full")
+}
+
+// TestCFlagsAreMakes: the tests build the relay with the flags make build and make images use.
+func TestCFlagsAreMakes(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(test.RepoRoot(), "hack", "make", "c.mk"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return relay, full
+	m := regexp.MustCompile(`(?m)^C_CFLAGS := (.+)$`).FindSubmatch(mk)
+	if m == nil || string(m[1]) != strings.Join(netbed.CFlags, " ") {
+		t.Errorf("hack/make/c.mk C_CFLAGS %q, netbed.CFlags %q: keep them the same", m, netbed.CFlags)
+	}
 }
 
 // agent serves a unix socket and records each request; answer says what to send back.
@@ -278,8 +283,7 @@ func TestRelayTimeout(t *testing.T) {
 
 // TestRelayDefaults: the relay's defaults are api/cniconf's.
 func TestRelayDefaults(t *testing.T) {
-	_, here, _, _ := runtime.Caller(0)
-	src, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "..", "cmd", "underlink-ipam", "main.c"))
+	src, err := os.ReadFile(filepath.Join(test.RepoRoot(), "cmd", "underlink-ipam", "main.c"))
 	if err != nil {
 		t.Fatal(err)
 	}

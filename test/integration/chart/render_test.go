@@ -25,6 +25,7 @@ import (
 
 	"github.com/underlink/underlink/api/cniconf"
 	"github.com/underlink/underlink/api/underlay"
+	"github.com/underlink/underlink/cni/cniinstall"
 	schedulerconfigv1 "github.com/underlink/underlink/scheduler/apis/config/v1"
 	"github.com/underlink/underlink/webhook/registration"
 )
@@ -324,7 +325,9 @@ func TestChartAgentIsMinimal(t *testing.T) {
 		t.Fatalf("%d init containers, want the CNI installer", len(spec.InitContainers))
 	}
 	init := chartFlagValues(spec.InitContainers[0].Args)
-	if got := init["plugins"]; len(got) != 1 || got[0] != strings.Join([]string{cniconf.IPAMType, cniconf.CoordinatorType, cniconf.MacvlanType}, ",") {
+	// The relay's plugin process first (cniinstall refuses the relay without it, or after it).
+	want := []string{cniinstall.Companions[cniconf.IPAMType], cniconf.IPAMType, cniconf.CoordinatorType, cniconf.MacvlanType}
+	if got := init["plugins"]; len(got) != 1 || got[0] != strings.Join(want, ",") {
 		t.Errorf("installs %v", got)
 	}
 	hostPaths := map[string]string{}

@@ -104,7 +104,7 @@ func TestIPAMRelay(t *testing.T) {
 
 	// CHECK is the plugin process's: without it the relay says what to install.
 	out, exit := call(alone, "CHECK", "cid-r2", pods["r2"], conf)
-	if exit != 1 || !strings.Contains(out, "underlink-ipam-full") || !strings.Contains(out, "--plugins=underlink-ipam,underlink-ipam-full") {
+	if exit != 1 || !strings.Contains(out, "underlink-ipam-full") || !strings.Contains(out, "--plugins=underlink-ipam-full,underlink-ipam") {
 		t.Errorf("CHECK through the relay without underlink-ipam-full: exit %d\n%s", exit, out)
 	}
 }
