@@ -92,7 +92,15 @@ func isOurs(pid int, binary string) bool {
 func (p *process) stop(grace time.Duration) error {
 	pid, ok := p.running()
 	if ok {
-		exited := func() (bool, string, error) { return !isOurs(pid, p.binary), "running", nil }
+		// Exited means every thread has: a leader turns zombie while its other threads still run and hold
+		// its listening sockets. A live process that is no longer our binary took the pid over.
+		exited := func() (bool, string, error) {
+			if gone(pid) {
+				return true, "", nil
+			}
+			state, _, ok := procStat(pid)
+			return ok && state != "Z" && !isOurs(pid, p.binary), "running", nil
+		}
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		if poll.Wait(context.Background(), grace, 50*time.Millisecond, "exit after SIGTERM", exited) != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
