@@ -179,16 +179,7 @@ func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
 // inProcess is the plugin's Agent inside the agent: the service itself, once the caches are synced.
 type inProcess struct{ s *Server }
 
-func (a inProcess) ready(ctx context.Context) error {
-	for a.s.Ready != nil && !a.s.Ready() {
-		select {
-		case <-ctx.Done():
-			return &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"}
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
-}
+func (a inProcess) ready(ctx context.Context) error { return a.s.waitReady(ctx) }
 
 func (a inProcess) Allocate(ctx context.Context, req protocol.Request) (*protocol.Allocation, error) {
 	if err := a.ready(ctx); err != nil {
@@ -245,15 +236,24 @@ func (s *Server) rootOnly(next http.Handler) http.Handler {
 	})
 }
 
-// decode reads a request body once the caches are synced: before that a decision could miss pools.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, into any) bool {
+// waitReady waits until the caches are synced, or fails with CodeTryAgainLater when ctx ends first:
+// before that a decision could miss pools.
+func (s *Server) waitReady(ctx context.Context) error {
 	for s.Ready != nil && !s.Ready() {
 		select {
-		case <-r.Context().Done():
-			writeAnswer(w, nil, &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"})
-			return false
+		case <-ctx.Done():
+			return &protocol.Error{Code: protocol.CodeTryAgainLater, Msg: "underlink-agent is starting: its caches did not sync in time"}
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	return nil
+}
+
+// decode reads a request body once the caches are synced.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, into any) bool {
+	if err := s.waitReady(r.Context()); err != nil {
+		writeAnswer(w, nil, err)
+		return false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxBodyBytes))
 	if err == nil {
