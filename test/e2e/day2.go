@@ -40,6 +40,14 @@ func (r *runner) day2Deployment(name, network string, replicas int) []byte {
 // appDeployment is a Deployment of the test app in the app namespace whose pods carry the annotation
 // key: value (a network selection).
 func (r *runner) appDeployment(name string, replicas int, key, value string) []byte {
+	return r.scheduledDeployment(name, replicas, key, value, "")
+}
+
+// scheduledDeployment is appDeployment whose pods name scheduler (empty: the cluster's default).
+func (r *runner) scheduledDeployment(name string, replicas int, key, value, scheduler string) []byte {
+	if scheduler != "" {
+		scheduler = "\n      schedulerName: " + scheduler
+	}
 	return fmt.Appendf(nil, `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -56,13 +64,13 @@ spec:
         app: %[1]s
       annotations:
         %[4]s: %[5]s
-    spec:
+    spec:%[7]s
       terminationGracePeriodSeconds: 1
       containers:
       - name: test-app
         image: %[6]s
         imagePullPolicy: Never
-`, name, appNamespace, replicas, key, value, r.testApp)
+`, name, appNamespace, replicas, key, value, r.testApp, scheduler)
 }
 
 // day2 is a cluster's life after the install, on cluster-a's real nodes: a Deployment runs on a second

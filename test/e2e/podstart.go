@@ -30,15 +30,20 @@ type PodStart struct {
 	CPU []proccpu.Use
 }
 
+// underlinkScheduler is the scheduler underlink's pods select, as the chart's injection makes them do in
+// an opted-in namespace; the other systems' pods use the cluster's default scheduler.
+const underlinkScheduler = "underlink-scheduler"
+
 // podStartRange holds the pods of PodStartAtScale: 250 addresses of cluster-a's underlay.
 const podStartRange = "172.110.231.1-172.110.231.250"
 
 // PodStartAtScale measures pod start at scale, the figure Spiderpool publishes, on cluster-a's real
 // nodes, one system after the other on the same nodes, underlay and address range: whereabouts v0.9.2
 // (macvlan and whereabouts IPAM in a plain NAD, see whereabouts.go), Spiderpool v1.2.2 (its own chart),
-// then underlink (Spiderpool uninstalled as docs/migrate-from-spiderpool.md says). n pods are created at
-// once by one Deployment; the clock stops when all are Running and ready, and the system's store must
-// then hold exactly n addresses. Between the systems every pod is deleted and the store emptied.
+// then underlink (Spiderpool uninstalled as docs/migrate-from-spiderpool.md says; its pods on
+// underlink-scheduler, as injected pods are). n pods are created at once by one Deployment; the clock
+// stops when all are Running and ready, and the system's store must then hold exactly n addresses.
+// Between the systems every pod is deleted and the store emptied.
 func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]PodStart, *Report) {
 	r := newRunner(ctx, t)
 	r.a, r.b = t.Clusters[0], t.Clusters[0]
@@ -53,7 +58,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 	// addresses the system's store holds. A system whose DEL frees every address (mustFree) must hold
 	// none once the pods are gone; for one that relies on a reconciler the bed does not run, the
 	// addresses left are a figure, and clear empties the store for the next system.
-	measure := func(system, network string, allocated func() (int, error), mustFree bool, clear func() error) func() error {
+	measure := func(system, network, scheduler string, allocated func() (int, error), mustFree bool, clear func() error) func() error {
 		return func() error {
 			c := m.a
 			before, err := proccpu.Take()
@@ -61,7 +66,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 				return m.check(false, "the machine's processes read", err.Error())
 			}
 			start := time.Now()
-			if _, err := m.kubectlQuiet(c, m.appDeployment(migApp, n, "v1.multus-cni.io/default-network", network), "apply", "-f", "-"); err != nil {
+			if _, err := m.kubectlQuiet(c, m.scheduledDeployment(migApp, n, "v1.multus-cni.io/default-network", network, scheduler), "apply", "-f", "-"); err != nil {
 				return m.check(false, "Deployment of "+fmt.Sprint(n)+" pods created", err.Error())
 			}
 			pods, err := m.waitApp(c, n, 30*time.Minute)
@@ -101,7 +106,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 	rep := r.run([]step{
 		{"Install Multus (its own thin DaemonSet)", r.installMultus},
 		{"whereabouts v0.9.2 on every node, and a macvlan network whose addresses it gives", func() error { return m.installWhereabouts(podStartRange) }},
-		{fmt.Sprintf("whereabouts: %d pods at once", n), measure("whereabouts v0.9.2", migNetNS+"/"+wbNet, m.wbAllocations, false, m.clearWhereabouts)},
+		{fmt.Sprintf("whereabouts: %d pods at once", n), measure("whereabouts v0.9.2", migNetNS+"/"+wbNet, "", m.wbAllocations, false, m.clearWhereabouts)},
 		{"Install Spiderpool v1.2.2 from its own chart", m.installSpiderpool},
 		{"A pool of 250 addresses and a macvlan network", func() error {
 			out, err := m.showManifest(m.a, "apply", m.migManifests(podStartRange))
@@ -110,7 +115,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			}
 			return m.nadNames(`"spiderpool"`)
 		}},
-		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure("Spiderpool v1.2.2", spiderNet, spiderStore, true, nil)},
+		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure("Spiderpool v1.2.2", spiderNet, "", spiderStore, true, nil)},
 		{"Uninstall Spiderpool (helm uninstall --no-hooks)", m.uninstallSpiderpool},
 		{"Install underlink", func() error {
 			if err := m.installUnderlink(); err != nil {
@@ -118,7 +123,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			}
 			return m.nadNames("underlink-ipam")
 		}},
-		{fmt.Sprintf("underlink: %d pods at once", n), measure("underlink", spiderNet, spiderStore, true, nil)},
+		{fmt.Sprintf("underlink: %d pods at once", n), measure("underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
 	})
 	return out, rep
 }
