@@ -169,11 +169,8 @@ func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", protocol.ContentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.Header().Set(protocol.HeaderExit, exit)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
+	writeBody(w, http.StatusOK, out)
 }
 
 // inProcess is the plugin's Agent inside the agent: the service itself, once the caches are synced.
@@ -271,6 +268,11 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, into any) bool {
 // server.
 func writeAnswer(w http.ResponseWriter, out any, err error) {
 	status, body := protocol.EncodeAnswer(out, err)
+	writeBody(w, status, body)
+}
+
+// writeBody sends status and body with the protocol's Content-Type and the body's Content-Length.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", protocol.ContentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
