@@ -79,7 +79,7 @@ func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protoc
 		s.Metrics.RequestSeconds.WithLabelValues("allocate").Observe(time.Since(start).Seconds())
 		s.Metrics.Allocations.WithLabelValues(result).Inc()
 		if err != nil {
-			log.Info("allocation failed", "err", err.Error())
+			log.Info("allocation failed", "after", time.Since(start).Round(time.Millisecond).String(), "err", err.Error())
 			s.allocationFailed(ctx, req, err)
 		}
 	}()
@@ -493,10 +493,7 @@ func (s *Service) allocateFamily(ctx context.Context, h ipam.Holder, source stri
 // skippable errors concern one pool; the next pool of the list may still serve.
 func skippable(err error) bool {
 	var ee *ipam.ExhaustedError
-	var se *ipam.StatusError
-	var pe *ipam.SpecError
-	var nf *store.PoolGoneError
-	return errors.As(err, &ee) || errors.As(err, &se) || errors.As(err, &pe) || errors.As(err, &nf)
+	return errors.As(err, &ee) || refused(err)
 }
 
 // Release serves a DEL: it frees what the pod interface's sandbox holds in any pool. A pod that no longer
@@ -507,6 +504,8 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 		s.Metrics.RequestSeconds.WithLabelValues("release").Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.Metrics.ReleaseFailures.Inc()
+			s.Log.Info("release failed", "pod", req.Pod.Namespace+"/"+req.Pod.Name, "ifName", req.IfName, "containerID", short(req.ContainerID),
+				"after", time.Since(start).Round(time.Millisecond).String(), "err", err.Error())
 		}
 	}()
 	if err := validate(req, false); err != nil {
@@ -539,32 +538,38 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 	return out, nil
 }
 
-// release frees what h holds in any of the pools all.
+// release frees what h holds in any of the pools all. Each pool's writer answers from the newest
+// version of the pool it knows, and reads that once for all the releases waiting for it (store.Do), so
+// a DEL costs no read of its own even where other agents keep writing the pool. The pools are asked at
+// once; a refused or deleted pool holds nothing it could free.
 func (s *Service) release(ctx context.Context, h ipam.Holder, all []*spv2.SpiderIPPool) (*protocol.Released, error) {
-	out := &protocol.Released{}
 	kind := s.releaseKind(h)
-	for _, p := range all {
-		name := p.Name
-		snap, err := s.Store.Snapshot(ctx, name)
-		if err != nil {
-			continue // a refused pool holds nothing of ours we could free
-		}
-		if !holds(snap, h) {
-			continue
-		}
-		r := s.Store.Do(ctx, name, store.Op{Kind: kind, Holder: h})
-		if r.Err != nil {
+	results := make([]store.Result, len(all))
+	var wg sync.WaitGroup
+	for i, p := range all {
+		wg.Go(func() { results[i] = s.Store.Do(ctx, p.Name, store.Op{Kind: kind, Holder: h}) })
+	}
+	wg.Wait()
+	out := &protocol.Released{}
+	for _, r := range results {
+		switch {
+		case r.Err == nil:
+			for _, a := range r.Freed {
+				out.Addresses = append(out.Addresses, a.String())
+			}
+		case !refused(r.Err):
 			return nil, toProtocol(r.Err)
-		}
-		for _, a := range r.Freed {
-			out.Addresses = append(out.Addresses, a.String())
 		}
 	}
 	return out, nil
 }
 
-func holds(p *ipam.Pool, h ipam.Holder) bool {
-	return p.Any(func(a spv2.PoolIPAllocation) bool { return ipam.ReleaseMatches(a, h) })
+// refused says the pool cannot be read as a SpiderIPPool of ours (ipam.Load) or is gone.
+func refused(err error) bool {
+	var se *ipam.StatusError
+	var pe *ipam.SpecError
+	var gone *store.PoolGoneError
+	return errors.As(err, &se) || errors.As(err, &pe) || errors.As(err, &gone)
 }
 
 // Check serves a CHECK: every address of prevResult must be held by the pod interface.

@@ -5,7 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/underlink/underlink/cni/agent/metrics"
 
 	"github.com/underlink/underlink/cni/agent/store"
 	"github.com/underlink/underlink/cni/ipam"
@@ -75,5 +82,34 @@ func TestRequestsNeedTheirRuntimeFields(t *testing.T) {
 		if err := validate(r, true); !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidEnvironment {
 			t.Errorf("validate(%+v) = %v", r, err)
 		}
+	}
+}
+
+// TestFailedRequestsAreLogged: a refused DEL, like a refused ADD, leaves a log line naming the pod, the
+// interface, the sandbox and the error, beside its metric.
+func TestFailedRequestsAreLogged(t *testing.T) {
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
+	reg := prometheus.NewRegistry()
+	s := &Service{Metrics: metrics.New(reg), Log: log}
+	req := protocol.Request{ContainerID: "0123456789abcdef", Pod: protocol.Pod{Namespace: "d", Name: "p"}} // no CNI_IFNAME
+	if _, err := s.Release(context.Background(), req); err == nil {
+		t.Fatal("a DEL without CNI_IFNAME was served")
+	}
+	if _, err := s.Allocate(context.Background(), req); err == nil {
+		t.Fatal("an ADD without CNI_IFNAME was served")
+	}
+	if len(lines) != 2 {
+		t.Fatalf("log lines: %q", lines)
+	}
+	for i, msg := range []string{`"msg"="release failed"`, `"msg"="allocation failed"`} {
+		for _, want := range []string{msg, `"pod"="d/p"`, `"ifName"=""`, `"containerID"="0123456789ab"`, `"err"="CNI_IFNAME is empty"`, `"after"=`} {
+			if !strings.Contains(lines[i], want) {
+				t.Errorf("log line %q lacks %s", lines[i], want)
+			}
+		}
+	}
+	if got := testutil.ToFloat64(s.Metrics.ReleaseFailures); got != 1 {
+		t.Errorf("release failures counted: %v, want 1", got)
 	}
 }

@@ -213,6 +213,8 @@ type writer struct {
 	// snap is the pool parsed at snapRV, by Snapshot or as the writer's last write; shared, never changed.
 	snap   *ipam.Pool
 	snapRV string
+
+	refusedRV string // the version last refused (parse failed); the writer's goroutine only
 }
 
 func (w *writer) run(ctx context.Context) {
@@ -295,7 +297,10 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 				fresh = err == nil
 				continue
 			}
-			w.log.Error(lerr, "refusing the pool")
+			if base.ResourceVersion != w.refusedRV { // once per version: every DEL asks every pool
+				w.log.Error(lerr, "refusing the pool")
+				w.refusedRV = base.ResourceVersion
+			}
 			replyAll(batch, Result{Err: lerr})
 			return
 		}

@@ -274,6 +274,21 @@ func TestIPAMBadInputIsExplained(t *testing.T) {
 	if got.rv != mangledRV || got.st != bad {
 		t.Errorf("the agent overwrote the mangled status: rv %s→%s, %q", mangledRV, got.rv, got.st)
 	}
+	// A DEL asks every pool: the refused one holds nothing it could free, and does not stop the DEL
+	// from freeing what the sandbox holds in another, nor is it written.
+	p1 := &corev1.Pod{}
+	if err := after.Get(ctx, k8stypes.NamespacedName{Namespace: "default", Name: "p1"}, p1); err != nil {
+		t.Fatal(err)
+	}
+	if _, e, err := (pluginCall{Plugin: c.Plugin, Netns: c.Scratch.Path(), Command: "DEL", ContainerID: "cid-p1", Pod: p1, Conf: conf("tiny")}).run(ctx); err != nil || e != nil {
+		t.Fatalf("DEL of p1 beside a refused pool: %v %v", err, e)
+	}
+	if _, m := c.PoolAllocations(t, "tiny"); *m.Status.AllocatedIPCount != 1 {
+		t.Errorf("after p1's DEL tiny holds %d, want 1", *m.Status.AllocatedIPCount)
+	}
+	if err := after.Get(ctx, k8stypes.NamespacedName{Name: "mangled"}, mp); err != nil || mp.ResourceVersion != mangledRV {
+		t.Errorf("the mangled pool after a DEL: %v, rv %s→%s", err, mangledRV, mp.ResourceVersion)
+	}
 
 	// Refused by the plugin itself, before the agent is asked.
 	pod := c.CreatePod(t, "default", "local", "a-node1", nil)
