@@ -344,7 +344,7 @@ func (p *Pool) nextFree() (netip.Addr, bool) {
 // UID must match. The interface must always match, and an allocation recorded on another node than the
 // holder's is never its to free.
 func (p *Pool) Release(h Holder) []netip.Addr {
-	return p.releaseIf(func(a spv2.PoolIPAllocation) bool { return ReleaseMatches(a, h) })
+	return p.releaseIf(releaseMatch(h, false))
 }
 
 // ReleaseSandbox frees only the addresses recorded with h's sandbox (h.ContainerID), by the rules of
@@ -352,10 +352,22 @@ func (p *Pool) Release(h Holder) []netip.Addr {
 // used the pod's pre-allocation (its ADD failed before reaching the IPAM) while another sandbox's ADD was
 // answered from it: the address is that sandbox's.
 func (p *Pool) ReleaseSandbox(h Holder) []netip.Addr {
-	if h.ContainerID == "" {
-		return nil
+	return p.releaseIf(releaseMatch(h, true))
+}
+
+// WouldRelease reports whether Release(h), or with sandbox ReleaseSandbox(h), would free anything. It
+// changes nothing, so p may be a shared copy.
+func (p *Pool) WouldRelease(h Holder, sandbox bool) bool {
+	return p.Any(releaseMatch(h, sandbox))
+}
+
+func releaseMatch(h Holder, sandbox bool) func(spv2.PoolIPAllocation) bool {
+	if sandbox {
+		return func(a spv2.PoolIPAllocation) bool {
+			return h.ContainerID != "" && a.ContainerID != "" && ReleaseMatches(a, h)
+		}
 	}
-	return p.releaseIf(func(a spv2.PoolIPAllocation) bool { return a.ContainerID != "" && ReleaseMatches(a, h) })
+	return func(a spv2.PoolIPAllocation) bool { return ReleaseMatches(a, h) }
 }
 
 func (p *Pool) releaseIf(match func(spv2.PoolIPAllocation) bool) []netip.Addr {

@@ -163,26 +163,16 @@ func (s *Store) Do(ctx context.Context, pool string, op Op) Result {
 // Snapshot returns the pool as of the newest version this agent knows of (pools.View.Latest), parsed
 // once per resourceVersion. It is shared: callers only read it.
 func (s *Store) Snapshot(ctx context.Context, pool string) (*ipam.Pool, error) {
-	w := s.writer(pool)
 	obj, err := s.pools.Latest(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	w.mu.Lock()
-	if w.snap != nil && w.snapRV == obj.ResourceVersion {
-		snap := w.snap
-		w.mu.Unlock()
-		return snap, nil
+	w := s.writer(pool)
+	p, owned, err := w.parsed(obj)
+	if err == nil && owned {
+		w.keep(p, obj.ResourceVersion)
 	}
-	w.mu.Unlock()
-	p, err := ipam.Load(obj)
-	if err != nil {
-		return nil, err
-	}
-	w.mu.Lock()
-	w.snap, w.snapRV = p, obj.ResourceVersion
-	w.mu.Unlock()
-	return p, nil
+	return p, err
 }
 
 func (s *Store) writer(pool string) *writer {
@@ -289,7 +279,7 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 			fresh = err == nil
 			continue
 		}
-		pool, lerr := w.parse(base)
+		parsed, owned, lerr := w.parsed(base)
 		if lerr != nil {
 			if !fresh {
 				// Refuse only what the apiserver holds now, not a stale copy.
@@ -303,6 +293,19 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 			}
 			replyAll(batch, Result{Err: lerr})
 			return
+		}
+		if freesNothing(parsed, batch) {
+			// Every DEL asks every pool's writer (service.release): releases that match nothing here
+			// are answered from the parse, without the copy a change of a shared parse needs.
+			if owned {
+				w.keep(parsed, base.ResourceVersion)
+			}
+			replyAll(batch, Result{Pool: InfoOf(parsed)})
+			return
+		}
+		pool := parsed
+		if !owned {
+			pool = parsed.Clone()
 		}
 		if w.s.opts.Reserved != nil {
 			pool.SetReserved(w.s.opts.Reserved(pool.Family))
@@ -333,9 +336,7 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 			w.s.pools.Observe(obj)
 			// pool is obj parsed: keep it for Snapshot and the next commit, which then parse nothing
 			// while this agent is the pool's only writer. It is not changed after this.
-			w.mu.Lock()
-			w.snap, w.snapRV = pool, obj.ResourceVersion
-			w.mu.Unlock()
+			w.keep(pool, obj.ResourceVersion)
 			w.s.metrics.BatchSize.Observe(float64(len(batch)))
 			reply(batch, results)
 			return
@@ -358,16 +359,40 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 	}
 }
 
-// parse returns base parsed, for a commit to change: a copy of the writer's last parse when that is of
-// base's resourceVersion (most often the writer's own last write), else a parse of base.
-func (w *writer) parse(base *spv2.SpiderIPPool) (*ipam.Pool, error) {
+// parsed returns base parsed: the writer's last parse when that is of base's resourceVersion (most
+// often the writer's own last write; shared, so callers only read it), else a new parse of base, which
+// the caller owns and may make the last (keep) once it will not change it.
+func (w *writer) parsed(base *spv2.SpiderIPPool) (p *ipam.Pool, owned bool, err error) {
 	w.mu.Lock()
 	snap, rv := w.snap, w.snapRV
 	w.mu.Unlock()
 	if snap != nil && rv != "" && rv == base.ResourceVersion {
-		return snap.Clone(), nil
+		return snap, false, nil
 	}
-	return ipam.Load(base)
+	p, err = ipam.Load(base)
+	return p, true, err
+}
+
+// keep makes p, the pool at resourceVersion rv, the writer's last parse. p is not changed after this.
+func (w *writer) keep(p *ipam.Pool, rv string) {
+	w.mu.Lock()
+	w.snap, w.snapRV = p, rv
+	w.mu.Unlock()
+}
+
+// freesNothing says every op of the batch is a release that frees nothing in pool.
+func freesNothing(pool *ipam.Pool, batch []*pending) bool {
+	for _, p := range batch {
+		switch p.op.Kind {
+		case Release, ReleaseSandbox:
+			if pool.WouldRelease(p.op.Holder, p.op.Kind == ReleaseSandbox) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func dropGone(batch []*pending) []*pending {

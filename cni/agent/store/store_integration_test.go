@@ -117,9 +117,22 @@ func TestStoresOfManyAgentsNeverGiveAnAddressTwice(t *testing.T) {
 	if r := stores[2].Do(ctx, "shared", store.Op{Kind: store.ReleaseIfHeld, IP: got[0][2], Record: stale}); r.Err != nil || len(r.Freed) != 0 {
 		t.Fatalf("conditional release of a changed record: %+v", r)
 	}
+	// A release that matches nothing (a DEL asks every pool) is answered without a write.
+	var before spv2.SpiderIPPool
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: "shared"}, &before); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []store.Kind{store.Release, store.ReleaseSandbox} {
+		if r := stores[5].Do(ctx, "shared", store.Op{Kind: kind, Holder: holder(9, 9)}); r.Err != nil || len(r.Freed) != 0 || r.Pool.Name != "shared" {
+			t.Fatalf("release of a holder the pool does not know: %+v", r)
+		}
+	}
 	var final spv2.SpiderIPPool
 	if err := env.Client.Get(ctx, types.NamespacedName{Name: "shared"}, &final); err != nil {
 		t.Fatal(err)
+	}
+	if final.ResourceVersion != before.ResourceVersion {
+		t.Errorf("releases that freed nothing wrote the pool: resourceVersion %s → %s", before.ResourceVersion, final.ResourceVersion)
 	}
 	p, err := ipam.Load(&final)
 	if err != nil {
