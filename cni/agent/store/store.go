@@ -1,7 +1,8 @@
 // Package store writes SpiderIPPool status for underlink-agent. All of one agent's changes to one pool go
 // through a single writer goroutine that batches the requests waiting for it into one status Update
 // (group commit), guarded by the resourceVersion it read. On a conflict it re-reads the pool from the
-// apiserver and re-applies the whole batch, after a jittered backoff, so agents on many nodes can write
+// apiserver and re-applies the whole batch, with the requests that came in meanwhile, after a jittered
+// backoff, so agents on many nodes can write
 // the same pool without ever giving one address twice. Nothing is kept that the apiserver does not hold:
 // a restarted agent starts from what it reads.
 package store
@@ -216,17 +217,21 @@ func (w *writer) run(ctx context.Context) {
 		case p := <-w.queue:
 			batch = append(batch, p)
 		}
-	drain:
-		for len(batch) < w.s.opts.MaxBatch {
-			select {
-			case p := <-w.queue:
-				batch = append(batch, p)
-			default:
-				break drain
-			}
-		}
-		w.commit(ctx, batch)
+		w.commit(ctx, w.drain(batch))
 	}
+}
+
+// drain adds to batch the requests waiting in the queue, up to MaxBatch.
+func (w *writer) drain(batch []*pending) []*pending {
+	for len(batch) < w.s.opts.MaxBatch {
+		select {
+		case p := <-w.queue:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // liveGet reads the pool from the apiserver, bounded by the write timeout.
@@ -261,6 +266,11 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 	base, err := w.s.pools.Latest(ctx, w.name)
 	fresh := false // base came from a quorum read just now
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Every attempt applies the whole batch to the pool it read: requests that came in while
+			// the last one was under way ride on this one, not on a write of their own after it.
+			batch = w.drain(batch)
+		}
 		batch = dropGone(batch)
 		if len(batch) == 0 || ctx.Err() != nil {
 			return
