@@ -2,9 +2,8 @@
 // through a single writer goroutine that batches the requests waiting for it into one status Update
 // (group commit), guarded by the resourceVersion it read. On a conflict it re-reads the pool from the
 // apiserver and re-applies the whole batch, with the requests that came in meanwhile, after a jittered
-// backoff, so agents on many nodes can write
-// the same pool without ever giving one address twice. Nothing is kept that the apiserver does not hold:
-// a restarted agent starts from what it reads.
+// backoff, so agents on many nodes can write the same pool without ever giving one address twice.
+// Nothing is kept that the apiserver does not hold: a restarted agent starts from what it reads.
 package store
 
 import (
