@@ -47,7 +47,7 @@ func (s *Service) Conflict(ctx context.Context, req protocol.ConflictRequest) (_
 		return nil, err
 	}
 	h := ipam.Holder{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), NIC: req.IfName, ContainerID: req.ContainerID}
-	log := s.Log.WithValues("pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID))
+	log := s.requestLog(req.Request)
 	all, err := s.Pools.List(ctx)
 	if err != nil {
 		return nil, tryAgain("list SpiderIPPools", err)

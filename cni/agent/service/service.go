@@ -73,7 +73,7 @@ type aheadKey struct {
 // the addresses it already holds.
 func (s *Service) Allocate(ctx context.Context, req protocol.Request) (_ *protocol.Allocation, err error) {
 	start := time.Now()
-	log := s.Log.WithValues("pod", req.Pod.Namespace+"/"+req.Pod.Name, "ifName", req.IfName, "containerID", short(req.ContainerID))
+	log := s.requestLog(req)
 	result := "failed"
 	defer func() {
 		s.Metrics.RequestSeconds.WithLabelValues("allocate").Observe(time.Since(start).Seconds())
@@ -500,12 +500,12 @@ func skippable(err error) bool {
 // exists is fine: its container ID identifies the allocation.
 func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protocol.Released, err error) {
 	start := time.Now()
+	log := s.requestLog(req)
 	defer func() {
 		s.Metrics.RequestSeconds.WithLabelValues("release").Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.Metrics.ReleaseFailures.Inc()
-			s.Log.Info("release failed", "pod", req.Pod.Namespace+"/"+req.Pod.Name, "ifName", req.IfName, "containerID", short(req.ContainerID),
-				"after", time.Since(start).Round(time.Millisecond).String(), "err", err.Error())
+			log.Info("release failed", "after", time.Since(start).Round(time.Millisecond).String(), "err", err.Error())
 		}
 	}()
 	if err := validate(req, false); err != nil {
@@ -519,7 +519,7 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 		return nil, err
 	}
 	if keep {
-		s.Log.Info("addresses kept for the StatefulSet's ordinal", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID))
+		log.Info("addresses kept for the StatefulSet's ordinal")
 		return &protocol.Released{}, nil
 	}
 	all, err := s.Pools.List(ctx)
@@ -534,7 +534,7 @@ func (s *Service) Release(ctx context.Context, req protocol.Request) (_ *protoco
 		s.dropEndpoint(ctx, drop)
 	}
 	s.Metrics.Releases.Add(float64(len(out.Addresses)))
-	s.Log.Info("released", "pod", h.NamespacedName(), "ifName", h.NIC, "containerID", short(h.ContainerID), "addresses", out.Addresses)
+	log.Info("released", "addresses", out.Addresses)
 	return out, nil
 }
 
@@ -753,6 +753,11 @@ func allExhausted(np *poolchoice.NoPoolError) bool {
 		}
 	}
 	return len(np.Rejections) > 0
+}
+
+// requestLog is s.Log naming the pod interface and the sandbox a request is for.
+func (s *Service) requestLog(req protocol.Request) logr.Logger {
+	return s.Log.WithValues("pod", req.Pod.Namespace+"/"+req.Pod.Name, "ifName", req.IfName, "containerID", short(req.ContainerID))
 }
 
 func short(id string) string {
