@@ -363,9 +363,10 @@ func (p *Pool) WouldRelease(h Holder, sandbox bool) bool {
 
 func releaseMatch(h Holder, sandbox bool) func(spv2.PoolIPAllocation) bool {
 	if sandbox {
-		return func(a spv2.PoolIPAllocation) bool {
-			return h.ContainerID != "" && a.ContainerID != "" && ReleaseMatches(a, h)
+		if h.ContainerID == "" {
+			return func(spv2.PoolIPAllocation) bool { return false } // no sandbox named: nothing is its
 		}
+		return func(a spv2.PoolIPAllocation) bool { return a.ContainerID != "" && ReleaseMatches(a, h) }
 	}
 	return func(a spv2.PoolIPAllocation) bool { return ReleaseMatches(a, h) }
 }
