@@ -30,6 +30,6 @@ test-migration: tools images spiderpool-images ## Spiderpool v1.2.2 → underlin
 
 BENCH_PODS ?= 200
 .PHONY: bench-podstart
-bench-podstart: tools images spiderpool-images whereabouts ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under whereabouts v0.9.2, Spiderpool v1.2.2 and underlink (root; builds Spiderpool and whereabouts)
+bench-podstart: tools images spiderpool-images whereabouts ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under the floor (macvlan + host-local), whereabouts v0.9.2, Spiderpool v1.2.2 and underlink (root; builds Spiderpool and whereabouts)
 	UNDERLINK_BENCH_PODS=$(BENCH_PODS) $(GO) test -tags integration,spiderpool -run '^TestPodStartAtScale$$' -count 1 -v -timeout 100m ./test/e2e/
 BENCH_TARGETS += bench-podstart

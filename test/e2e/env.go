@@ -81,7 +81,8 @@ var (
 type Env struct {
 	ControlPlane *localenv.Env
 	Nodes        *nodes.Env
-	Submariner   *submariner.Plan
+	// Submariner is nil in a bed of one cluster.
+	Submariner *submariner.Plan
 	// Images are the tarballs imported into every node, and the references they carry.
 	Images []nodes.Image
 }
@@ -100,7 +101,7 @@ type UpOptions struct {
 }
 
 // Up starts the nodes of every cluster of cp (whose control planes run) in bed and joins the clusters
-// with the Submariner simulation. Each missing piece is named with the command that provides it.
+// with the Submariner simulation (a bed of one cluster has no Submariner: Env.Submariner is nil). Each missing piece is named with the command that provides it.
 func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*Env, error) {
 	bins := map[string]string{}
 	plugins := map[string]string{}
@@ -142,6 +143,10 @@ func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*E
 	if err != nil {
 		return nil, err
 	}
+	env := &Env{ControlPlane: cp, Nodes: ne, Images: images}
+	if len(specs) < 2 {
+		return env, nil // one cluster: nothing to join
+	}
 	plan, err := submariner.NewPlan(submarinerClusters(cp, specs))
 	if err != nil {
 		return nil, err
@@ -163,7 +168,8 @@ func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*E
 	if err := submariner.Apply(ctx, plan, clients, netns); err != nil {
 		return nil, fmt.Errorf("submariner simulation: %w", err)
 	}
-	return &Env{ControlPlane: cp, Nodes: ne, Submariner: plan, Images: images}, nil
+	env.Submariner = plan
+	return env, nil
 }
 
 // submarinerClusters describes the clusters to the simulation: the CIDRs subctl join was given (the

@@ -3,8 +3,15 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -38,9 +45,10 @@ const underlinkScheduler = "underlink-scheduler"
 const podStartRange = "172.110.231.1-172.110.231.250"
 
 // PodStartAtScale measures pod start at scale, the figure Spiderpool publishes, on cluster-a's real
-// nodes, one system after the other on the same nodes, underlay and address range: whereabouts v0.9.2
-// (macvlan and whereabouts IPAM in a plain NAD, see whereabouts.go), Spiderpool v1.2.2 (its own chart),
-// then underlink (Spiderpool uninstalled as docs/migrate-from-spiderpool.md says; its pods on
+// nodes, one system after the other on the same nodes, underlay and address range: the floor (macvlan
+// with host-local IPAM, no IPAM daemon: what every system's time is measured against), whereabouts
+// v0.9.2 (macvlan and whereabouts IPAM in a plain NAD, see whereabouts.go), Spiderpool v1.2.2 (its own
+// chart), then underlink (Spiderpool uninstalled as docs/migrate-from-spiderpool.md says; its pods on
 // underlink-scheduler, as injected pods are). n pods are created at once by one Deployment; the clock
 // stops when all are Running and ready, and the system's store must then hold exactly n addresses.
 // Between the systems every pod is deleted and the store emptied.
@@ -69,7 +77,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			if _, err := m.kubectlQuiet(c, m.scheduledDeployment(migApp, n, "v1.multus-cni.io/default-network", network, scheduler), "apply", "-f", "-"); err != nil {
 				return m.check(false, "Deployment of "+fmt.Sprint(n)+" pods created", err.Error())
 			}
-			pods, err := m.waitApp(c, n, 30*time.Minute)
+			pods, err := m.watchStarted(c, "app="+migApp, n, 30*time.Minute)
 			took := time.Since(start)
 			var cpu []proccpu.Use
 			if after, err := proccpu.Take(); err == nil {
@@ -103,8 +111,17 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 		}
 	}
 	spiderNet := migNetNS + "/" + migNet
+	floorDir, floorHeld := m.floorStore()
 	rep := r.run([]step{
 		{"Install Multus (its own thin DaemonSet)", r.installMultus},
+		{"The floor: a macvlan network with host-local IPAM and no IPAM daemon", func() error {
+			if m.a.Nodes[0].CNIConfDir == "" {
+				return m.check(false, "the floor's host-local directory", "the bed does not reach "+m.a.Nodes[0].Name+"'s files")
+			}
+			out, err := m.showManifest(m.a, "apply", floorNAD(podStartRange, floorDir))
+			return m.check(err == nil, "network "+floorNet+" created", out)
+		}},
+		{fmt.Sprintf("floor: %d pods at once", n), measure("floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)},
 		{"whereabouts v0.9.2 on every node, and a macvlan network whose addresses it gives", func() error { return m.installWhereabouts(podStartRange) }},
 		{fmt.Sprintf("whereabouts: %d pods at once", n), measure("whereabouts v0.9.2", migNetNS+"/"+wbNet, "", m.wbAllocations, false, m.clearWhereabouts)},
 		{"Install Spiderpool v1.2.2 from its own chart", m.installSpiderpool},
@@ -126,6 +143,39 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 		{fmt.Sprintf("underlink: %d pods at once", n), measure("underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
 	})
 	return out, rep
+}
+
+// floorNet is the floor's network: macvlan with host-local IPAM, the least an underlay chain does.
+const floorNet = "floor-macvlan"
+
+// floorStore is where the floor's host-local keeps its addresses, a directory both of cluster-a's nodes
+// share: only this bed can do that (its nodes share the machine's /tmp), and it makes host-local's
+// file lock give each address once across both nodes, so the floor's pods are checked as the others'.
+// held counts the addresses in it.
+func (m *migration) floorStore() (dir string, held func() (int, error)) {
+	// A node's CNIConfDir is <node dir>/etc-cni/net.d; the node's directory goes with the bed.
+	dir = filepath.Join(filepath.Dir(filepath.Dir(m.a.Nodes[0].CNIConfDir)), "floor-host-local")
+	return dir, func() (int, error) {
+		entries, err := os.ReadDir(filepath.Join(dir, floorNet))
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		n := 0
+		for _, e := range entries {
+			if _, err := netip.ParseAddr(e.Name()); err == nil {
+				n++
+			}
+		}
+		return n, err
+	}
+}
+
+// floorNAD is the floor's network: macvlan on the underlay with host-local IPAM over ipRange, keeping its
+// addresses in dataDir.
+func floorNAD(ipRange, dataDir string) []byte {
+	first, last, _ := strings.Cut(ipRange, "-")
+	return macvlanNAD(floorNet, fmt.Sprintf(`{"type":"host-local","dataDir":"%s","ranges":[[{"subnet":"172.110.0.0/16",
+    "rangeStart":"%s","rangeEnd":"%s","gateway":"172.110.0.1"}]]}`, dataDir, first, last))
 }
 
 // sandboxFailures counts the FailedCreatePodSandBox Events (with their repeats) of pods, and quotes the
@@ -152,16 +202,44 @@ func (m *migration) sandboxFailures(c TargetCluster, pods []podInfo) (int, strin
 		names[p.Name] = true
 	}
 	n, first := 0, ""
+	causes := map[string]int{}
 	for _, e := range list.Items {
 		if !names[e.InvolvedObject.Name] {
 			continue
 		}
 		n += max(e.Count, 1)
+		causes[failureCause(e.Message)] += max(e.Count, 1)
 		if first == "" {
 			first = ", the first: " + e.Message
 		}
 	}
-	return n, first
+	if len(causes) == 0 {
+		return n, first
+	}
+	var by []string
+	for cause, k := range causes {
+		by = append(by, fmt.Sprintf("%q %d", cause, k))
+	}
+	slices.Sort(by)
+	return n, "; by cause: " + strings.Join(by, ", ") + first
+}
+
+// failureCause is what a FailedCreatePodSandBox message says went wrong, without what names the pod or
+// the sandbox: the innermost plugin's error ("failed (add): ") after Multus' pod reference ("[ns/name/uid]: "),
+// up to its detail (": "), e.g. "error waiting for pod".
+func failureCause(msg string) string {
+	msg = strings.TrimPrefix(msg, "Failed to create pod sandbox: ")
+	if i := strings.LastIndex(msg, "failed (add): "); i >= 0 {
+		msg = msg[i+len("failed (add): "):]
+		if i := strings.LastIndex(msg, "]: "); i >= 0 {
+			msg = msg[i+len("]: "):]
+		}
+		msg, _, _ = strings.Cut(msg, ": ")
+	}
+	if len(msg) > 100 {
+		msg = msg[:100] + "…"
+	}
+	return msg
 }
 
 // emptied deletes the Deployment, waits until its pods are gone, and then until allocated, the
@@ -274,4 +352,115 @@ func writeCPU(w io.Writer, starts []PodStart, top int) {
 	})
 	row("all", func(s PodStart) float64 { return proccpu.Total(s.CPU) })
 	row("cores busy (all ÷ the run's time)", func(s PodStart) float64 { return proccpu.Total(s.CPU) / s.Took.Seconds() })
+}
+
+// watchStarted waits until the pods of selector in the app namespace are n Running, ready pods with IPs,
+// following them with one watch (`kubectl get -w`), and then returns them (waitLabeled's one list).
+// waitLabeled's polls start a kubectl, which lists every pod, twice a second: in a pod-start run that was
+// 13 s of the 150 s of CPU the machine spent, more than any system's own daemons, on the cores the pods
+// start on. A watch that ends early (the apiserver closes watches after a while) is started again, and
+// its first events list the pods anew.
+func (r *runner) watchStarted(c TargetCluster, selector string, n int, timeout time.Duration) ([]podInfo, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		started, why, err := r.watchOnce(ctx, c, selector, n)
+		if started {
+			return r.waitLabeled(c, selector, n, time.Minute)
+		}
+		if why != "" {
+			last = why
+		}
+		if err != nil {
+			last += " (" + err.Error() + ")"
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("want %d Running pods of %s within %s: %s", n, selector, timeout, last)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// watchOnce runs one watch of the pods of selector until n of them are started, the watch ends or ctx is
+// done. why says what the pods not started were doing at its last event.
+func (r *runner) watchOnce(ctx context.Context, c TargetCluster, selector string, n int) (bool, string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.t.Kubectl, "--kubeconfig", c.Kubeconfig, "get", "pods", "-n", appNamespace,
+		"-l", selector, "--watch", "--output-watch-events", "-o", "json")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return false, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return false, "", err
+	}
+	// Wait only after the kill: a watch that found its pods started runs on.
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+	}()
+	dec := json.NewDecoder(stdout)
+	pods := newPodsStarted()
+	for {
+		var ev struct {
+			Type   string  `json:"type"`
+			Object podJSON `json:"object"`
+		}
+		if err := dec.Decode(&ev); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return false, pods.notStarted(), err
+			}
+			// kubectl ended the watch; its error, if any, is on stderr once it has exited.
+			_ = cmd.Wait()
+			if msg := strings.TrimSpace(stderr.String()); msg != "" {
+				return false, pods.notStarted(), errors.New(msg)
+			}
+			return false, pods.notStarted(), nil
+		}
+		pods.event(ev.Type, ev.Object)
+		if pods.all(n) {
+			return true, "", nil
+		}
+	}
+}
+
+// podsStarted folds a watch's events of pods: which are started (podJSON.started), and what the others
+// are doing.
+type podsStarted struct {
+	started map[string]bool
+	doing   map[string]string
+}
+
+func newPodsStarted() *podsStarted {
+	return &podsStarted{started: map[string]bool{}, doing: map[string]string{}}
+}
+
+// event takes one watch event (ADDED, MODIFIED or DELETED) of pod.
+func (p *podsStarted) event(eventType string, pod podJSON) {
+	name := pod.Metadata.Name
+	delete(p.started, name)
+	delete(p.doing, name)
+	if eventType == "DELETED" {
+		return
+	}
+	if _, ok, why := pod.started(); ok {
+		p.started[name] = true
+	} else {
+		p.doing[name] = why
+	}
+}
+
+// all says whether n pods are started and no other is doing anything.
+func (p *podsStarted) all(n int) bool { return len(p.started) == n && len(p.doing) == 0 }
+
+// notStarted is what the pods not started are doing, sorted by name.
+func (p *podsStarted) notStarted() string {
+	s := slices.Collect(maps.Values(p.doing))
+	slices.Sort(s)
+	return strings.Join(s, "; ")
 }

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/underlink/underlink/test/proccpu"
+	"sigs.k8s.io/yaml"
 )
 
 func TestWritePodStarts(t *testing.T) {
@@ -39,5 +41,90 @@ func TestWritePodStarts(t *testing.T) {
 	writeCPU(&top2, starts, 1)
 	if strings.Contains(top2.String(), "sleep") || strings.Contains(top2.String(), "etcd") || !strings.Contains(top2.String(), "underlink-agent") || !strings.Contains(top2.String(), "the rest") {
 		t.Errorf("writeCPU with top 1:\n%s", top2.String())
+	}
+}
+
+func TestPodsStartedFollowsAWatch(t *testing.T) {
+	pod := func(name, phase, ip string, ready bool, deleting bool) podJSON {
+		var p podJSON
+		p.Metadata.Name, p.Status.Phase, p.Status.PodIP = name, phase, ip
+		status := "False"
+		if ready {
+			status = "True"
+		}
+		p.Status.Conditions = append(p.Status.Conditions, struct{ Type, Status, Reason, Message string }{Type: "Ready", Status: status, Message: "containers not ready"})
+		if deleting {
+			ts := "2026-12-07T12:00:00Z"
+			p.Metadata.DeletionTimestamp = &ts
+		}
+		return p
+	}
+	p := newPodsStarted()
+	steps := []struct {
+		event string
+		pod   podJSON
+		all   bool
+		doing string
+	}{
+		{"ADDED", pod("a", "Pending", "", false, false), false, "a Pending (Ready: containers not ready)"},
+		{"ADDED", pod("b", "Running", "172.110.231.2", true, false), false, "a Pending (Ready: containers not ready)"},
+		{"MODIFIED", pod("a", "Running", "", true, false), false, "a Running"},
+		{"MODIFIED", pod("a", "Running", "172.110.231.1", true, false), true, ""},
+		// a third pod of another ReplicaSet is going away: not all until it is gone
+		{"ADDED", pod("c", "Running", "172.110.231.3", true, true), false, "c terminating"},
+		{"DELETED", pod("c", "Running", "172.110.231.3", true, true), true, ""},
+		// a started pod deleted: one short again
+		{"DELETED", pod("b", "Running", "172.110.231.2", true, false), false, ""},
+	}
+	for i, s := range steps {
+		p.event(s.event, s.pod)
+		if got := p.all(2); got != s.all {
+			t.Errorf("step %d (%s %s): all(2) = %v, want %v", i, s.event, s.pod.Metadata.Name, got, s.all)
+		}
+		if got := p.notStarted(); got != s.doing {
+			t.Errorf("step %d (%s %s): notStarted = %q, want %q", i, s.event, s.pod.Metadata.Name, got, s.doing)
+		}
+	}
+}
+
+func TestFailureCause(t *testing.T) {
+	for msg, want := range map[string]string{
+		`Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox "8d97e5": plugin type="multus" failed (add): Multus: [default/mig-app-8bcfcc8bf-29jl9/9711e305]: error waiting for pod: Get "https://10.233.0.1:443/api/v1/namespaces/default/pods/mig-app-8bcfcc8bf-29jl9?timeout=1m0s": context deadline exceeded`: "error waiting for pod",
+		`Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox "8d97e5": plugin type="multus" failed (add): Multus: [default/p/u/c]: error adding container to network "mig-macvlan": plugin type="underlink-ipam" failed (add): pool mig-pool has no free address: 250 of 250 allocated`:                           "pool mig-pool has no free address",
+		`Failed to create pod sandbox: rpc error: code = DeadlineExceeded desc = context deadline exceeded`: "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+	} {
+		if got := failureCause(msg); got != want {
+			t.Errorf("failureCause(%.60q…) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+func TestFloorNADIsMacvlanWithHostLocal(t *testing.T) {
+	var nad struct {
+		Metadata struct{ Name, Namespace string }
+		Spec     struct{ Config string }
+	}
+	if err := yaml.Unmarshal(floorNAD("172.110.231.1-172.110.231.250", "/tmp/x/floor-host-local"), &nad); err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Type, Master string
+		IPAM         struct {
+			Type    string
+			DataDir string `json:"dataDir"`
+			Ranges  [][]struct {
+				Subnet     string
+				RangeStart string `json:"rangeStart"`
+				RangeEnd   string `json:"rangeEnd"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(nad.Spec.Config), &conf); err != nil {
+		t.Fatalf("config %s: %v", nad.Spec.Config, err)
+	}
+	r := conf.IPAM.Ranges[0][0]
+	if nad.Metadata.Name != floorNet || nad.Metadata.Namespace != migNetNS || conf.Type != "macvlan" || conf.Master != "ens224" ||
+		conf.IPAM.Type != "host-local" || conf.IPAM.DataDir != "/tmp/x/floor-host-local" || r.RangeStart != "172.110.231.1" || r.RangeEnd != "172.110.231.250" {
+		t.Errorf("floor NAD %+v, config %+v", nad, conf)
 	}
 }

@@ -674,26 +674,50 @@ func (r *runner) waitLabeled(c TargetCluster, selector string, n int, timeout ti
 	return pods, nil
 }
 
+// podJSON is what the bed reads of a pod in kubectl's JSON.
+type podJSON struct {
+	Metadata struct {
+		Name              string  `json:"name"`
+		DeletionTimestamp *string `json:"deletionTimestamp"`
+	} `json:"metadata"`
+	Spec struct {
+		NodeName string `json:"nodeName"`
+	} `json:"spec"`
+	Status struct {
+		Phase      string `json:"phase"`
+		PodIP      string `json:"podIP"`
+		Conditions []struct {
+			Type, Status, Reason, Message string
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+// started says whether the pod is Running, ready and has an IP, and if not, what it is doing.
+func (p podJSON) started() (podInfo, bool, string) {
+	if p.Metadata.DeletionTimestamp != nil {
+		return podInfo{}, false, p.Metadata.Name + " terminating"
+	}
+	ready := false
+	why := p.Status.Phase
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" && c.Status == "True" {
+			ready = true
+		}
+		if c.Status == "False" && c.Message != "" {
+			why += " (" + c.Type + ": " + c.Message + ")"
+		}
+	}
+	if p.Status.Phase == "Running" && ready && p.Status.PodIP != "" {
+		return podInfo{Name: p.Metadata.Name, IP: p.Status.PodIP, Node: p.Spec.NodeName}, true, ""
+	}
+	return podInfo{}, false, p.Metadata.Name + " " + why
+}
+
 // runningPods reads `kubectl get pods -o json`: the Running, ready pods with an IP (sorted by name), and
 // what the others are doing.
 func runningPods(js string) ([]podInfo, string) {
 	var list struct {
-		Items []struct {
-			Metadata struct {
-				Name              string  `json:"name"`
-				DeletionTimestamp *string `json:"deletionTimestamp"`
-			} `json:"metadata"`
-			Spec struct {
-				NodeName string `json:"nodeName"`
-			} `json:"spec"`
-			Status struct {
-				Phase      string `json:"phase"`
-				PodIP      string `json:"podIP"`
-				Conditions []struct {
-					Type, Status, Reason, Message string
-				} `json:"conditions"`
-			} `json:"status"`
-		} `json:"items"`
+		Items []podJSON `json:"items"`
 	}
 	if err := json.Unmarshal([]byte(js), &list); err != nil {
 		return nil, err.Error()
@@ -701,24 +725,10 @@ func runningPods(js string) ([]podInfo, string) {
 	var pods []podInfo
 	var others []string
 	for _, it := range list.Items {
-		if it.Metadata.DeletionTimestamp != nil {
-			others = append(others, it.Metadata.Name+" terminating")
-			continue
-		}
-		ready := false
-		why := it.Status.Phase
-		for _, c := range it.Status.Conditions {
-			if c.Type == "Ready" && c.Status == "True" {
-				ready = true
-			}
-			if c.Status == "False" && c.Message != "" {
-				why += " (" + c.Type + ": " + c.Message + ")"
-			}
-		}
-		if it.Status.Phase == "Running" && ready && it.Status.PodIP != "" {
-			pods = append(pods, podInfo{Name: it.Metadata.Name, IP: it.Status.PodIP, Node: it.Spec.NodeName})
+		if p, ok, why := it.started(); ok {
+			pods = append(pods, p)
 		} else {
-			others = append(others, it.Metadata.Name+" "+why)
+			others = append(others, why)
 		}
 	}
 	slices.SortFunc(pods, func(a, b podInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -95,18 +95,24 @@ func (m *migration) installWhereabouts(ipRange string) error {
 	}
 	fmt.Fprintf(m.out, "   (the bed wrote %s/{whereabouts.kubeconfig,whereabouts.conf} into each node's %s, as whereabouts' install-cni does)\n", wbConfDir, nodes.CNIConfDir)
 	first, last, _ := strings.Cut(ipRange, "-")
-	nad := fmt.Sprintf(`apiVersion: k8s.cni.cncf.io/v1
+	nad := macvlanNAD(wbNet, fmt.Sprintf(`{"type":"whereabouts","range":"172.110.0.0/16","range_start":"%s","range_end":"%s",
+    "gateway":"172.110.0.1","kubernetes":{"kubeconfig":"%s"}}`, first, last, wbKubeconfig))
+	out, err := m.showManifest(c, "apply", nad)
+	return m.check(err == nil, "whereabouts on every node, and its network "+migNetNS+"/"+wbNet, firstLine(out, "networkattachmentdefinition"))
+}
+
+// macvlanNAD is a NetworkAttachmentDefinition in migNetNS of macvlan on the underlay (ens224) with the
+// IPAM configuration ipam (JSON, lines after the first indented by 4).
+func macvlanNAD(name, ipam string) []byte {
+	return fmt.Appendf(nil, `apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
 metadata:
   name: %s
   namespace: %s
 spec:
   config: '{"cniVersion":"0.3.1","name":"%[1]s","type":"macvlan","master":"ens224","mode":"bridge",
-    "ipam":{"type":"whereabouts","range":"172.110.0.0/16","range_start":"%[3]s","range_end":"%[4]s",
-    "gateway":"172.110.0.1","kubernetes":{"kubeconfig":"%[5]s"}}}'
-`, wbNet, migNetNS, first, last, wbKubeconfig)
-	out, err := m.showManifest(c, "apply", []byte(nad))
-	return m.check(err == nil, "whereabouts on every node, and its network "+migNetNS+"/"+wbNet, firstLine(out, "networkattachmentdefinition"))
+    "ipam":%[3]s}'
+`, name, migNetNS, ipam)
 }
 
 // writeWhereaboutsConf writes whereabouts' kubeconfig (Multus' on the node, with whereabouts' token
