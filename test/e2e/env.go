@@ -101,7 +101,8 @@ type UpOptions struct {
 }
 
 // Up starts the nodes of every cluster of cp (whose control planes run) in bed and joins the clusters
-// with the Submariner simulation (a bed of one cluster has no Submariner: Env.Submariner is nil). Each missing piece is named with the command that provides it.
+// with the Submariner simulation (a bed of one cluster has no Submariner: Env.Submariner is nil). Each
+// missing piece is named with the command that provides it.
 func Up(ctx context.Context, bed *netbed.Bed, cp *localenv.Env, o UpOptions) (*Env, error) {
 	bins := map[string]string{}
 	plugins := map[string]string{}

@@ -88,8 +88,8 @@ func spiderpoolBed(ctx context.Context, t *testing.T, clusters []localenv.Cluste
 // TestPodStartAtScale is a report, not a check of speed (make bench-podstart): N pods
 // (UNDERLINK_BENCH_PODS, 200) of one Deployment created at once on cluster-a's two real nodes, until
 // every one is Running, under the floor (macvlan and host-local), whereabouts v0.9.2, Spiderpool v1.2.2
-// (its own chart) and underlink, one after the other on the same nodes, underlay and range. It fails only when a pod does not start or an
-// address is given twice.
+// (its own chart) and underlink, one after the other on the same nodes, underlay and range. It fails
+// only when a pod does not start or an address is given twice.
 func TestPodStartAtScale(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	n := 200

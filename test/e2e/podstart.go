@@ -207,8 +207,9 @@ func (m *migration) sandboxFailures(c TargetCluster, pods []podInfo) (int, strin
 		if !names[e.InvolvedObject.Name] {
 			continue
 		}
-		n += max(e.Count, 1)
-		causes[failureCause(e.Message)] += max(e.Count, 1)
+		k := max(e.Count, 1)
+		n += k
+		causes[failureCause(e.Message)] += k
 		if first == "" {
 			first = ", the first: " + e.Message
 		}
