@@ -356,7 +356,7 @@ func writeCPU(w io.Writer, starts []PodStart, top int) {
 }
 
 // watchStarted waits until the pods of selector in the app namespace are n Running, ready pods with IPs,
-// following them with one watch (`kubectl get -w`), and then returns them (waitLabeled's one list).
+// following them with one watch (`kubectl get -w`), and returns them sorted by name, as the watch saw them.
 // waitLabeled's polls start a kubectl, which lists every pod, twice a second: in a pod-start run that was
 // 13 s of the 150 s of CPU the machine spent, more than any system's own daemons, on the cores the pods
 // start on. A watch that ends early (the apiserver closes watches after a while) is started again, and
@@ -366,9 +366,9 @@ func (r *runner) watchStarted(c TargetCluster, selector string, n int, timeout t
 	defer cancel()
 	var last string
 	for {
-		started, why, err := r.watchOnce(ctx, c, selector, n)
-		if started {
-			return r.waitLabeled(c, selector, n, time.Minute)
+		pods, why, err := r.watchOnce(ctx, c, selector, n)
+		if pods != nil {
+			return pods, nil
 		}
 		if why != "" {
 			last = why
@@ -385,8 +385,9 @@ func (r *runner) watchStarted(c TargetCluster, selector string, n int, timeout t
 }
 
 // watchOnce runs one watch of the pods of selector until n of them are started, the watch ends or ctx is
-// done. why says what the pods not started were doing at its last event.
-func (r *runner) watchOnce(ctx context.Context, c TargetCluster, selector string, n int) (bool, string, error) {
+// done. It returns the started pods, sorted by name, or nil and what the pods not started were doing at
+// its last event.
+func (r *runner) watchOnce(ctx context.Context, c TargetCluster, selector string, n int) ([]podInfo, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.t.Kubectl, "--kubeconfig", c.Kubeconfig, "get", "pods", "-n", appNamespace,
@@ -395,10 +396,10 @@ func (r *runner) watchOnce(ctx context.Context, c TargetCluster, selector string
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return false, "", err
+		return nil, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return false, "", err
+		return nil, "", err
 	}
 	// Wait only after the kill: a watch that found its pods started runs on.
 	defer func() {
@@ -414,18 +415,18 @@ func (r *runner) watchOnce(ctx context.Context, c TargetCluster, selector string
 		}
 		if err := dec.Decode(&ev); err != nil {
 			if !errors.Is(err, io.EOF) {
-				return false, pods.notStarted(), err
+				return nil, pods.notStarted(), err
 			}
 			// kubectl ended the watch; its error, if any, is on stderr once it has exited.
 			_ = cmd.Wait()
 			if msg := strings.TrimSpace(stderr.String()); msg != "" {
-				return false, pods.notStarted(), errors.New(msg)
+				return nil, pods.notStarted(), errors.New(msg)
 			}
-			return false, pods.notStarted(), nil
+			return nil, pods.notStarted(), nil
 		}
 		pods.event(ev.Type, ev.Object)
 		if pods.all(n) {
-			return true, "", nil
+			return pods.startedPods(), "", nil
 		}
 	}
 }
@@ -433,12 +434,12 @@ func (r *runner) watchOnce(ctx context.Context, c TargetCluster, selector string
 // podsStarted folds a watch's events of pods: which are started (podJSON.started), and what the others
 // are doing.
 type podsStarted struct {
-	started map[string]bool
+	started map[string]podInfo
 	doing   map[string]string
 }
 
 func newPodsStarted() *podsStarted {
-	return &podsStarted{started: map[string]bool{}, doing: map[string]string{}}
+	return &podsStarted{started: map[string]podInfo{}, doing: map[string]string{}}
 }
 
 // event takes one watch event (ADDED, MODIFIED or DELETED) of pod.
@@ -449,8 +450,8 @@ func (p *podsStarted) event(eventType string, pod podJSON) {
 	if eventType == "DELETED" {
 		return
 	}
-	if _, ok, why := pod.started(); ok {
-		p.started[name] = true
+	if info, ok, why := pod.started(); ok {
+		p.started[name] = info
 	} else {
 		p.doing[name] = why
 	}
@@ -458,6 +459,11 @@ func (p *podsStarted) event(eventType string, pod podJSON) {
 
 // all says whether n pods are started and no other is doing anything.
 func (p *podsStarted) all(n int) bool { return len(p.started) == n && len(p.doing) == 0 }
+
+// startedPods is the started pods, sorted by name.
+func (p *podsStarted) startedPods() []podInfo {
+	return slices.SortedFunc(maps.Values(p.started), func(a, b podInfo) int { return strings.Compare(a.Name, b.Name) })
+}
 
 // notStarted is what the pods not started are doing, sorted by name.
 func (p *podsStarted) notStarted() string {

@@ -61,20 +61,21 @@ func TestPodsStartedFollowsAWatch(t *testing.T) {
 	}
 	p := newPodsStarted()
 	steps := []struct {
-		event string
-		pod   podJSON
-		all   bool
-		doing string
+		event   string
+		pod     podJSON
+		all     bool
+		doing   string
+		started string // the started pods' names and IPs, in order
 	}{
-		{"ADDED", pod("a", "Pending", "", false, false), false, "a Pending (Ready: containers not ready)"},
-		{"ADDED", pod("b", "Running", "172.110.231.2", true, false), false, "a Pending (Ready: containers not ready)"},
-		{"MODIFIED", pod("a", "Running", "", true, false), false, "a Running"},
-		{"MODIFIED", pod("a", "Running", "172.110.231.1", true, false), true, ""},
+		{"ADDED", pod("a", "Pending", "", false, false), false, "a Pending (Ready: containers not ready)", ""},
+		{"ADDED", pod("b", "Running", "172.110.231.2", true, false), false, "a Pending (Ready: containers not ready)", "b 172.110.231.2"},
+		{"MODIFIED", pod("a", "Running", "", true, false), false, "a Running", "b 172.110.231.2"},
+		{"MODIFIED", pod("a", "Running", "172.110.231.1", true, false), true, "", "a 172.110.231.1, b 172.110.231.2"},
 		// a third pod of another ReplicaSet is going away: not all until it is gone
-		{"ADDED", pod("c", "Running", "172.110.231.3", true, true), false, "c terminating"},
-		{"DELETED", pod("c", "Running", "172.110.231.3", true, true), true, ""},
+		{"ADDED", pod("c", "Running", "172.110.231.3", true, true), false, "c terminating", "a 172.110.231.1, b 172.110.231.2"},
+		{"DELETED", pod("c", "Running", "172.110.231.3", true, true), true, "", "a 172.110.231.1, b 172.110.231.2"},
 		// a started pod deleted: one short again
-		{"DELETED", pod("b", "Running", "172.110.231.2", true, false), false, ""},
+		{"DELETED", pod("b", "Running", "172.110.231.2", true, false), false, "", "a 172.110.231.1"},
 	}
 	for i, s := range steps {
 		p.event(s.event, s.pod)
@@ -83,6 +84,13 @@ func TestPodsStartedFollowsAWatch(t *testing.T) {
 		}
 		if got := p.notStarted(); got != s.doing {
 			t.Errorf("step %d (%s %s): notStarted = %q, want %q", i, s.event, s.pod.Metadata.Name, got, s.doing)
+		}
+		var started []string
+		for _, info := range p.startedPods() {
+			started = append(started, info.Name+" "+info.IP)
+		}
+		if got := strings.Join(started, ", "); got != s.started {
+			t.Errorf("step %d (%s %s): startedPods = %q, want %q", i, s.event, s.pod.Metadata.Name, got, s.started)
 		}
 	}
 }
