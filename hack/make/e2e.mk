@@ -29,7 +29,8 @@ test-migration: tools images spiderpool-images ## Spiderpool v1.2.2 → underlin
 	$(GO) test -tags integration,spiderpool -run TestSpiderpoolMigration -timeout 45m -v ./test/e2e/
 
 BENCH_PODS ?= 200
+BENCH_ROUNDS ?= 1
 .PHONY: bench-podstart
-bench-podstart: tools images spiderpool-images whereabouts ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under the floor (macvlan + host-local), whereabouts v0.9.2, Spiderpool v1.2.2 and underlink (root; builds Spiderpool and whereabouts)
-	UNDERLINK_BENCH_PODS=$(BENCH_PODS) $(GO) test -tags integration,spiderpool -run '^TestPodStartAtScale$$' -count 1 -v -timeout 100m ./test/e2e/
+bench-podstart: tools images spiderpool-images whereabouts ## pod start at scale: $(BENCH_PODS) pods at once on 2 real nodes, until all Running, under the floor (macvlan + host-local), whereabouts v0.9.2, Spiderpool v1.2.2 and underlink; BENCH_ROUNDS=3 runs the floor, Spiderpool and underlink twice more, each round's ratios within it (root; builds Spiderpool and whereabouts)
+	UNDERLINK_BENCH_PODS=$(BENCH_PODS) UNDERLINK_BENCH_ROUNDS=$(BENCH_ROUNDS) $(GO) test -tags integration,spiderpool -run '^TestPodStartAtScale$$' -count 1 -v -timeout 130m ./test/e2e/
 BENCH_TARGETS += bench-podstart

@@ -88,18 +88,25 @@ func spiderpoolBed(ctx context.Context, t *testing.T, clusters []localenv.Cluste
 // TestPodStartAtScale is a report, not a check of speed (make bench-podstart): N pods
 // (UNDERLINK_BENCH_PODS, 200) of one Deployment created at once on cluster-a's two real nodes, until
 // every one is Running, under the floor (macvlan and host-local), whereabouts v0.9.2, Spiderpool v1.2.2
-// (its own chart) and underlink, one after the other on the same nodes, underlay and range. It fails
-// only when a pod does not start or an address is given twice.
+// (its own chart) and underlink, one after the other on the same nodes, underlay and range; rounds after
+// the first (UNDERLINK_BENCH_ROUNDS, 1) run the floor, Spiderpool and underlink again. It fails only when
+// a pod does not start or an address is given twice.
 func TestPodStartAtScale(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
-	n := 200
+	n, rounds := 200, 1
 	if v := os.Getenv("UNDERLINK_BENCH_PODS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 210 {
 			t.Fatalf("UNDERLINK_BENCH_PODS=%q: want 1 to 210 (two nodes of 110 pods, less their DaemonSets' pods)", v)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
+	if v := os.Getenv("UNDERLINK_BENCH_ROUNDS"); v != "" {
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 5 {
+			t.Fatalf("UNDERLINK_BENCH_ROUNDS=%q: want 1 to 5 (a round takes about 10 minutes)", v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(40+15*rounds)*time.Minute)
 	defer cancel()
 	// cluster-a alone: an idle cluster-b would take a share of the cores the pods start on.
 	sp, cp := spiderpoolBed(ctx, t, localenv.Clusters(testPortBase + 200)[:1])
@@ -112,7 +119,7 @@ func TestPodStartAtScale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		starts, report := e2e.PodStartAtScale(ctx, target, sp, n)
+		starts, report := e2e.PodStartAtScale(ctx, target, sp, n, rounds)
 		e2e.WritePodStarts(&transcript, starts)
 		t.Log("\n" + transcript.String())
 		fmt.Print(transcript.String()[strings.LastIndex(transcript.String(), "\npod start at scale"):])

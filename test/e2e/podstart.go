@@ -24,6 +24,8 @@ import (
 // PodStart is one system's figure of PodStartAtScale: n pods of one Deployment created at once, and
 // the time until every one is Running and ready on an address of the pool.
 type PodStart struct {
+	// Round is the round of the run (1 …) the figure is from.
+	Round  int
 	System string
 	Pods   int
 	Took   time.Duration
@@ -52,7 +54,12 @@ const podStartRange = "172.110.231.1-172.110.231.250"
 // underlink-scheduler, as injected pods are). n pods are created at once by one Deployment; the clock
 // stops when all are Running and ready, and the system's store must then hold exactly n addresses.
 // Between the systems every pod is deleted and the store emptied.
-func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]PodStart, *Report) {
+//
+// Runs of one system on this bed spread more than the systems differ (docs/BENCHMARKS.md), so rounds
+// after the first run the floor, Spiderpool and underlink again, in that order (underlink uninstalled
+// and Spiderpool installed again, then the other way, as the migration does): each round's times are
+// compared with that round's floor and Spiderpool. whereabouts runs in the first round only.
+func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n, rounds int) ([]PodStart, *Report) {
 	r := newRunner(ctx, t)
 	r.a, r.b = t.Clusters[0], t.Clusters[0]
 	r.testApp, _ = nodes.PickImage(t.Images, "underlink-testapp")
@@ -66,7 +73,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 	// addresses the system's store holds. A system whose DEL frees every address (mustFree) must hold
 	// none once the pods are gone; for one that relies on a reconciler the bed does not run, the
 	// addresses left are a figure, and clear empties the store for the next system.
-	measure := func(system, network, scheduler string, allocated func() (int, error), mustFree bool, clear func() error) func() error {
+	measure := func(round int, system, network, scheduler string, allocated func() (int, error), mustFree bool, clear func() error) func() error {
 		return func() error {
 			c := m.a
 			before, err := proccpu.Take()
@@ -103,7 +110,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 				return err
 			}
 			left, err := m.emptied(system, allocated, mustFree)
-			out = append(out, PodStart{System: system, Pods: n, Took: took, SandboxFailures: failures, Left: left, CPU: cpu})
+			out = append(out, PodStart{Round: round, System: system, Pods: n, Took: took, SandboxFailures: failures, Left: left, CPU: cpu})
 			if err != nil || clear == nil {
 				return err
 			}
@@ -112,7 +119,13 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 	}
 	spiderNet := migNetNS + "/" + migNet
 	floorDir, floorHeld := m.floorStore()
-	rep := r.run([]step{
+	underlinkNADs := func() error {
+		if err := m.installUnderlink(); err != nil {
+			return err
+		}
+		return m.nadNames("underlink-ipam")
+	}
+	steps := []step{
 		{"Install Multus (its own thin DaemonSet)", r.installMultus},
 		{"The floor: a macvlan network with host-local IPAM and no IPAM daemon", func() error {
 			if m.a.Nodes[0].CNIConfDir == "" {
@@ -121,9 +134,9 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			out, err := m.showManifest(m.a, "apply", floorNAD(podStartRange, floorDir))
 			return m.check(err == nil, "network "+floorNet+" created", out)
 		}},
-		{fmt.Sprintf("floor: %d pods at once", n), measure("floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)},
+		{fmt.Sprintf("floor: %d pods at once", n), measure(1, "floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)},
 		{"whereabouts v0.9.2 on every node, and a macvlan network whose addresses it gives", func() error { return m.installWhereabouts(podStartRange) }},
-		{fmt.Sprintf("whereabouts: %d pods at once", n), measure("whereabouts v0.9.2", migNetNS+"/"+wbNet, "", m.wbAllocations, false, m.clearWhereabouts)},
+		{fmt.Sprintf("whereabouts: %d pods at once", n), measure(1, "whereabouts v0.9.2", migNetNS+"/"+wbNet, "", m.wbAllocations, false, m.clearWhereabouts)},
 		{"Install Spiderpool v1.2.2 from its own chart", m.installSpiderpool},
 		{"A pool of 250 addresses and a macvlan network", func() error {
 			out, err := m.showManifest(m.a, "apply", m.migManifests(podStartRange))
@@ -132,17 +145,28 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n int) ([]Pod
 			}
 			return m.nadNames(`"spiderpool"`)
 		}},
-		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure("Spiderpool v1.2.2", spiderNet, "", spiderStore, true, nil)},
+		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure(1, spiderpoolSystem, spiderNet, "", spiderStore, true, nil)},
 		{"Uninstall Spiderpool (helm uninstall --no-hooks)", m.uninstallSpiderpool},
-		{"Install underlink", func() error {
-			if err := m.installUnderlink(); err != nil {
-				return err
-			}
-			return m.nadNames("underlink-ipam")
-		}},
-		{fmt.Sprintf("underlink: %d pods at once", n), measure("underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
-	})
-	return out, rep
+		{"Install underlink", underlinkNADs},
+		{fmt.Sprintf("underlink: %d pods at once", n), measure(1, "underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
+	}
+	for round := 2; round <= rounds; round++ {
+		steps = append(steps,
+			step{fmt.Sprintf("Round %d: uninstall underlink, keeping its CRDs and pools", round), m.uninstallUnderlink},
+			step{fmt.Sprintf("Round %d, floor: %d pods at once", round, n), measure(round, "floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)},
+			step{fmt.Sprintf("Round %d: install Spiderpool again", round), func() error {
+				if err := m.installSpiderpool(); err != nil {
+					return err
+				}
+				return m.nadNames(`"spiderpool"`)
+			}},
+			step{fmt.Sprintf("Round %d, Spiderpool: %d pods at once", round, n), measure(round, spiderpoolSystem, spiderNet, "", spiderStore, true, nil)},
+			step{fmt.Sprintf("Round %d: uninstall Spiderpool", round), m.uninstallSpiderpool},
+			step{fmt.Sprintf("Round %d: install underlink again", round), underlinkNADs},
+			step{fmt.Sprintf("Round %d, underlink: %d pods at once", round, n), measure(round, "underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
+		)
+	}
+	return out, r.run(steps)
 }
 
 // floorNet is the floor's network: macvlan with host-local IPAM, the least an underlay chain does.
@@ -281,24 +305,88 @@ func (m *migration) emptied(system string, allocated func() (int, error), mustFr
 		"its DEL does not free an address whose ADD failed; its reconciler (not run here) frees them")
 }
 
-// WritePodStarts prints the figures as a table with the ratio to Spiderpool's.
+// WritePodStarts prints the figures as a table, each time also as a ratio to the floor's and to
+// Spiderpool's of the same round; with more than one round, each system's medians over the rounds; and
+// the first round's CPU by program.
 func WritePodStarts(w io.Writer, starts []PodStart) {
-	var spider time.Duration
-	for _, s := range starts {
-		if s.System == "Spiderpool v1.2.2" {
-			spider = s.Took
+	of := func(round int, system string) time.Duration {
+		for _, s := range starts {
+			if s.Round == round && s.System == system {
+				return s.Took
+			}
 		}
+		return 0
+	}
+	ratio := func(s PodStart, to string) (float64, bool) {
+		d := of(s.Round, to)
+		return s.Took.Seconds() / d.Seconds(), d > 0
+	}
+	show := func(v float64, ok bool) string {
+		if !ok {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f×", v)
 	}
 	fmt.Fprintf(w, "\npod start at scale: one Deployment's pods created at once on cluster-a's 2 real nodes, until all Running and ready\n")
-	fmt.Fprintf(w, "%-20s %6s %12s %8s %16s %18s %20s\n", "system", "pods", "time", "pods/s", "÷ Spiderpool", "sandbox failures", "left after delete")
+	fmt.Fprintf(w, "%-6s %-20s %6s %12s %8s %10s %14s %18s %20s\n", "round", "system", "pods", "time", "pods/s", "÷ floor", "÷ Spiderpool", "sandbox failures", "left after delete")
+	rounds := 0
+	var systems []string
 	for _, s := range starts {
-		ratio := "-"
-		if spider > 0 {
-			ratio = fmt.Sprintf("%.2f×", s.Took.Seconds()/spider.Seconds())
+		rounds = max(rounds, s.Round)
+		if !slices.Contains(systems, s.System) {
+			systems = append(systems, s.System)
 		}
-		fmt.Fprintf(w, "%-20s %6d %12s %8.2f %16s %18d %20d\n", s.System, s.Pods, s.Took.Round(100*time.Millisecond), float64(s.Pods)/s.Took.Seconds(), ratio, s.SandboxFailures, s.Left)
+		fmt.Fprintf(w, "%-6d %-20s %6d %12s %8.2f %10s %14s %18d %20d\n", s.Round, s.System, s.Pods, s.Took.Round(100*time.Millisecond),
+			float64(s.Pods)/s.Took.Seconds(), show(ratio(s, "floor")), show(ratio(s, spiderpoolSystem)), s.SandboxFailures, s.Left)
 	}
-	writeCPU(w, starts, 14)
+	if rounds > 1 {
+		fmt.Fprintf(w, "\nmedians over the rounds (each ratio taken within its round)\n")
+		fmt.Fprintf(w, "%-20s %7s %12s %10s %14s %22s %18s\n", "system", "rounds", "time", "÷ floor", "÷ Spiderpool", "÷ Spiderpool, range", "sandbox failures")
+		for _, system := range systems {
+			var took, toFloor, toSpider, failures []float64
+			for _, s := range starts {
+				if s.System != system {
+					continue
+				}
+				took = append(took, s.Took.Seconds())
+				failures = append(failures, float64(s.SandboxFailures))
+				if v, ok := ratio(s, "floor"); ok {
+					toFloor = append(toFloor, v)
+				}
+				if v, ok := ratio(s, spiderpoolSystem); ok {
+					toSpider = append(toSpider, v)
+				}
+			}
+			span := "-"
+			if len(toSpider) > 0 {
+				span = fmt.Sprintf("%.2f–%.2f×", slices.Min(toSpider), slices.Max(toSpider))
+			}
+			fmt.Fprintf(w, "%-20s %7d %12s %10s %14s %22s %18.0f\n", system, len(took), time.Duration(median(took)*float64(time.Second)).Round(100*time.Millisecond),
+				show(median(toFloor), len(toFloor) > 0), show(median(toSpider), len(toSpider) > 0), span, median(failures))
+		}
+	}
+	var first []PodStart
+	for _, s := range starts {
+		if s.Round <= 1 {
+			first = append(first, s)
+		}
+	}
+	writeCPU(w, first, 14)
+}
+
+// spiderpoolSystem is Spiderpool's name in PodStart.System.
+const spiderpoolSystem = "Spiderpool v1.2.2"
+
+// median is the middle of v (the mean of the two middle values of an even count); 0 if v is empty.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Sorted(slices.Values(v))
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // ownPrograms are the daemons of the systems compared (and of Multus), listed whatever their share.

@@ -12,35 +12,71 @@ import (
 
 func TestWritePodStarts(t *testing.T) {
 	starts := []PodStart{
-		{System: "Spiderpool v1.2.2", Pods: 200, Took: 100 * time.Second, SandboxFailures: 3,
+		{Round: 1, System: "floor", Pods: 200, Took: 50 * time.Second, SandboxFailures: 10},
+		{Round: 1, System: "Spiderpool v1.2.2", Pods: 200, Took: 100 * time.Second, SandboxFailures: 3,
 			CPU: []proccpu.Use{{Name: "kube-apiserver", Ticks: 5000}, {Name: "etcd", Ticks: 1000}, {Name: "sleep", Ticks: 10}}},
-		{System: "underlink", Pods: 200, Took: 80 * time.Second,
+		{Round: 1, System: "underlink", Pods: 200, Took: 80 * time.Second,
 			CPU: []proccpu.Use{{Name: "kube-apiserver", Ticks: 4000}, {Name: "underlink-agent", Ticks: 2000}, {Name: "etcd", Ticks: 500}}},
+		{Round: 2, System: "floor", Pods: 200, Took: 60 * time.Second},
+		{Round: 2, System: "Spiderpool v1.2.2", Pods: 200, Took: 90 * time.Second},
+		{Round: 2, System: "underlink", Pods: 200, Took: 84 * time.Second, SandboxFailures: 4,
+			CPU: []proccpu.Use{{Name: "only-in-round-2", Ticks: 9000}}},
 	}
 	var b strings.Builder
 	WritePodStarts(&b, starts)
 	rows := map[string][]string{}
 	for _, l := range strings.Split(b.String(), "\n") {
-		if f := strings.Fields(l); len(f) > 0 {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 1 && f[0] >= "0" && f[0] <= "9":
+			rows[f[0]+" "+f[1]] = f
+		case len(f) > 0:
 			rows[f[0]] = f
 		}
 	}
 	for name, want := range map[string][]string{
-		"underlink":       {"underlink", "200", "1m20s", "2.50", "0.80×", "0", "0"},
-		"kube-apiserver":  {"kube-apiserver", "50.0", "40.0"},
-		"underlink-agent": {"underlink-agent", "0.0", "20.0"},
-		"all":             {"all", "60.1", "65.0"},
+		// each round's ratios are to its own floor and Spiderpool
+		"1 underlink":  {"1", "underlink", "200", "1m20s", "2.50", "1.60×", "0.80×", "0", "0"},
+		"2 underlink":  {"2", "underlink", "200", "1m24s", "2.38", "1.40×", "0.93×", "4", "0"},
+		"2 Spiderpool": {"2", "Spiderpool", "v1.2.2", "200", "1m30s", "2.22", "1.50×", "1.00×", "0", "0"},
+		// the medians: time, ÷ floor, ÷ Spiderpool, its range, failures
+		"underlink": {"underlink", "2", "1m22s", "1.50×", "0.87×", "0.80–0.93×", "2"},
+		"floor":     {"floor", "2", "55s", "1.00×", "0.58×", "0.50–0.67×", "5"},
+		// the CPU table is the first round's
+		"kube-apiserver":  {"kube-apiserver", "0.0", "50.0", "40.0"},
+		"underlink-agent": {"underlink-agent", "0.0", "0.0", "20.0"},
+		"all":             {"all", "0.0", "60.1", "65.0"},
 	} {
 		got := rows[name]
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("row %s = %q, want %q\n%s", name, got, want, b.String())
 		}
 	}
+	if strings.Contains(b.String(), "only-in-round-2") {
+		t.Errorf("the CPU table holds a later round's programs:\n%s", b.String())
+	}
+	// One round: no medians.
+	var one strings.Builder
+	WritePodStarts(&one, starts[:3])
+	if strings.Contains(one.String(), "medians") {
+		t.Errorf("one round printed medians:\n%s", one.String())
+	}
 	// top is 1: sleep is in the rest, and underlink-agent, one of the systems' own, is listed.
 	var top2 strings.Builder
 	writeCPU(&top2, starts, 1)
 	if strings.Contains(top2.String(), "sleep") || strings.Contains(top2.String(), "etcd") || !strings.Contains(top2.String(), "underlink-agent") || !strings.Contains(top2.String(), "the rest") {
 		t.Errorf("writeCPU with top 1:\n%s", top2.String())
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
 	}
 }
 
