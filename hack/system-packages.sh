@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages underlink's tests and demo run, when any is missing: iproute2 (network
 # namespaces), iputils-ping, util-linux (nsenter, unshare), iptables and conntrack (kube-proxy),
-# containerd and runc (the demo's and the end-to-end test's nodes), and libc6-dev's static C library (the
-# underlink-ipam relay is built with gcc -static). Does nothing when all are present.
+# containerd and runc (the demo's and the end-to-end test's nodes), libc6-dev's static C library (the
+# underlink-ipam relay is built with gcc -static), and a static busybox (the shell of Spiderpool's agent
+# image, for the migration test and bench-podstart). Does nothing when all are present.
 set -euo pipefail
 missing=()
 need() { command -v "$1" >/dev/null || missing+=("$2"); }
@@ -17,6 +18,8 @@ need containerd containerd
 need ctr containerd
 need runc runc
 needFile "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/libc.a" libc6-dev
+# Debian's busybox package is linked dynamically; busybox-static replaces it.
+{ [ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null | grep -q 'program interpreter'; } || missing+=(busybox-static)
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
