@@ -103,7 +103,7 @@ func TestPodStartAtScale(t *testing.T) {
 	if v := os.Getenv("UNDERLINK_BENCH_ROUNDS"); v != "" {
 		var err error
 		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 5 {
-			t.Fatalf("UNDERLINK_BENCH_ROUNDS=%q: want 1 to 5 (a round takes about 10 minutes)", v)
+			t.Fatalf("UNDERLINK_BENCH_ROUNDS=%q: want 1 to 5 (a round takes about 15 minutes)", v)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(40+15*rounds)*time.Minute)

@@ -119,6 +119,16 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n, rounds int
 	}
 	spiderNet := migNetNS + "/" + migNet
 	floorDir, floorHeld := m.floorStore()
+	// One round's run of each system compared in every round.
+	floor := func(round int) func() error {
+		return measure(round, "floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)
+	}
+	spiderpool := func(round int) func() error {
+		return measure(round, spiderpoolSystem, spiderNet, "", spiderStore, true, nil)
+	}
+	underlink := func(round int) func() error {
+		return measure(round, "underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)
+	}
 	underlinkNADs := func() error {
 		if err := m.installUnderlink(); err != nil {
 			return err
@@ -134,7 +144,7 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n, rounds int
 			out, err := m.showManifest(m.a, "apply", floorNAD(podStartRange, floorDir))
 			return m.check(err == nil, "network "+floorNet+" created", out)
 		}},
-		{fmt.Sprintf("floor: %d pods at once", n), measure(1, "floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)},
+		{fmt.Sprintf("floor: %d pods at once", n), floor(1)},
 		{"whereabouts v0.9.2 on every node, and a macvlan network whose addresses it gives", func() error { return m.installWhereabouts(podStartRange) }},
 		{fmt.Sprintf("whereabouts: %d pods at once", n), measure(1, "whereabouts v0.9.2", migNetNS+"/"+wbNet, "", m.wbAllocations, false, m.clearWhereabouts)},
 		{"Install Spiderpool v1.2.2 from its own chart", m.installSpiderpool},
@@ -145,25 +155,25 @@ func PodStartAtScale(ctx context.Context, t Target, sp Spiderpool, n, rounds int
 			}
 			return m.nadNames(`"spiderpool"`)
 		}},
-		{fmt.Sprintf("Spiderpool: %d pods at once", n), measure(1, spiderpoolSystem, spiderNet, "", spiderStore, true, nil)},
+		{fmt.Sprintf("Spiderpool: %d pods at once", n), spiderpool(1)},
 		{"Uninstall Spiderpool (helm uninstall --no-hooks)", m.uninstallSpiderpool},
 		{"Install underlink", underlinkNADs},
-		{fmt.Sprintf("underlink: %d pods at once", n), measure(1, "underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
+		{fmt.Sprintf("underlink: %d pods at once", n), underlink(1)},
 	}
 	for round := 2; round <= rounds; round++ {
 		steps = append(steps,
 			step{fmt.Sprintf("Round %d: uninstall underlink, keeping its CRDs and pools", round), m.uninstallUnderlink},
-			step{fmt.Sprintf("Round %d, floor: %d pods at once", round, n), measure(round, "floor", migNetNS+"/"+floorNet, "", floorHeld, true, nil)},
+			step{fmt.Sprintf("Round %d, floor: %d pods at once", round, n), floor(round)},
 			step{fmt.Sprintf("Round %d: install Spiderpool again", round), func() error {
 				if err := m.installSpiderpool(); err != nil {
 					return err
 				}
 				return m.nadNames(`"spiderpool"`)
 			}},
-			step{fmt.Sprintf("Round %d, Spiderpool: %d pods at once", round, n), measure(round, spiderpoolSystem, spiderNet, "", spiderStore, true, nil)},
+			step{fmt.Sprintf("Round %d, Spiderpool: %d pods at once", round, n), spiderpool(round)},
 			step{fmt.Sprintf("Round %d: uninstall Spiderpool", round), m.uninstallSpiderpool},
 			step{fmt.Sprintf("Round %d: install underlink again", round), underlinkNADs},
-			step{fmt.Sprintf("Round %d, underlink: %d pods at once", round, n), measure(round, "underlink", spiderNet, underlinkScheduler, spiderStore, true, nil)},
+			step{fmt.Sprintf("Round %d, underlink: %d pods at once", round, n), underlink(round)},
 		)
 	}
 	return out, r.run(steps)
@@ -319,7 +329,10 @@ func WritePodStarts(w io.Writer, starts []PodStart) {
 	}
 	ratio := func(s PodStart, to string) (float64, bool) {
 		d := of(s.Round, to)
-		return s.Took.Seconds() / d.Seconds(), d > 0
+		if d <= 0 {
+			return 0, false
+		}
+		return s.Took.Seconds() / d.Seconds(), true
 	}
 	show := func(v float64, ok bool) string {
 		if !ok {
