@@ -28,15 +28,9 @@ import (
 // containerd refuses a Bidirectional hostPath mount (Multus' install_multus on /opt/cni/bin, Spiderpool's
 // agent on /var/run/netns) whose source is not on a shared mount, and containerd 1.6 looks the source's
 // mount up without resolving symbolic links (/var/run → /run), so /var/run/netns is found on /.
-// The machine's mounts under /run (ip netns' /run/netns) are dropped from the node's namespace first,
-// each topmost one detached with what it holds (umount -l):
-// hidden under its /run they would still be found by containerd's lookup of a hostPath's mount, which
-// then refuses a Bidirectional /var/run/netns as not shared. The mountpoint /etc/cni is made on the
-// machine when it has none.
-const mountScript = `set -eu
-awk '$5 ~ /^\/run\// {print $5}' /proc/self/mountinfo | sort | awk 'p == "" || index($0, p "/") != 1 {print; p = $0}' |
-	while read -r m; do umount -l "$m"; done
-mount -t tmpfs -o mode=0755 underlink-node-run /run
+// The machine's mounts under /run are dropped first (dropRunMounts). The mountpoint /etc/cni is made on
+// the machine when it has none.
+const mountScript = "set -eu\n" + dropRunMounts + `mount -t tmpfs -o mode=0755 underlink-node-run /run
 mkdir -p /run/lock /etc/cni
 mount --bind "$1/var-lib" /var/lib
 mount --bind "$1/var-log" /var/log
@@ -47,6 +41,19 @@ mount --make-shared /run
 mount --make-shared /opt
 mount --make-shared /etc/cni
 exec sleep infinity
+`
+
+// dropRunMounts detaches the machine's mounts under /run (ip netns' /run/netns and the network namespaces
+// mounted in it) from a new mount namespace, each topmost one with what it holds (umount -l): hidden under
+// the node's /run they would still be found by containerd's lookup of a hostPath's mount, which then
+// refuses a Bidirectional /var/run/netns as not shared. A failed umount is an error only while its mount is
+// still listed: another process on the machine (a test in a parallel package) may delete its network
+// namespace between the read of mountinfo and the umount, and the mount goes with it.
+const dropRunMounts = `awk '$5 ~ /^\/run\// {print $5}' /proc/self/mountinfo | sort | awk 'p == "" || index($0, p "/") != 1 {print; p = $0}' |
+	while read -r m; do
+		err=$(umount -l "$m" 2>&1) && continue
+		if awk -v m="$m" '$5 == m {f = 1} END {exit !f}' /proc/self/mountinfo; then echo "$err" >&2; exit 1; fi
+	done
 `
 
 func netlinkAddr(p netip.Prefix) *netlink.Addr {
