@@ -282,3 +282,41 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SetPluginArgs sets args of the UnderlayNetwork plugin in every profile of cfg that enables it,
+// adding its pluginConfig entry where a profile has none: an edit for Config.
+func SetPluginArgs(cfg map[string]any, args map[string]any) {
+	profiles, _ := cfg["profiles"].([]any)
+	for _, p := range profiles {
+		profile, _ := p.(map[string]any)
+		if profile == nil || !strings.Contains(fmt.Sprint(profile["plugins"]), "UnderlayNetwork") {
+			continue
+		}
+		configs, _ := profile["pluginConfig"].([]any)
+		var entry map[string]any
+		for _, c := range configs {
+			if c, _ := c.(map[string]any); c != nil && c["name"] == "UnderlayNetwork" {
+				entry = c
+			}
+		}
+		if entry == nil {
+			entry = map[string]any{"name": "UnderlayNetwork", "args": map[string]any{
+				"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "UnderlayNetworkArgs",
+			}}
+			profile["pluginConfig"] = append(configs, entry)
+		}
+		a, _ := entry["args"].(map[string]any)
+		if a == nil {
+			a = map[string]any{}
+			entry["args"] = a
+		}
+		for k, v := range args {
+			a[k] = v
+		}
+	}
+}
+
+// NoPacing turns the plugin's start pacing off (maxStartingPodsPerNode 0), an edit for Config: nodes
+// made by CreateNode have no kubelet, so no pod's sandbox ever gets ready and a paced node would take
+// no more pods than the limit until each one's startingTimeout passed.
+func NoPacing(cfg map[string]any) { SetPluginArgs(cfg, map[string]any{"maxStartingPodsPerNode": 0}) }

@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -36,7 +37,11 @@ type Plugin struct {
 	node func(name string) (*v1.Node, error)
 	// nsLabels returns a namespace's labels, for pools with spec.namespaceAffinity.
 	nsLabels func(name string) (map[string]string, error)
-	logger   klog.Logger
+	// starts paces pod starts per node (args.MaxStartingPodsPerNode); nil when pacing is off.
+	starts *cache.Starts
+	// waitingPod finds a pod waiting in Permit, for the pacer to allow.
+	waitingPod func(types.UID) fwk.WaitingPod
+	logger     klog.Logger
 }
 
 var (
@@ -46,6 +51,7 @@ var (
 	_ fwk.ScorePlugin       = &Plugin{}
 	_ fwk.ScoreExtensions   = &Plugin{}
 	_ fwk.ReservePlugin     = &Plugin{}
+	_ fwk.PermitPlugin      = &Plugin{}
 	_ fwk.EnqueueExtensions = &Plugin{}
 	_ fwk.SignPlugin        = &Plugin{}
 )
@@ -87,7 +93,11 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	p.store, p.served = sh.store, sh.served
+	if err := p.pacing(ctx, h); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
 	logger.Info("UnderlayNetwork plugin ready", "labelPrefix", args.LabelPrefix, "defaultNetwork", args.DefaultNetwork,
+		"maxStartingPodsPerNode", *args.MaxStartingPodsPerNode, "startingTimeout", args.StartingTimeout.Duration,
 		"spiderIPPools", p.served.pools, "spiderMultusConfigs", p.served.configs, "networkAttachmentDefinitions", p.served.nads)
 	return p, nil
 }

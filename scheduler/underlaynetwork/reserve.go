@@ -36,8 +36,12 @@ func (p *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 	return nil
 }
 
-// Unreserve gives back the claims Reserve made when the pod is not bound after all. It is idempotent.
+// Unreserve gives back the claims Reserve made, and the pod's start slot or place in the queue (Permit),
+// when the pod is not bound after all. It is idempotent.
 func (p *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeName string) {
+	if p.starts != nil {
+		p.allow(p.starts.Forget(pod.UID))
+	}
 	if p.store.Release(pod.UID) {
 		p.logger.V(4).Info("Released pool addresses of an unreserved pod", "pod", klogKObj(pod), "node", nodeName)
 	}

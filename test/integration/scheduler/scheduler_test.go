@@ -5,6 +5,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ func TestSchedulerUnderlayLinks(t *testing.T) {
 	c.node("node-1", schedulertest.NodeUp("ens224"))
 	c.node("node-2", schedulertest.NodeUp("ens224"))
 	c.node("node-3", map[string]string{"underlay.underlink.io/ens224": "down"})
-	schedulertest.Start(t, schedulertest.Config(t, "underlink-scheduler.yaml", c.env.Kubeconfig(t), nil))
+	schedulertest.Start(t, schedulertest.Config(t, "underlink-scheduler.yaml", c.env.Kubeconfig(t), schedulertest.NoPacing))
 
 	var pods []*v1.Pod
 	for i := 0; i < 20; i++ {
@@ -143,7 +144,7 @@ spec:
 			c.allocate("burst", 5, map[string]types.UID{"172.110.2.1": "earlier-1", "172.110.2.2": "earlier-2"})
 			c.node("node-1", schedulertest.NodeUp("ens224"))
 			c.node("node-2", schedulertest.NodeUp("ens224"))
-			sched := schedulertest.Start(t, schedulertest.Config(t, cfg, c.env.Kubeconfig(t), nil))
+			sched := schedulertest.Start(t, schedulertest.Config(t, cfg, c.env.Kubeconfig(t), schedulertest.NoPacing))
 
 			var pods []*v1.Pod
 			for i := 0; i < 5; i++ {
@@ -225,6 +226,90 @@ spec:
 			}
 		})
 	}
+}
+
+// TestSchedulerPacesPodStarts runs underlink-scheduler with maxStartingPodsPerNode 2 on two nodes: of
+// eight underlay pods created at once, two per node are bound and the others wait in Permit, while plain
+// pods are bound at once. The test plays kubelet: a pod whose sandbox is ready
+// (PodReadyToStartContainers) and a pod deleted before it started each let one waiting pod onto their
+// node, and pods that never start give up their slots after startingTimeout.
+func TestSchedulerPacesPodStarts(t *testing.T) {
+	c := newSchedCluster(t)
+	bed.ApplySeed(t, c.env.Client, "cluster-a-ippool.yaml")
+	bed.ApplySeed(t, c.env.Client, "cluster-a-multusconfig.yaml")
+	c.node("node-1", schedulertest.NodeUp("ens224"))
+	c.node("node-2", schedulertest.NodeUp("ens224"))
+	const timeout = 30 * time.Second
+	schedulertest.Start(t, schedulertest.Config(t, "underlink-scheduler.yaml", c.env.Kubeconfig(t), func(cfg map[string]any) {
+		schedulertest.SetPluginArgs(cfg, map[string]any{"maxStartingPodsPerNode": 2, "startingTimeout": timeout.String()})
+	}))
+
+	var pods []*v1.Pod
+	for i := 0; i < 8; i++ {
+		pods = append(pods, schedulertest.Pod("default", fmt.Sprintf("underlay-%d", i), schedName, "kube-system/macvlan-conf"))
+	}
+	pods = append(pods, schedulertest.Pod("default", "plain-0", schedName, ""), schedulertest.Pod("default", "plain-1", schedName, ""))
+	c.createConcurrently(pods...)
+	started := time.Now()
+	b := c.waitBound(6, 30*time.Second)
+	// Give the scheduler time to bind more if it were not pacing.
+	time.Sleep(2 * time.Second)
+	b = c.bound()
+	perNode := map[string][]string{}
+	for name, node := range b {
+		if strings.HasPrefix(name, "underlay-") {
+			perNode[node] = append(perNode[node], name)
+		}
+	}
+	if b["plain-0"] == "" || b["plain-1"] == "" || len(perNode["node-1"]) != 2 || len(perNode["node-2"]) != 2 {
+		t.Fatalf("bound %v, want both plain pods and two underlay pods on each node", b)
+	}
+
+	// kubelet reports one pod's sandbox ready: one waiting pod goes to its node.
+	first := perNode["node-1"][0]
+	pod, err := c.cs.CoreV1().Pods("default").Get(c.ctx, first, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase = v1.PodPending
+	pod.Status.Conditions = append(pod.Status.Conditions, v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionTrue, LastTransitionTime: metav1.Now()})
+	if _, err := c.cs.CoreV1().Pods("default").UpdateStatus(c.ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ready := time.Now()
+	b = c.waitBound(7, 10*time.Second)
+	t.Logf("MEASURED: a waiting pod bound %s after a starting pod's sandbox was reported ready", time.Since(ready).Round(time.Millisecond))
+	if got := newlyBound(b, perNode, "node-1"); len(got) != 1 {
+		t.Fatalf("after a pod on node-1 started: newly bound on node-1 %v, want one pod; bound %v", got, b)
+	}
+
+	// A pod deleted before it started frees its slot on its node.
+	gone := perNode["node-2"][0]
+	if err := c.cs.CoreV1().Pods("default").Delete(c.ctx, gone, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	b = c.waitBound(7, 10*time.Second) // 7 again: one gone, one more bound
+	if got := newlyBound(b, perNode, "node-2"); len(got) != 1 {
+		t.Fatalf("after a pod on node-2 was deleted: newly bound on node-2 %v, want one pod; bound %v", got, b)
+	}
+	if time.Since(started) > timeout {
+		t.Fatalf("the steps took %s, longer than startingTimeout %s: the slots may have expired on their own", time.Since(started), timeout)
+	}
+
+	// The pods bound so far never start: after startingTimeout their slots go to the remaining pods.
+	b = c.waitBound(9, timeout+30*time.Second)
+	t.Logf("all pods bound %s after the first bind (startingTimeout %s)", time.Since(started).Round(time.Second), timeout)
+}
+
+// newlyBound returns the underlay pods bound on node that were not there before.
+func newlyBound(now map[string]string, before map[string][]string, node string) []string {
+	var out []string
+	for name, n := range now {
+		if n == node && strings.HasPrefix(name, "underlay-") && !slices.Contains(before[node], name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // schedCluster is a control plane with helpers to drive the scheduler tests.

@@ -5,8 +5,10 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/validate/content"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/underlink/underlink/api/underlay"
@@ -16,6 +18,12 @@ import (
 func SetDefaults(a *UnderlayNetworkArgs) {
 	if a.LabelPrefix == "" {
 		a.LabelPrefix = underlay.LabelPrefix
+	}
+	if a.MaxStartingPodsPerNode == nil {
+		a.MaxStartingPodsPerNode = ptr.To[int32](DefaultMaxStartingPodsPerNode)
+	}
+	if a.StartingTimeout == nil {
+		a.StartingTimeout = &metav1.Duration{Duration: DefaultStartingTimeout}
 	}
 	if a.APIVersion == "" {
 		a.APIVersion = GroupVersion.String()
@@ -36,6 +44,12 @@ func Validate(a *UnderlayNetworkArgs) field.ErrorList {
 	}
 	if err := underlay.ValidateLabelPrefix(a.LabelPrefix); err != nil {
 		errs = append(errs, field.Invalid(field.NewPath("labelPrefix"), a.LabelPrefix, err.Error()))
+	}
+	if n := a.MaxStartingPodsPerNode; n != nil && (*n < 0 || *n > 10000) {
+		errs = append(errs, field.Invalid(field.NewPath("maxStartingPodsPerNode"), *n, "must be 0 (no pacing) to 10000"))
+	}
+	if d := a.StartingTimeout; d != nil && d.Duration <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath("startingTimeout"), d.Duration.String(), "must be a positive duration, e.g. 1m"))
 	}
 	if a.DefaultNetwork != "" {
 		p := field.NewPath("defaultNetwork")
@@ -89,6 +103,12 @@ func (a *UnderlayNetworkArgs) DeepCopy() *UnderlayNetworkArgs {
 		return nil
 	}
 	c := *a
+	if a.MaxStartingPodsPerNode != nil {
+		c.MaxStartingPodsPerNode = ptr.To(*a.MaxStartingPodsPerNode)
+	}
+	if a.StartingTimeout != nil {
+		c.StartingTimeout = ptr.To(*a.StartingTimeout)
+	}
 	return &c
 }
 

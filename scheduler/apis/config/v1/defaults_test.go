@@ -3,6 +3,9 @@ package v1
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/utils/ptr"
 
 	"github.com/underlink/underlink/api/underlay"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +38,10 @@ func TestDecode(t *testing.T) {
 		{name: "prefix that is no label key", in: &UnderlayNetworkArgs{LabelPrefix: "Under_lay/"}, wantErr: `labelPrefix: Invalid value: "Under_lay/"`},
 		{name: "default network without namespace", in: &UnderlayNetworkArgs{DefaultNetwork: "macvlan-conf"}, wantErr: `defaultNetwork: Invalid value: "macvlan-conf": must be namespace/name`},
 		{name: "default network with a bad name", in: &UnderlayNetworkArgs{DefaultNetwork: "kube-system/Mac_vlan"}, wantErr: `name Mac_vlan`},
+		{name: "a negative pace is an error", in: &runtime.Unknown{Raw: []byte(`{"maxStartingPodsPerNode":-1}`)}, wantErr: `maxStartingPodsPerNode: Invalid value: -1: must be 0 (no pacing) to 10000`},
+		{name: "a pace past any node's pods is an error", in: &runtime.Unknown{Raw: []byte(`{"maxStartingPodsPerNode":10001}`)}, wantErr: `maxStartingPodsPerNode: Invalid value: 10001`},
+		{name: "a zero starting timeout is an error", in: &runtime.Unknown{Raw: []byte(`{"startingTimeout":"0s"}`)}, wantErr: `startingTimeout: Invalid value: "0s": must be a positive duration`},
+		{name: "a starting timeout that is no duration is an error", in: &runtime.Unknown{Raw: []byte(`{"startingTimeout":"soon"}`)}, wantErr: `soon`},
 		{name: "wrong kind", in: &runtime.Unknown{Raw: []byte(`{"kind":"NodeResourcesFitArgs"}`)}, wantErr: `kind: Unsupported value: "NodeResourcesFitArgs"`},
 		{name: "wrong type", in: &metav1.Status{}, wantErr: "want UnderlayNetworkArgs"},
 	} {
@@ -56,5 +63,29 @@ func TestDecode(t *testing.T) {
 				t.Errorf("type meta not defaulted: %+v", got.TypeMeta)
 			}
 		})
+	}
+}
+
+func TestDecodePacing(t *testing.T) {
+	got, err := Decode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.MaxStartingPodsPerNode != DefaultMaxStartingPodsPerNode || got.StartingTimeout.Duration != DefaultStartingTimeout {
+		t.Errorf("defaults: maxStartingPodsPerNode %d, startingTimeout %s; want %d, %s", *got.MaxStartingPodsPerNode, got.StartingTimeout.Duration, DefaultMaxStartingPodsPerNode, DefaultStartingTimeout)
+	}
+	got, err = Decode(&runtime.Unknown{Raw: []byte("maxStartingPodsPerNode: 0\nstartingTimeout: 90s\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.MaxStartingPodsPerNode != 0 || got.StartingTimeout.Duration != 90*time.Second {
+		t.Errorf("set: maxStartingPodsPerNode %d, startingTimeout %s; want 0 (pacing off, not the default), 1m30s", *got.MaxStartingPodsPerNode, got.StartingTimeout.Duration)
+	}
+	// DeepCopy does not share the pointers.
+	in := &UnderlayNetworkArgs{MaxStartingPodsPerNode: ptr.To[int32](3), StartingTimeout: &metav1.Duration{Duration: time.Second}}
+	c := in.DeepCopy()
+	*c.MaxStartingPodsPerNode, c.StartingTimeout.Duration = 4, time.Hour
+	if *in.MaxStartingPodsPerNode != 3 || in.StartingTimeout.Duration != time.Second {
+		t.Errorf("DeepCopy shares its pointers with the original: %d, %s", *in.MaxStartingPodsPerNode, in.StartingTimeout.Duration)
 	}
 }

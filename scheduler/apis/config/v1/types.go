@@ -14,6 +14,8 @@
 package v1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -40,4 +42,24 @@ type UnderlayNetworkArgs struct {
 	// itself an underlay network; leave it empty (the default) when such pods use the cluster's primary
 	// CNI and so need no underlay.
 	DefaultNetwork string `json:"defaultNetwork,omitempty"`
+
+	// MaxStartingPodsPerNode paces the starts of underlay pods: at most this many pods of this scheduler
+	// that need an underlay may be starting on one node at once, from the bind until their sandbox is
+	// ready (condition PodReadyToStartContainers) or they leave Pending. Further pods wait in Permit, in
+	// the order they came, and are bound as slots free. A burst of pods then creates sandboxes at the pace
+	// the node's CNI chain and the apiserver keep up with, instead of all at once until Multus' reads of
+	// the pod time out and kubelet retries them after a back-off (docs/DESIGN.md, "Pod starts are
+	// paced"). 0 turns pacing off. Default DefaultMaxStartingPodsPerNode.
+	MaxStartingPodsPerNode *int32 `json:"maxStartingPodsPerNode,omitempty"`
+
+	// StartingTimeout is the longest a pod counts as starting: a sandbox that never gets ready (a failing
+	// CNI, a node gone silent) holds its slot no longer. Default DefaultStartingTimeout.
+	StartingTimeout *metav1.Duration `json:"startingTimeout,omitempty"`
 }
+
+const (
+	// DefaultMaxStartingPodsPerNode is MaxStartingPodsPerNode's default.
+	DefaultMaxStartingPodsPerNode = 8
+	// DefaultStartingTimeout is StartingTimeout's default.
+	DefaultStartingTimeout = time.Minute
+)
