@@ -87,7 +87,8 @@ func (p *Plugin) pacing(ctx context.Context, h fwk.Handle) error {
 }
 
 // observeStart frees the slot of a pod that started, and counts a bound, not yet started pod of this
-// profile with pool claims that the pacer does not know (bound before the scheduler restarted).
+// profile with pool claims that the pacer does not hold (bound before the scheduler restarted), from
+// its bind.
 func (p *Plugin) observeStart(obj any, profile string) {
 	pod, ok := obj.(*v1.Pod)
 	if !ok || pod.Spec.NodeName == "" {
@@ -98,8 +99,19 @@ func (p *Plugin) observeStart(obj any, profile string) {
 		return
 	}
 	if pod.Spec.SchedulerName == profile && p.store.Placed(pod.UID) {
-		p.starts.Track(pod.Spec.NodeName, pod.UID)
+		p.starts.Track(pod.Spec.NodeName, pod.UID, boundAt(pod))
 	}
+}
+
+// boundAt is when the pod was bound: its PodScheduled condition's transition to True (the scheduler
+// writes it with the bind), or now when it has none.
+func boundAt(pod *v1.Pod) time.Time {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == v1.PodScheduled && c.Status == v1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Now()
 }
 
 // podStarted says whether a bound pod is past the start the pacer paces: its sandbox is ready (kubelet

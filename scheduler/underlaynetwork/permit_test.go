@@ -257,3 +257,24 @@ func TestScoreSpreadsABurstOverStartSlots(t *testing.T) {
 		t.Errorf("scores %v, want n1 50, n2 100", scores)
 	}
 }
+
+// After a restart the pacer holds nothing: bound pods with pool claims that have not started take slots
+// from their bind on, and those bound longer ago than startingTimeout take none.
+func TestPacerCountsPodsBoundBeforeARestart(t *testing.T) {
+	w, _ := pacedWorld(t, 2)
+	scheduled := func(pod *v1.Pod, ago time.Duration) *v1.Pod {
+		return bound(pod, "n1", v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(time.Now().Add(-ago))})
+	}
+	recent, old, other := seedPod(), seedPod(), seedPod()
+	for _, pod := range []*v1.Pod{recent, old, other} {
+		if st := w.cycle(pod).reserve("n1"); !st.IsSuccess() { // its pool claims, as trackPod finds them
+			t.Fatal(st)
+		}
+	}
+	w.p.observeStart(scheduled(recent, 10*time.Second), "underlink-scheduler")
+	w.p.observeStart(scheduled(old, 2*time.Minute), "underlink-scheduler")
+	w.p.observeStart(scheduled(other, 0), "another-profile")
+	if starting, waiting := w.p.starts.Counts("n1"); starting != 1 || waiting != 0 {
+		t.Errorf("%d starting, %d waiting; want only the pod bound 10 s ago", starting, waiting)
+	}
+}

@@ -63,14 +63,15 @@ func (s *Starts) Admit(node string, pod types.UID) (ok bool, ahead int) {
 	return false, len(s.waiting[node]) - 1
 }
 
-// Track counts a pod bound to node that the pacer did not admit (bound before a restart of the
-// scheduler, or by another scheduler) as starting from now, so it takes a slot until it starts. It frees
-// no slot; a pod already known is left as it is.
-func (s *Starts) Track(node string, pod types.UID) {
+// Track counts a pod bound to node at since that the pacer does not hold (bound before a restart of the
+// scheduler) as starting, so it takes a slot until it starts or maxAge after since. A pod bound longer
+// ago than maxAge is not counted: that is how a pod whose slot expired stays out when its updates come
+// again. It frees no slot; a pod already known is left as it is.
+func (s *Starts) Track(node string, pod types.UID, since time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, known := s.nodeOf[pod]; !known {
-		s.start(node, pod, s.now())
+	if _, known := s.nodeOf[pod]; !known && !since.Before(s.now().Add(-s.maxAge)) {
+		s.start(node, pod, since)
 	}
 }
 

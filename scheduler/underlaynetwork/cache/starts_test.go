@@ -107,18 +107,26 @@ func TestStartsExpiresPodsThatNeverStart(t *testing.T) {
 func TestStartsTracksPodsBoundWithoutIt(t *testing.T) {
 	c := &clock{time.Unix(1000, 0)}
 	s := NewStarts(2, time.Minute, c.now)
-	// Pods bound before a restart, or by another scheduler, take slots until they start.
-	s.Track("n1", "old1")
-	s.Track("n1", "old2")
-	s.Track("n1", "old3")
+	// Pods bound before a restart take slots until they start, but not those bound longer ago than maxAge.
+	s.Track("n1", "old1", c.t.Add(-10*time.Second))
+	s.Track("n1", "old2", c.t.Add(-50*time.Second))
+	s.Track("n1", "old3", c.t)
+	s.Track("n1", "stale", c.t.Add(-61*time.Second))
 	counts(t, s, "n1", 3, 0)
 	admit(t, s, "n1", "a", false, 0)
 	// One tracked pod starting leaves two starting: a still waits.
 	promoted(t, s.Forget("old1"))
-	promoted(t, s.Forget("old2"), "a")
+	promoted(t, s.Forget("old3"), "a")
 	// Tracking a pod the pacer already holds changes nothing.
-	s.Track("n1", "a")
-	s.Track("n9", "a")
+	s.Track("n1", "a", c.t)
+	s.Track("n9", "a", c.t)
 	counts(t, s, "n1", 2, 0)
 	counts(t, s, "n9", 0, 0)
+	// old2 was tracked with its bind time: it expires 60 s after it, not after the Track.
+	c.t = c.t.Add(11 * time.Second)
+	promoted(t, s.Expire())
+	counts(t, s, "n1", 1, 0)
+	// An expired pod's next update does not bring it back.
+	s.Track("n1", "old2", c.t.Add(-61*time.Second))
+	counts(t, s, "n1", 1, 0)
 }
