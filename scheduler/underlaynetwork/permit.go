@@ -61,10 +61,7 @@ func (p *Plugin) pacing(ctx context.Context, h fwk.Handle) error {
 		AddFunc:    func(obj any) { p.observeStart(obj, profile) },
 		UpdateFunc: func(_, obj any) { p.observeStart(obj, profile) },
 		DeleteFunc: func(obj any) {
-			if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if pod, ok := obj.(*v1.Pod); ok {
+			if pod, err := fromUnstructured[v1.Pod](obj); err == nil && pod != nil {
 				p.allow(p.starts.Forget(pod.UID))
 			}
 		},

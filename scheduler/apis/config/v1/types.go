@@ -48,8 +48,8 @@ type UnderlayNetworkArgs struct {
 	// ready (condition PodReadyToStartContainers) or they leave Pending. Further pods wait in Permit, in
 	// the order they came, and are bound as slots free. A burst of pods then creates sandboxes at the pace
 	// the node's CNI chain and the apiserver keep up with, instead of all at once until Multus' reads of
-	// the pod time out and kubelet retries them after a back-off (docs/DESIGN.md, "Pod starts are
-	// paced"). 0 turns pacing off. Default DefaultMaxStartingPodsPerNode.
+	// the pod time out and kubelet retries them after a back-off (docs/DESIGN.md, "The scheduler paces
+	// the starts of underlay pods per node"). 0 turns pacing off. Default DefaultMaxStartingPodsPerNode.
 	MaxStartingPodsPerNode *int32 `json:"maxStartingPodsPerNode,omitempty"`
 
 	// StartingTimeout is the longest a pod counts as starting: a sandbox that never gets ready (a failing
